@@ -1,0 +1,119 @@
+"""Canonical events: the one shape every exchange is normalized to.
+
+Every event carries the exchange name, the canonical symbol (``BASE-QUOTE``, upper case) and the
+exchange's native symbol, and the receive time ``ts_recv`` as integer nanoseconds since the epoch.
+Prices and quantities are exact decimal strings as the exchange sent them (never binary floats);
+a book level is ``(price, qty)``. In a ``BookDelta`` a quantity of exactly ``"0"`` deletes the level
+(deletes are normalized to ``"0"`` whatever spelling the exchange used). Exchange sequence numbers
+are carried as the exchange defines them (``first_seq``/``seq``; ``None`` where it has none).
+
+The documentation of every field is in README.md ("Canonical events"); keep the two in step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar, Literal
+
+Level = tuple[str, str]
+Side = Literal["buy", "sell"]
+BookState = Literal["valid", "resyncing", "gap"]
+ConnState = Literal["connected", "disconnected"]
+
+
+@dataclass(frozen=True, slots=True)
+class Trade:
+    """One trade. ``side`` is the taker's side. ``trade_id`` is the exchange's id as a string."""
+
+    kind: ClassVar[str] = "trade"
+    channel: ClassVar[str] = "trade"
+    exchange: str
+    symbol: str
+    native: str
+    trade_id: str
+    price: str
+    qty: str
+    side: Side
+    ts_exchange: int
+    ts_recv: int
+
+
+@dataclass(frozen=True, slots=True)
+class BookSnapshot:
+    """The whole book (as far as the exchange gave it) replacing any earlier state.
+
+    ``seq`` is the exchange's update id the snapshot is valid at. Bids best (highest) first, asks
+    best (lowest) first."""
+
+    kind: ClassVar[str] = "snapshot"
+    channel: ClassVar[str] = "book"
+    exchange: str
+    symbol: str
+    native: str
+    bids: tuple[Level, ...]
+    asks: tuple[Level, ...]
+    seq: int | None
+    ts_exchange: int
+    ts_recv: int
+
+
+@dataclass(frozen=True, slots=True)
+class BookDelta:
+    """Changed levels, absolute quantities, applied in order; ``"0"`` deletes.
+
+    ``first_seq``..``seq`` is the range of exchange update ids the delta covers."""
+
+    kind: ClassVar[str] = "delta"
+    channel: ClassVar[str] = "book"
+    exchange: str
+    symbol: str
+    native: str
+    bids: tuple[Level, ...]
+    asks: tuple[Level, ...]
+    first_seq: int | None
+    seq: int | None
+    ts_exchange: int
+    ts_recv: int
+
+
+@dataclass(frozen=True, slots=True)
+class BookStatus:
+    """The book's state changed.
+
+    ``valid``: a snapshot was applied and the book is live. ``resyncing``: the book must not be
+    trusted until the next snapshot. ``gap``: updates ``gap_from``..``gap_to`` (exchange ids,
+    inclusive) were missed; a resync follows."""
+
+    kind: ClassVar[str] = "status"
+    channel: ClassVar[str] = "book"
+    exchange: str
+    symbol: str
+    native: str
+    state: BookState
+    reason: str
+    gap_from: int | None
+    gap_to: int | None
+    ts_recv: int
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionStatus:
+    """A feed connection came up or went down. ``symbol`` is ``"*"``; ``symbols`` lists what it carries."""
+
+    kind: ClassVar[str] = "conn"
+    channel: ClassVar[str] = "conn"
+    exchange: str
+    symbol: str
+    native: str
+    connection: str
+    state: ConnState
+    reason: str
+    symbols: tuple[str, ...]
+    ts_recv: int
+
+
+Event = Trade | BookSnapshot | BookDelta | BookStatus | ConnectionStatus
+
+EVENT_TYPES: dict[str, type[Event]] = {
+    cls.kind: cls for cls in (Trade, BookSnapshot, BookDelta, BookStatus, ConnectionStatus)
+}

@@ -1,0 +1,287 @@
+"""Typed, frozen, strict settings loaded from ``settings.toml``.
+
+Every key is declared here with its type, default and a one-line description (``doc`` metadata);
+README.md's settings reference is generated from the same declarations (``ingest check-config
+--reference``). An unknown key, a wrong type or an impossible value raises `SettingsError` naming the
+file and the dotted key.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+import types
+import typing
+from dataclasses import MISSING, dataclass, field, fields, is_dataclass, replace
+from pathlib import Path
+from typing import Any, Literal
+
+from ingest.errors import SettingsError
+
+SECTION_DOCS = {
+    "cluster": "Processes and the bus.",
+    "redis": "Where and how the merger writes Redis Streams.",
+    "simulator": "The local exchange simulator used by `--simulate`, `ingest sim` and tests.",
+    "log": "Logging.",
+    "feeds": "One `[[feeds]]` table per exchange: what to subscribe to.",
+}
+
+
+def _opt(default: Any, doc: str, check: Any = None) -> Any:
+    return field(default=default, metadata={"doc": doc, "check": check})
+
+
+def _positive(v: float) -> str | None:
+    return None if v > 0 else "must be greater than 0"
+
+
+def _shards(v: int | str) -> str | None:
+    if v == "auto" or (isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 256):
+        return None
+    return 'must be "auto" or a whole number from 1 to 256'
+
+
+def _endpoint(v: str) -> str | None:
+    if not v.startswith(("ipc://", "tcp://")):
+        return "must start with ipc:// or tcp://"
+    if "{shard}" not in v:
+        return "must contain {shard} so that every shard gets its own endpoint"
+    return None
+
+
+def _redis_url(v: str) -> str | None:
+    if v == "embedded" or v.startswith(("redis://", "rediss://", "unix://")):
+        return None
+    return 'must be "embedded" or a redis://, rediss:// or unix:// URL'
+
+
+@dataclass(frozen=True)
+class ClusterSettings:
+    shards: int | str = _opt("auto", 'Worker processes: "auto" (one per core) or a number.', _shards)
+    var_dir: str = _opt("var", "Runtime files (sockets, embedded Redis data, logs), relative to the settings file.")
+    bus_endpoint: str = _opt(
+        "ipc://{var}/bus-{shard}.sock",
+        "Each shard's ZeroMQ PUB endpoint; `{shard}` is the shard number, `{var}` the var_dir.",
+        _endpoint,
+    )
+    drain_timeout: float = _opt(15.0, "Seconds a stop may take to flush everything into Redis.", _positive)
+    restart_delay: float = _opt(1.0, "Seconds before a dead worker or merger is started again.", _positive)
+
+
+@dataclass(frozen=True)
+class RedisSettings:
+    url: str = _opt(
+        "embedded",
+        '"embedded" starts a private redis-server under var_dir (append-only on); or a redis:// URL.',
+        _redis_url,
+    )
+    maxlen: int = _opt(1_000_000, "Approximate cap per stream (`XADD MAXLEN ~`).", _positive)
+    batch_size: int = _opt(1000, "Entries per write to Redis at most.", _positive)
+    batch_interval: float = _opt(0.005, "Seconds a partial batch may wait before it is written.", _positive)
+    key_prefix: str = _opt("md", "Prefix of every stream key: `{prefix}:{channel}:{exchange}:{symbol}`.")
+
+
+@dataclass(frozen=True)
+class SimulatorSettings:
+    host: str = _opt("127.0.0.1", "Address the simulator listens on.")
+    port: int = _opt(0, "Port of the simulator (0: any free port).")
+    rate: float = _opt(20.0, "Market events per second per symbol (each a book change, some a trade).", _positive)
+    seed: int = _opt(7, "Seed of the market model: the same seed gives the same market.")
+    levels: int = _opt(50, "Price levels per side of each simulated book.", _positive)
+    trade_ratio: float = _opt(
+        0.3, "Share of market events that are trades.", lambda v: None if 0 <= v <= 1 else "must be in 0..1"
+    )
+
+
+@dataclass(frozen=True)
+class LogSettings:
+    level: Literal["debug", "info", "warning", "error"] = _opt("info", "Lowest level logged.")
+    format: Literal["auto", "json", "console"] = _opt(
+        "auto", "json lines, console (coloured) or auto (console on a terminal, json otherwise)."
+    )
+
+
+@dataclass(frozen=True)
+class FeedSettings:
+    exchange: str = _opt(MISSING, "Exchange name (binance).")
+    symbols: tuple[str, ...] = _opt(MISSING, 'Canonical symbols, "BASE-QUOTE", e.g. "BTC-USDT".')
+    channels: tuple[Literal["trades", "book"], ...] = _opt(("trades", "book"), "What to subscribe to.")
+    ws_url: str = _opt("", "WebSocket base URL; empty: the exchange's production URL.")
+    rest_url: str = _opt("", "REST base URL for book snapshots; empty: the exchange's production URL.")
+
+
+@dataclass(frozen=True)
+class Settings:
+    cluster: ClusterSettings = field(default_factory=ClusterSettings)
+    redis: RedisSettings = field(default_factory=RedisSettings)
+    simulator: SimulatorSettings = field(default_factory=SimulatorSettings)
+    log: LogSettings = field(default_factory=LogSettings)
+    feeds: tuple[FeedSettings, ...] = ()
+    # Where the settings came from; var_dir is resolved against its folder.
+    source: str = "<defaults>"
+
+    @property
+    def var_path(self) -> Path:
+        base = Path(self.source).parent if self.source != "<defaults>" else Path.cwd()
+        return (base / self.cluster.var_dir).resolve()
+
+    def shard_count(self) -> int:
+        s = self.cluster.shards
+        return (os.cpu_count() or 1) if s == "auto" else int(s)
+
+    def bus_endpoints(self) -> list[str]:
+        return [self.bus_endpoint(i) for i in range(self.shard_count())]
+
+    def bus_endpoint(self, shard: int) -> str:
+        return self.cluster.bus_endpoint.format(shard=shard, var=self.var_path)
+
+
+def load(path: str | os.PathLike[str]) -> Settings:
+    """Read and validate a settings file. Raises `SettingsError` for every problem."""
+    p = Path(path)
+    try:
+        raw = tomllib.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise SettingsError(str(p), "", "no such file (give a path, or create settings.toml)") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise SettingsError(str(p), "", f"cannot read: {e}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise SettingsError(str(p), "", f"not valid TOML: {e}") from None
+    return from_dict(raw, str(p))
+
+
+def from_dict(raw: dict[str, Any], source: str = "<dict>") -> Settings:
+    settings = _build(Settings, {k: v for k, v in raw.items()}, "", source, skip=("source",))
+    settings = replace(settings, source=source)
+    _check_whole(settings)
+    return settings
+
+
+def _check_whole(s: Settings) -> None:
+    from ingest.exchanges import SPECS  # late: exchanges import settings-free pure code only
+
+    seen: set[tuple[str, str]] = set()
+    for i, feed in enumerate(s.feeds):
+        key = f"feeds[{i}]"
+        if feed.exchange not in SPECS:
+            known = ", ".join(sorted(SPECS))
+            raise SettingsError(s.source, f"{key}.exchange", f"unknown exchange {feed.exchange!r} (known: {known})")
+        if not feed.symbols:
+            raise SettingsError(s.source, f"{key}.symbols", "must list at least one symbol")
+        if not feed.channels:
+            raise SettingsError(s.source, f"{key}.channels", "must list at least one channel")
+        for sym in feed.symbols:
+            parts = sym.split("-")
+            if len(parts) != 2 or not all(p.isalnum() and p.isupper() for p in parts):
+                raise SettingsError(
+                    s.source, f"{key}.symbols", f"{sym!r} is not a canonical symbol like \"BTC-USDT\""
+                )
+            if (feed.exchange, sym) in seen:
+                raise SettingsError(s.source, f"{key}.symbols", f"{feed.exchange} {sym} is listed twice")
+            seen.add((feed.exchange, sym))
+
+
+def _build(cls: Any, table: Any, prefix: str, source: str, skip: tuple[str, ...] = ()) -> Any:
+    if not isinstance(table, dict):
+        raise SettingsError(source, prefix.rstrip("."), "must be a table")
+    known = {f.name: f for f in fields(cls) if f.name not in skip}
+    for key in table:
+        if key not in known:
+            close = [k for k in known if k.replace("_", "") == key.replace("_", "").replace("-", "")]
+            hint = f" (did you mean {close[0]!r}?)" if close else f" (known: {', '.join(known)})"
+            raise SettingsError(source, prefix + key, f"unknown key{hint}")
+    hints = typing.get_type_hints(cls)
+    values: dict[str, Any] = {}
+    for name, f in known.items():
+        dotted = prefix + name
+        if name not in table:
+            if f.default is MISSING and f.default_factory is MISSING:
+                raise SettingsError(source, dotted, "is required")
+            continue
+        values[name] = _convert(hints[name], table[name], dotted, source)
+        check = f.metadata.get("check")
+        problem = check(values[name]) if check else None
+        if problem:
+            raise SettingsError(source, dotted, f"{problem} (got {table[name]!r})")
+    return cls(**values)
+
+
+def _convert(tp: Any, value: Any, dotted: str, source: str) -> Any:
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if is_dataclass(tp):
+        return _build(tp, value, dotted + ".", source)
+    if origin is tuple:
+        if not isinstance(value, list):
+            raise SettingsError(source, dotted, f"must be a list (got {value!r})")
+        item = args[0]
+        if is_dataclass(item):
+            return tuple(_build(item, v, f"{dotted}[{i}].", source) for i, v in enumerate(value))
+        return tuple(_convert(item, v, dotted, source) for v in value)
+    if origin is Literal:
+        if value not in args:
+            allowed = ", ".join(repr(a) for a in args)
+            raise SettingsError(source, dotted, f"must be one of {allowed} (got {value!r})")
+        return value
+    if origin in (typing.Union, types.UnionType):
+        for arg in args:
+            try:
+                return _convert(arg, value, dotted, source)
+            except SettingsError:
+                continue
+        raise SettingsError(source, dotted, f"has the wrong type (got {value!r})")
+    if tp is float:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+    elif isinstance(value, tp) and not (tp is int and isinstance(value, bool)):
+        return value
+    raise SettingsError(source, dotted, f"must be {_type_name(tp)} (got {value!r})")
+
+
+def _type_name(tp: Any) -> str:
+    return {int: "a whole number", float: "a number", str: "a string", bool: "true or false"}.get(tp, str(tp))
+
+
+def reference() -> str:
+    """The settings reference as Markdown tables, from the declarations above."""
+    out: list[str] = []
+    for section in fields(Settings):
+        if section.name == "source":
+            continue
+        hint = typing.get_type_hints(Settings)[section.name]
+        cls = typing.get_args(hint)[0] if typing.get_origin(hint) is tuple else hint
+        header = f"[[{section.name}]]" if typing.get_origin(hint) is tuple else f"[{section.name}]"
+        out.append(f"### `{header}`\n\n{SECTION_DOCS[section.name]}\n")
+        out.append("| key | default | meaning |\n|---|---|---|")
+        for f in fields(cls):
+            default = "(required)" if f.default is MISSING else _toml(f.default)
+            out.append(f"| `{f.name}` | `{default}` | {f.metadata.get('doc', '')} |")
+        out.append("")
+    return "\n".join(out)
+
+
+def _toml(v: Any) -> str:
+    if isinstance(v, str):
+        return f'"{v}"'
+    if isinstance(v, tuple):
+        return "[" + ", ".join(_toml(x) for x in v) + "]"
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    return repr(v)
+
+
+def dump(s: Settings) -> str:
+    """The effective settings as TOML (what `ingest check-config` prints)."""
+    out = [f"# effective settings from {s.source}"]
+    for section in fields(Settings):
+        value = getattr(s, section.name)
+        if section.name == "source":
+            continue
+        if isinstance(value, tuple):
+            for item in value:
+                out.append(f"\n[[{section.name}]]")
+                out.extend(f"{f.name} = {_toml(getattr(item, f.name))}" for f in fields(item))
+        else:
+            out.append(f"\n[{section.name}]")
+            out.extend(f"{f.name} = {_toml(getattr(value, f.name))}" for f in fields(value))
+    return "\n".join(out) + "\n"
