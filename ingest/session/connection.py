@@ -1,0 +1,201 @@
+"""One feed connection: the only place that owns a WebSocket and fetches REST snapshots.
+
+`FeedConnection.run()` keeps one connection to one exchange up for a set of symbols: connect,
+subscribe, decode every frame with the exchange's codec, pass book deltas through each symbol's
+`BookSync`, fetch snapshots when a sync asks, publish every resulting event. It reconnects with
+jittered backoff (reset after a healthy period), treats silence longer than the exchange's
+liveness timeout as a dead connection, and never lets bad exchange data crash the shard (decode
+errors are counted and logged with context).
+
+Everything exchange-specific comes from the `ExchangeSpec`; this module never names an exchange.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import aiohttp
+import structlog
+
+from ingest.book.sync import BookSync, NeedSnapshot
+from ingest.clock import now_ns
+from ingest.errors import ConnectionLost, DecodeError, RemoteError, is_retryable
+from ingest.events import BookDelta, BookSnapshot, ConnectionStatus, Event, Trade
+from ingest.exchanges.base import Channel, ExchangeSpec, Reconnect, Reply
+from ingest.session.backoff import backoff
+
+log = structlog.get_logger("feed")
+
+HEALTHY_AFTER_S = 30.0
+SNAPSHOT_CONCURRENCY = 4
+
+
+@dataclass(slots=True)
+class ConnectionStats:
+    frames: int = 0
+    decode_errors: int = 0
+    reconnects: int = 0
+    snapshots_fetched: int = 0
+    snapshot_errors: int = 0
+
+
+class FeedConnection:
+    def __init__(
+        self,
+        spec: ExchangeSpec,
+        symbols: Sequence[str],
+        channels: Sequence[Channel],
+        publish: Callable[[Event], None],
+        conn_id: str,
+        ws_url: str = "",
+        rest_url: str = "",
+    ) -> None:
+        self.spec = spec
+        self.channels = tuple(channels)
+        self.publish = publish
+        self.conn_id = conn_id
+        self.ws_url = ws_url or spec.ws_url
+        self.rest_url = rest_url or spec.rest_url
+        self.natives = {spec.native_symbol(s): s for s in symbols}
+        self.syncs: dict[str, BookSync] = {}
+        if "book" in self.channels:
+            self.syncs = {n: BookSync(spec.name, s, n, spec.sequence_rule) for n, s in self.natives.items()}
+        self.stats = ConnectionStats()
+        self._snapshot_tasks: dict[str, asyncio.Task[None]] = {}
+        self._snapshot_gate = asyncio.Semaphore(SNAPSHOT_CONCURRENCY)
+        self._http: aiohttp.ClientSession | None = None
+        self._log = log.bind(exchange=spec.name, connection=conn_id)
+
+    async def run(self) -> None:
+        """Run until cancelled."""
+        delays = backoff()
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as http:
+            self._http = http
+            while True:
+                started = asyncio.get_running_loop().time()
+                try:
+                    await self._session(http)
+                    reason = "closed by the exchange"
+                except asyncio.CancelledError:
+                    self._disconnected("stopping")
+                    raise
+                except Exception as e:  # noqa: BLE001 - classified just below
+                    if not is_retryable(e) and not isinstance(e, aiohttp.ClientError):
+                        self._disconnected(f"fatal: {e!r}")
+                        raise
+                    reason = f"{type(e).__name__}: {e}"
+                self._disconnected(reason)
+                if asyncio.get_running_loop().time() - started > HEALTHY_AFTER_S:
+                    delays = backoff()
+                delay = next(delays)
+                self.stats.reconnects += 1
+                self._log.warning("reconnecting", reason=reason, delay=round(delay, 3))
+                await asyncio.sleep(delay)
+
+    async def _session(self, http: aiohttp.ClientSession) -> None:
+        natives = list(self.natives)
+        url = self.spec.connect_url(self.ws_url, natives, self.channels)
+        codec = self.spec.new_codec()
+        async with http.ws_connect(
+            url, heartbeat=self.spec.ping_interval, autoping=True, max_msg_size=16 * 2**20
+        ) as ws:
+            for frame in self.spec.subscribe_frames(natives, self.channels):
+                await ws.send_str(frame)
+            self._log.info("connected", symbols=len(natives))
+            self.publish(self._conn_status("connected", "subscribed"))
+            for native in self.syncs:
+                self._request_snapshot(NeedSnapshot(native, "connected"))
+            while True:
+                try:
+                    msg = await asyncio.wait_for(ws.receive(), self.spec.liveness_timeout)
+                except TimeoutError:
+                    raise ConnectionLost(f"no message for {self.spec.liveness_timeout}s") from None
+                if msg.type in (aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.BINARY):
+                    self._on_frame(codec.decode, msg.data)
+                elif msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSING, aiohttp.WSMsgType.CLOSED):
+                    return
+                elif msg.type == aiohttp.WSMsgType.ERROR:
+                    raise ConnectionLost(f"websocket error: {ws.exception()!r}")
+
+    def _on_frame(self, decode: Callable[[bytes | str, int], list[object]], data: bytes | str) -> None:
+        ts = now_ns()
+        self.stats.frames += 1
+        try:
+            decoded = decode(data, ts)
+        except DecodeError as e:
+            self.stats.decode_errors += 1
+            self._log.warning("undecodable frame", error=str(e))
+            return
+        for item in decoded:
+            if isinstance(item, Trade):
+                if item.native in self.natives:
+                    self.publish(item)
+            elif isinstance(item, BookDelta | BookSnapshot):
+                sync = self.syncs.get(item.native)
+                if sync is not None:
+                    actions = sync.on_delta(item) if isinstance(item, BookDelta) else sync.on_snapshot(item)
+                    self._act(actions)
+            elif isinstance(item, Reconnect):
+                raise ConnectionLost(f"exchange asked to reconnect: {item.reason}")
+            elif isinstance(item, Reply) and item.error is not None:
+                self._log.error("request refused", request=item.request_id, error=item.error)
+
+    def _act(self, actions: Sequence[Event | NeedSnapshot]) -> None:
+        for a in actions:
+            if isinstance(a, NeedSnapshot):
+                self._request_snapshot(a)
+            else:
+                self.publish(a)
+
+    def _request_snapshot(self, need: NeedSnapshot) -> None:
+        if self.spec.snapshot_source != "rest":
+            return  # the stream delivers snapshots itself after (re)subscription
+        task = self._snapshot_tasks.get(need.native)
+        if task is not None and not task.done():
+            return
+        self._snapshot_tasks[need.native] = asyncio.create_task(self._fetch_snapshot(need.native))
+
+    async def _fetch_snapshot(self, native: str) -> None:
+        assert self._http is not None
+        url = self.spec.snapshot_url(self.rest_url, native)
+        codec = self.spec.new_codec()
+        delays = backoff(initial=0.2, cap=10.0)
+        while True:
+            try:
+                async with self._snapshot_gate, self._http.get(url) as resp:
+                    body = await resp.read()
+                    if resp.status != 200:
+                        raise RemoteError(f"snapshot HTTP {resp.status}: {body[:200]!r}")
+                snapshot = codec.decode_snapshot(body, native, now_ns())
+            except (aiohttp.ClientError, TimeoutError, RemoteError) as e:
+                self.stats.snapshot_errors += 1
+                delay = next(delays)
+                self._log.warning("snapshot failed", symbol=self.natives[native], error=str(e), delay=delay)
+                await asyncio.sleep(delay)
+                continue
+            self.stats.snapshots_fetched += 1
+            self._act(self.syncs[native].on_snapshot(snapshot))
+            return
+
+    def _disconnected(self, reason: str) -> None:
+        for task in self._snapshot_tasks.values():
+            task.cancel()
+        self._snapshot_tasks.clear()
+        ts = now_ns()
+        for sync in self.syncs.values():
+            self._act([a for a in sync.reset(reason, ts) if not isinstance(a, NeedSnapshot)])
+        self.publish(self._conn_status("disconnected", reason))
+
+    def _conn_status(self, state: str, reason: str) -> ConnectionStatus:
+        return ConnectionStatus(
+            self.spec.name, "*", "*", self.conn_id, state, reason, tuple(self.natives.values()), now_ns()  # type: ignore[arg-type]
+        )
+
+    async def close(self) -> None:
+        for task in self._snapshot_tasks.values():
+            task.cancel()
+        with contextlib.suppress(Exception):
+            await asyncio.gather(*self._snapshot_tasks.values(), return_exceptions=True)
