@@ -8,6 +8,7 @@ file and the dotted key.
 
 from __future__ import annotations
 
+import difflib
 import os
 import tomllib
 import types
@@ -187,7 +188,7 @@ def _build(cls: Any, table: Any, prefix: str, source: str, skip: tuple[str, ...]
     known = {f.name: f for f in fields(cls) if f.name not in skip}
     for key in table:
         if key not in known:
-            close = [k for k in known if k.replace("_", "") == key.replace("_", "").replace("-", "")]
+            close = difflib.get_close_matches(key, list(known), n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else f" (known: {', '.join(known)})"
             raise SettingsError(source, prefix + key, f"unknown key{hint}")
     hints = typing.get_type_hints(cls)

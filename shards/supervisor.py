@@ -1,6 +1,6 @@
 """The parent process: Redis, the merger and the shard workers, started, watched and stopped.
 
-Signal handlers only record the signal; the supervision loop acts on it (`handle_stop`). A worker or
+Signal handlers only record the signal; the supervision loop acts on it. A worker or
 the merger that dies while the cluster runs is started again after ``restart_delay``. Stopping
 drains: workers get SIGTERM first and publish everything they received followed by an end marker;
 then the merger gets SIGTERM and writes everything until it has every shard's end marker.
@@ -52,7 +52,8 @@ class Child:
 
 
 class Cluster:
-    """``with Cluster(settings) as c: c.start(); c.supervise(until)``; leaving the block drains."""
+    """``with Cluster(settings) as c: c.start(); c.supervise(until)``; leaving the block drains
+    the children and stops the embedded Redis."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -104,11 +105,17 @@ class Cluster:
     def stop_requested(self) -> bool:
         return self._stop_signal is not None
 
-    def supervise(self, until: Callable[[], bool], tick: float = 0.2) -> None:
+    def supervise(
+        self, until: Callable[[], bool], every_5s: Callable[[], None] | None = None, tick: float = 0.2
+    ) -> None:
         """Watch the children until ``until()`` is true or a stop signal arrives."""
+        last = time.monotonic()
         while not until() and not self.stop_requested:
             self.check_children()
             time.sleep(tick)
+            if every_5s is not None and time.monotonic() - last >= 5:
+                last = time.monotonic()
+                every_5s()
         if self._stop_signal is not None:
             log.info("stop requested", signal=signal.Signals(self._stop_signal).name)
 
@@ -130,7 +137,9 @@ class Cluster:
                 log.info("child restarted", child=child.name, restarts=child.restarts, pid=child.pid)
 
     def stop(self) -> None:
-        """Drain and stop everything: workers, then the merger, then the embedded Redis."""
+        """Drain and stop the children: workers first, then the merger. Redis stays up (`close`)."""
+        if self._stopping:
+            return
         self._stopping = True
         timeout = self.settings.cluster.drain_timeout
         for w in self.workers:
@@ -140,16 +149,20 @@ class Cluster:
         if self.merger is not None and self.merger.alive:
             self.merger.proc.terminate()
             _join_all([self.merger], timeout + 5)
+        log.info("cluster stopped")
+
+    def close(self) -> None:
+        """Stop the children (if still running) and the embedded Redis."""
+        self.stop()
         if self.redis is not None:
             self.redis.stop()
             self.redis = None
-        log.info("cluster stopped")
 
     def __enter__(self) -> Cluster:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.stop()
+        self.close()
 
 
 def _join_all(children: list[Child], timeout: float) -> None:

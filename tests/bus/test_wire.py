@@ -1,0 +1,50 @@
+from __future__ import annotations
+
+import pytest
+
+from bus import wire
+from ingest.errors import DecodeError
+from ingest.events import BookDelta, BookSnapshot, BookStatus, ConnectionStatus, Trade
+
+EVENTS = [
+    Trade("binance", "BTC-USDT", "BTCUSDT", "12345", "43210.12000000", "0.00100000", "sell", 1_700_000_000_000_000_000, 1_700_000_000_001_000_000),
+    BookSnapshot("binance", "BTC-USDT", "BTCUSDT", (("1.0", "2"), ("0.9", "3")), (("1.1", "4"),), 77, 5, 6),
+    BookDelta("binance", "ETH-BTC", "ETHBTC", (("0.05", "0"),), (), 78, 80, 7, 8),
+    BookDelta("binance", "ETH-BTC", "ETHBTC", (), (), None, None, 7, 8),
+    BookStatus("binance", "ETH-BTC", "ETHBTC", "gap", "update ids missing", 81, 90, 9),
+    ConnectionStatus("binance", "*", "*", "binance-s0-c0", "connected", "subscribed", ("BTC-USDT", "ETH-BTC"), 10),
+]
+
+
+@pytest.mark.parametrize("event", EVENTS, ids=lambda e: type(e).__name__)
+def test_round_trip(event: object) -> None:
+    topic, body = wire.encode(event)  # type: ignore[arg-type]
+    assert wire.decode(body) == event
+    assert topic == f"{event.channel}.{event.exchange}.{event.symbol}".encode()  # type: ignore[attr-defined]
+
+
+def test_body_is_the_redis_field_list() -> None:
+    _, body = wire.encode(EVENTS[2])
+    import orjson
+
+    assert orjson.loads(body) == [
+        "type", "delta", "exchange", "binance", "symbol", "ETH-BTC", "native", "ETHBTC",
+        "bids", '[["0.05","0"]]', "asks", "[]", "first_seq", "78", "seq", "80",
+        "ts_exchange", "7", "ts_recv", "8",
+    ]  # fmt: skip
+
+
+def test_stream_key_keeps_dots_in_symbols() -> None:
+    assert wire.stream_key("md", b"book.binance.BTC-USDT") == "md:book:binance:BTC-USDT"
+
+
+def test_header_round_trip_and_bad_header() -> None:
+    assert wire.parse_header(wire.header(3, 2**32 - 1, 2**40)) == (3, 2**32 - 1, 2**40)
+    with pytest.raises(DecodeError):
+        wire.parse_header(b"short")
+
+
+@pytest.mark.parametrize("body", [b"not json", b'{"type":"trade"}', b'["type"]', b'["type","nope"]', b'["type","trade"]'])
+def test_bad_bodies_raise_decode_error(body: bytes) -> None:
+    with pytest.raises(DecodeError):
+        wire.decode(body)

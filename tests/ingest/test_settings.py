@@ -1,0 +1,89 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ingest.errors import SettingsError
+from ingest.settings import Settings, dump, from_dict, load, reference
+from conftest import ROOT
+
+FEED = '[[feeds]]\nexchange = "binance"\nsymbols = ["BTC-USDT"]\n'
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    p = tmp_path / "settings.toml"
+    p.write_text(text)
+    return p
+
+
+def test_project_settings_file_is_valid() -> None:
+    s = load(ROOT / "settings.toml")
+    assert s.redis.url == "embedded"
+    assert len(s.feeds[0].symbols) >= 20
+
+
+def test_defaults_and_types(tmp_path: Path) -> None:
+    s = load(_write(tmp_path, "[cluster]\nshards = 2\n[redis]\nbatch_interval = 1\n" + FEED))
+    assert s.shard_count() == 2
+    assert s.redis.batch_interval == 1.0 and isinstance(s.redis.batch_interval, float)
+    assert s.feeds[0].channels == ("trades", "book")
+    assert s.var_path == (tmp_path / "var").resolve()
+    assert s.bus_endpoints() == [f"ipc://{tmp_path.resolve()}/var/bus-{i}.sock" for i in range(2)]
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "fragment"),
+    [
+        ("[cluster]\nshardz = 2\n", "cluster.shardz", "did you mean 'shards'"),
+        ("[cluster]\nshards = 0\n", "cluster.shards", '"auto" or a whole number'),
+        ("[cluster]\nshards = \"many\"\n", "cluster.shards", '"auto" or a whole number'),
+        ("[redis]\nmaxlen = \"big\"\n", "redis.maxlen", "must be a whole number"),
+        ("[redis]\nurl = \"http://x\"\n", "redis.url", "embedded"),
+        ("[log]\nlevel = \"loud\"\n", "log.level", "must be one of"),
+        ("[cluster]\nbus_endpoint = \"ipc://x.sock\"\n", "cluster.bus_endpoint", "{shard}"),
+        ("[simulator]\ntrade_ratio = 2\n", "simulator.trade_ratio", "0..1"),
+        ("[[feeds]]\nexchange = \"nope\"\nsymbols = [\"BTC-USDT\"]\n", "feeds[0].exchange", "unknown exchange"),
+        ("[[feeds]]\nexchange = \"binance\"\n", "feeds[0].symbols", "is required"),
+        ("[[feeds]]\nexchange = \"binance\"\nsymbols = [\"btcusdt\"]\n", "feeds[0].symbols", "canonical symbol"),
+        ("[[feeds]]\nexchange = \"binance\"\nsymbols = [\"BTC-USDT\"]\nchannels = [\"l3\"]\n",
+         "feeds[0].channels", "must be one of"),
+        ("[[feeds]]\nexchange = \"binance\"\nsymbols = [\"BTC-USDT\", \"BTC-USDT\"]\n", "feeds[0].symbols", "twice"),
+        ("shards = 2\n", "shards", "unknown key"),
+    ],
+)
+def test_bad_settings_name_the_file_and_key(tmp_path: Path, text: str, key: str, fragment: str) -> None:
+    path = _write(tmp_path, text)
+    with pytest.raises(SettingsError) as info:
+        load(path)
+    assert info.value.key == key
+    assert fragment in str(info.value)
+    assert str(path) in str(info.value)
+
+
+def test_missing_and_broken_files(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError, match="no such file"):
+        load(tmp_path / "absent.toml")
+    with pytest.raises(SettingsError, match="not valid TOML"):
+        load(_write(tmp_path, "[cluster\n"))
+
+
+def test_settings_are_frozen_and_dump_round_trips(tmp_path: Path) -> None:
+    s = load(ROOT / "settings.toml")
+    with pytest.raises(AttributeError):
+        s.redis.url = "x"  # type: ignore[misc]
+    again = load(_write(tmp_path, dump(s)))
+    assert again.feeds == s.feeds and again.cluster == s.cluster and again.redis == s.redis
+
+
+def test_reference_documents_every_key() -> None:
+    ref = reference()
+    for section in ("cluster", "redis", "simulator", "log"):
+        assert f"[{section}]" in ref
+    assert "[[feeds]]" in ref
+    for key in ("shards", "bus_endpoint", "maxlen", "batch_size", "rate", "symbols", "ws_url"):
+        assert f"`{key}`" in ref
+
+
+def test_from_dict_defaults() -> None:
+    assert from_dict({}) == Settings(source="<dict>")

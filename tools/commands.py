@@ -1,0 +1,173 @@
+"""What each `ingest` subcommand does (the parser is in `tools.cli`)."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import time
+
+import orjson
+import redis
+
+from bus import wire
+from ingest import logs
+from ingest.errors import UserError
+from ingest.settings import Settings, dump, load, reference
+from shards.plan import make_plan
+from tools.cli import print_json
+
+
+def _load(path: str, shards: int | None = None) -> Settings:
+    settings = load(path)
+    if shards is not None:
+        settings = dataclasses.replace(settings, cluster=dataclasses.replace(settings.cluster, shards=shards))
+    return settings
+
+
+def check_config(args: argparse.Namespace) -> int:
+    if args.reference:
+        sys.stdout.write(reference())
+        return 0
+    settings = load(args.path)
+    sys.stdout.write(dump(settings))
+    print(f"# ok: {len(settings.feeds)} feeds, {sum(len(f.symbols) for f in settings.feeds)} symbols, "
+          f"{settings.shard_count()} shards", file=sys.stderr)
+    return 0
+
+
+def plan(args: argparse.Namespace) -> int:
+    settings = _load(args.settings, args.shards)
+    p = make_plan(settings.feeds, settings.shard_count())
+    if args.json:
+        print_json({
+            "shards": [
+                {"shard": i, "endpoint": settings.bus_endpoint(i), "load": p.load(i),
+                 "subscriptions": [dataclasses.asdict(a) for a in p.shards[i]]}
+                for i in range(len(p.shards))
+            ]
+        })  # fmt: skip
+    else:
+        print(p.describe())
+    return 0
+
+
+def replay(args: argparse.Namespace) -> int:
+    from tools.replay import replay as run_replay
+
+    print_json(run_replay(args.exchange, list(args.files)))
+    return 0
+
+
+def tail(args: argparse.Namespace) -> int:
+    import zmq
+
+    settings = _load(args.settings)
+    ctx = zmq.Context.instance()
+    sock = ctx.socket(zmq.SUB)
+    for ep in settings.bus_endpoints():
+        sock.connect(ep)
+    sock.setsockopt(zmq.SUBSCRIBE, args.prefix.encode())
+    print(f"# listening on {len(settings.bus_endpoints())} shard endpoints for {args.prefix or 'everything'!r}",
+          file=sys.stderr)
+    seen = 0
+    out = sys.stdout
+    while args.count is None or seen < args.count:
+        topic, _head, body = sock.recv_multipart()
+        if topic == wire.CONTROL_TOPIC:
+            continue
+        fields = orjson.loads(body)
+        out.write(orjson.dumps(dict(zip(fields[::2], fields[1::2], strict=True))).decode() + "\n")
+        out.flush()
+        seen += 1
+    return 0
+
+
+def sim(args: argparse.Namespace) -> int:
+    from tools.sim.process import serve_in_foreground
+
+    settings = _load(args.settings)
+    overrides = {k: v for k, v in (("port", args.port), ("rate", args.rate)) if v is not None}
+    sim_settings = dataclasses.replace(settings.simulator, **overrides)
+    logs.configure(settings.log.level, settings.log.format, process="sim")
+    serve_in_foreground(sim_settings, _feed_symbols(settings), settings.var_path / "sim" / "truth.jsonl")
+    return 0
+
+
+def _feed_symbols(settings: Settings) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for f in settings.feeds:
+        out.setdefault(f.exchange, []).extend(f.symbols)
+    return out
+
+
+def run(args: argparse.Namespace) -> int:
+    from shards.supervisor import Cluster
+    from tools.sim.process import SimulatorProcess
+    from tools.verify import verify, wait_caught_up
+
+    settings = _load(args.settings, args.shards)
+    if args.verify and not args.simulate:
+        raise UserError("--verify needs --simulate: the simulator's ground truth is what Redis is checked against")
+    if not settings.feeds:
+        raise UserError(f"{settings.source}: no [[feeds]] tables: nothing to ingest")
+    logs.configure(settings.log.level, settings.log.format, process="parent")
+    cluster = Cluster(settings)
+    cluster.install_signal_handlers()
+    simulator: SimulatorProcess | None = None
+    truth_path = settings.var_path / "sim" / "truth.jsonl"
+    try:
+        client = _connect_redis(cluster.start_redis())
+        since = _redis_now_id(client)
+        if args.simulate:
+            simulator = SimulatorProcess(settings.simulator, _feed_symbols(settings), truth_path).start()
+            cluster.settings = simulator.point_feeds(settings)
+        cluster.start()
+        started = time.monotonic()
+        until = (lambda: time.monotonic() - started >= args.duration) if args.duration else (lambda: False)
+        cluster.supervise(until, every_5s=lambda: _progress(client, settings, started))
+        caught_up = True
+        if simulator is not None and args.verify and not cluster.stop_requested:
+            simulator.freeze()
+            caught_up = wait_caught_up(client, settings.redis.key_prefix, truth_path, since,
+                                       settings.cluster.drain_timeout)
+        cluster.stop()
+        _progress(client, settings, started)
+        if args.verify:
+            from tools.sim.truth import load_truth
+
+            result = verify(client, settings.redis.key_prefix, load_truth(truth_path), since)
+            if not caught_up:
+                print("# the cluster had not caught up with the simulator when the run ended", file=sys.stderr)
+            print_json(result)
+            return 0 if result["verified"] else 1
+        return 0
+    finally:
+        cluster.close()
+        if simulator is not None:
+            simulator.stop()
+
+
+def _connect_redis(url: str) -> redis.Redis:
+    client = redis.Redis.from_url(url)
+    try:
+        client.ping()
+    except redis.RedisError as e:
+        raise UserError(f"cannot reach Redis at {url}: {e}") from None
+    return client
+
+
+def _redis_now_id(client: redis.Redis) -> str:
+    seconds, micros = client.time()
+    return f"{int(seconds) * 1000 + int(micros) // 1000}-0"
+
+
+def _progress(client: redis.Redis, settings: Settings, started: float) -> None:
+    try:
+        stats = {k.decode(): v.decode() for k, v in client.hgetall(f"{settings.redis.key_prefix}:merger").items()}
+    except redis.RedisError as e:
+        stats = {"redis": f"unreachable ({e})"}
+    shown = " ".join(f"{k}={stats[k]}" for k in ("written", "batches", "holes", "missing", "restarts_seen") if k in stats)
+    print(f"# {time.monotonic() - started:6.1f}s {shown}", file=sys.stderr, flush=True)
+
+
