@@ -87,3 +87,7 @@ def test_reference_documents_every_key() -> None:
 
 def test_from_dict_defaults() -> None:
     assert from_dict({}) == Settings(source="<dict>")
+
+
+def test_readme_reference_is_current() -> None:
+    assert reference().strip() in (ROOT / "README.md").read_text(), "run: ingest check-config --reference"
