@@ -1,0 +1,206 @@
+"""Binance Spot codec: WebSocket frames and REST depth bodies -> canonical events.
+
+Contract (see `ingest.exchanges.base.Codec`):
+
+- ``decode(frame, ts_recv)`` accepts a combined-stream frame ``{"stream": ..., "data": ...}`` or a raw
+  payload, and returns:
+
+  - ``depthUpdate`` -> one `BookDelta` (``first_seq=U``, ``seq=u``, zero quantities spelled ``"0"``,
+    ``ts_exchange`` = ``E`` in ns);
+  - ``trade`` / ``aggTrade`` -> one `Trade` (``side`` is the taker's: ``"sell"`` when ``m`` is true,
+    because ``m`` means the buyer was the maker; ``trade_id`` is ``t`` or ``a``; ``ts_exchange`` = ``T``);
+  - ``serverShutdown`` -> `Reconnect`;
+  - ``{"result": ..., "id": ...}`` -> ``Reply(id, None)``;
+    ``{"code": .., "msg": ..}`` -> ``Reply(id or "", msg)``;
+  - streams we do not turn into events (bookTicker, kline, tickers, partial depth) -> ``[]``.
+
+  Anything else (bad JSON, not an object, a missing field, a wrong type, an unknown event type, a
+  symbol with no known quote asset) raises `ingest.errors.DecodeError`, and nothing else.
+- ``decode_snapshot(body, native, ts_recv)`` parses a REST ``/api/v3/depth`` body into a
+  `BookSnapshot` with ``seq=lastUpdateId`` and ``ts_exchange=ts_recv`` (the body has no time).
+
+Pure: no I/O, no clock; ``ts_recv`` (integer ns) is an argument.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+
+from ingest.book.book import canonical_levels
+from ingest.errors import DecodeError
+from ingest.events import BookDelta, BookSnapshot, Trade
+from ingest.exchanges.base import Decoded, Reconnect, Reply
+from ingest.exchanges.binance import messages as m
+from ingest.exchanges.binance.symbols import canonical_symbol
+from ingest.units import ms_to_ns
+
+EXCHANGE = "binance"
+
+# Event types (``e``) that are valid Binance market data but not ours to normalize.
+_IGNORED_EVENTS = frozenset(
+    {"kline", "24hrTicker", "24hrMiniTicker", "1hTicker", "4hTicker", "1dTicker", "avgPrice", "bookTicker"}
+)
+# Streams whose payloads carry no ``e`` (spot bookTicker, partial depth), by the part after the symbol.
+_IGNORED_STREAM_KINDS = ("bookTicker", "depth5", "depth10", "depth20")
+# The same two payloads when they arrive raw (no combined-stream wrapper), recognized by their keys.
+_BOOK_TICKER_KEYS = frozenset({"u", "s", "b", "B", "a", "A"})
+_PARTIAL_DEPTH_KEYS = frozenset({"lastUpdateId", "bids", "asks"})
+
+
+class BinanceCodec:
+    """Stateless apart from a cache of native -> canonical symbol names."""
+
+    __slots__ = ("_handlers", "_symbols")
+
+    def __init__(self) -> None:
+        self._symbols: dict[str, str] = {}
+        self._handlers: dict[str, Callable[[dict[str, Any], int], list[Decoded]]] = {
+            "depthUpdate": self._depth_update,
+            "trade": self._trade,
+            "aggTrade": self._agg_trade,
+            "serverShutdown": self._server_shutdown,
+        }
+
+    # -- frames ------------------------------------------------------------------------------------
+
+    def decode(self, frame: bytes | str, ts_recv: int) -> list[Decoded]:
+        msg = _loads(frame)
+        try:
+            return self._decode(msg, ts_recv)
+        except DecodeError as exc:
+            # Re-raised with an excerpt of the frame, for the log.
+            raise DecodeError(str(exc), frame) from None
+
+    def _decode(self, msg: dict[str, Any], ts_recv: int) -> list[Decoded]:
+        stream: str | None = None
+        if "stream" in msg and "data" in msg:
+            stream, payload = msg["stream"], msg["data"]
+            if not isinstance(stream, str):
+                raise DecodeError("field 'stream' must be a string")
+            if not isinstance(payload, dict):
+                raise DecodeError("field 'data' must be an object")
+        elif "result" in msg:
+            reply = m.parse_result(msg)
+            return [Reply(_request_id(reply.id), None)]
+        elif "code" in msg and "msg" in msg:
+            error = m.parse_error(msg)
+            return [Reply(_request_id(error.id), error.msg)]
+        else:
+            payload = msg
+        kind = payload.get("e")
+        if kind is None:
+            if _ignored_without_event_type(stream, payload):
+                return []
+            raise DecodeError("payload has no event type 'e'")
+        if not isinstance(kind, str):
+            raise DecodeError(f"field 'e' must be a string, got {type(kind).__name__}")
+        handler = self._handlers.get(kind)
+        if handler is not None:
+            return handler(payload, ts_recv)
+        if kind in _IGNORED_EVENTS:
+            return []
+        raise DecodeError(f"unknown event type {kind[:40]!r}")
+
+    def _depth_update(self, payload: dict[str, Any], ts_recv: int) -> list[Decoded]:
+        d = m.parse_depth_update(payload)
+        return [
+            BookDelta(
+                exchange=EXCHANGE,
+                symbol=self._canonical(d.s),
+                native=d.s,
+                bids=canonical_levels(d.b),
+                asks=canonical_levels(d.a),
+                first_seq=d.U,
+                seq=d.u,
+                ts_exchange=ms_to_ns(d.E),
+                ts_recv=ts_recv,
+            )
+        ]
+
+    def _trade(self, payload: dict[str, Any], ts_recv: int) -> list[Decoded]:
+        t = m.parse_trade(payload)
+        return [self._trade_event(t.s, str(t.t), t.p, t.q, t.m, t.T, ts_recv)]
+
+    def _agg_trade(self, payload: dict[str, Any], ts_recv: int) -> list[Decoded]:
+        t = m.parse_agg_trade(payload)
+        return [self._trade_event(t.s, str(t.a), t.p, t.q, t.m, t.T, ts_recv)]
+
+    def _trade_event(
+        self, native: str, trade_id: str, price: str, qty: str, buyer_maker: bool, ms: int, ts_recv: int
+    ) -> Trade:
+        return Trade(
+            exchange=EXCHANGE,
+            symbol=self._canonical(native),
+            native=native,
+            trade_id=trade_id,
+            price=price,
+            qty=qty,
+            # The buyer was the maker, so the taker (whose side a trade reports) sold.
+            side="sell" if buyer_maker else "buy",
+            ts_exchange=ms_to_ns(ms),
+            ts_recv=ts_recv,
+        )
+
+    def _server_shutdown(self, payload: dict[str, Any], ts_recv: int) -> list[Decoded]:
+        m.parse_server_shutdown(payload)
+        return [Reconnect("binance serverShutdown")]
+
+    # -- REST snapshot -----------------------------------------------------------------------------
+
+    def decode_snapshot(self, body: bytes | str, native: str, ts_recv: int) -> BookSnapshot:
+        msg = _loads(body)
+        try:
+            if "code" in msg and "msg" in msg:
+                error = m.parse_error(msg)
+                raise DecodeError(f"depth request refused: {error.code}: {error.msg}")
+            snap = m.parse_depth_snapshot(msg)
+            native = native.upper()
+            return BookSnapshot(
+                exchange=EXCHANGE,
+                symbol=self._canonical(native),
+                native=native,
+                bids=canonical_levels(snap.bids),
+                asks=canonical_levels(snap.asks),
+                seq=snap.lastUpdateId,
+                ts_exchange=ts_recv,
+                ts_recv=ts_recv,
+            )
+        except DecodeError as exc:
+            raise DecodeError(str(exc), body) from None
+
+    # -- helpers -----------------------------------------------------------------------------------
+
+    def _canonical(self, native: str) -> str:
+        symbol = self._symbols.get(native)
+        if symbol is None:
+            try:
+                symbol = canonical_symbol(native)
+            except ValueError as exc:
+                raise DecodeError(str(exc)) from None
+            self._symbols[native] = symbol
+        return symbol
+
+
+def _loads(frame: bytes | str) -> dict[str, Any]:
+    try:
+        msg = orjson.loads(frame)
+    except (orjson.JSONDecodeError, TypeError) as exc:
+        raise DecodeError(f"bad JSON ({exc})", frame if isinstance(frame, bytes | str) else b"") from None
+    if not isinstance(msg, dict):
+        raise DecodeError(f"expected a JSON object, got {type(msg).__name__}", frame)
+    return msg
+
+
+def _request_id(value: int | str | None) -> str:
+    return "" if value is None else str(value)
+
+
+def _ignored_without_event_type(stream: str | None, payload: dict[str, Any]) -> bool:
+    if stream is not None:
+        kind = stream.split("@", 2)[1] if "@" in stream else ""
+        return kind in _IGNORED_STREAM_KINDS
+    keys = payload.keys()
+    return keys >= _BOOK_TICKER_KEYS or keys >= _PARTIAL_DEPTH_KEYS

@@ -1,0 +1,58 @@
+"""The `ExchangeSpec` for Binance Spot: every Binance fact the generic runner needs.
+
+One combined-stream connection carries up to 1024 streams and subscribes by its URL
+(``/stream?streams=<sym>@depth@100ms/<sym>@trade/...``), so no subscribe frames are sent. Books are
+synchronised from REST snapshots (``/api/v3/depth?symbol=BTCUSDT&limit=1000``) with `BinanceRule`.
+The server pings every 20 s and drops a client silent for 1 min; our own ping keeps the liveness check
+honest on quiet streams.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from ingest.exchanges.base import Channel, ExchangeSpec
+from ingest.exchanges.binance.codec import EXCHANGE, BinanceCodec
+from ingest.exchanges.binance.sequence import BinanceRule
+from ingest.exchanges.binance.symbols import canonical_symbol, native_symbol
+
+SNAPSHOT_LIMIT = 1000
+# Stream name suffix per canonical channel.
+_STREAMS: dict[Channel, str] = {"book": "depth@100ms", "trades": "trade"}
+
+
+def stream_names(natives: Sequence[str], channels: Sequence[Channel]) -> list[str]:
+    """``["btcusdt@depth@100ms", "btcusdt@trade", ...]``: symbol-major, channels in the order given."""
+    return [f"{native.lower()}@{_STREAMS[channel]}" for native in natives for channel in channels]
+
+
+def connect_url(ws_url: str, natives: Sequence[str], channels: Sequence[Channel]) -> str:
+    """The combined-stream URL that subscribes to every stream of these symbols and channels."""
+    return f"{ws_url.rstrip('/')}/stream?streams={'/'.join(stream_names(natives, channels))}"
+
+
+def subscribe_frames(natives: Sequence[str], channels: Sequence[Channel]) -> list[str]:
+    """None: the combined-stream URL already names the streams."""
+    return []
+
+
+def snapshot_url(rest_url: str, native: str) -> str:
+    return f"{rest_url.rstrip('/')}/api/v3/depth?symbol={native.upper()}&limit={SNAPSHOT_LIMIT}"
+
+
+SPEC = ExchangeSpec(
+    name=EXCHANGE,
+    ws_url="wss://stream.binance.com:9443",
+    rest_url="https://api.binance.com",
+    max_streams_per_connection=1024,
+    snapshot_source="rest",
+    native_symbol=native_symbol,
+    canonical_symbol=canonical_symbol,
+    connect_url=connect_url,
+    subscribe_frames=subscribe_frames,
+    snapshot_url=snapshot_url,
+    new_codec=BinanceCodec,
+    sequence_rule=BinanceRule(),
+    ping_interval=10.0,
+    liveness_timeout=30.0,
+)
