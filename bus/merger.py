@@ -11,6 +11,7 @@ everything, then exits.
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import time
 from collections.abc import Sequence
@@ -94,8 +95,7 @@ class Merger:
         self.stats = MergerStats()
         self.checker = SequenceChecker(self.stats)
         self.expected_shards = set(range(len(endpoints)))
-        self._ctx = zmq.Context.instance()
-        self.sock: zmq.Socket[bytes] = self._ctx.socket(zmq.SUB)
+        self.sock: zmq.Socket[bytes] = zmq.Context.instance().socket(zmq.SUB)
         self.sock.setsockopt(zmq.RCVHWM, 1_000_000)
         self.sock.setsockopt(zmq.LINGER, 0)
         self.sock.setsockopt(zmq.SUBSCRIBE, b"")
@@ -197,10 +197,8 @@ class Merger:
                 delay = min(delay * 2, 2.0)
 
     def _report(self) -> None:
-        try:
+        with contextlib.suppress(redis.RedisError):
             self.client.hset(f"{self.prefix}:merger", mapping=dict(_pairs(self.stats.as_fields())))
-        except redis.RedisError:
-            pass
 
 
 def _pairs(flat: list[str]) -> list[tuple[str, str]]:

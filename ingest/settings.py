@@ -152,7 +152,7 @@ def load(path: str | os.PathLike[str]) -> Settings:
 
 
 def from_dict(raw: dict[str, Any], source: str = "<dict>") -> Settings:
-    settings = _build(Settings, {k: v for k, v in raw.items()}, "", source, skip=("source",))
+    settings: Settings = _build(Settings, raw, "", source, skip=("source",))
     settings = replace(settings, source=source)
     _check_whole(settings)
     return settings

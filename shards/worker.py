@@ -17,7 +17,7 @@ import structlog
 from bus.publisher import Publisher
 from ingest import logs
 from ingest.exchanges import get_spec
-from ingest.exchanges.base import Channel
+from ingest.exchanges.base import CHANNELS, Channel
 from ingest.session.connection import FeedConnection
 from ingest.settings import Settings
 from shards.plan import Assignment
@@ -43,12 +43,12 @@ def connections_for(
         for n, start in enumerate(range(0, len(symbols), per_conn)):
             chunk = symbols[start : start + per_conn]
             conn_id = f"{exchange}-s{shard}-c{n}"
-            typed: tuple[Channel, ...] = tuple(c for c in ("trades", "book") if c in channels)  # type: ignore[misc]
+            typed: tuple[Channel, ...] = tuple(c for c in CHANNELS if c in channels)
             out.append(
                 FeedConnection(
                     spec, chunk, typed, publish.publish, conn_id,
                     ws_url=feeds[exchange].ws_url, rest_url=feeds[exchange].rest_url,
-                )  # fmt: skip
+                )
             )
     return out
 

@@ -43,16 +43,27 @@ def build_parser() -> argparse.ArgumentParser:
         "until stopped (Ctrl-C or SIGTERM drain everything received into Redis first).",
     )
     _settings_arg(run)
-    run.add_argument("--simulate", action="store_true",
-                     help="also start the exchange simulator and point every feed at it (no network needed)")
-    run.add_argument("--duration", type=_positive_float, metavar="S", help="stop after S seconds (default: run until stopped)")
-    run.add_argument("--verify", action="store_true",
-                     help="with --simulate: after the run compare Redis with the simulator's ground truth; the last "
-                     "stdout line is a JSON summary, exit status 1 unless verified")
+    run.add_argument(
+        "--simulate",
+        action="store_true",
+        help="also start the exchange simulator and point every feed at it (no network needed)",
+    )
+    run.add_argument(
+        "--duration", type=_positive_float, metavar="S", help="stop after S seconds (default: run until stopped)"
+    )
+    run.add_argument(
+        "--verify",
+        action="store_true",
+        help="with --simulate: after the run compare Redis with the simulator's ground truth; the last "
+        "stdout line is a JSON summary, exit status 1 unless verified",
+    )
     run.add_argument("--shards", type=_positive_int, metavar="N", help="override cluster.shards")
 
-    sim = sub.add_parser("sim", help="run the exchange simulator alone",
-                         description="Serve the configured feeds' exchanges on loopback with a seeded market.")
+    sim = sub.add_parser(
+        "sim",
+        help="run the exchange simulator alone",
+        description="Serve the configured feeds' exchanges on loopback with a seeded market.",
+    )
     _settings_arg(sim)
     sim.add_argument("--port", type=int, help="listen port (default: simulator.port, 0 = any free port)")
     sim.add_argument("--rate", type=_positive_float, help="market events per second per symbol")
@@ -66,16 +77,27 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("path", nargs="?", default="settings.toml", help="settings file (default: ./settings.toml)")
     check.add_argument("--reference", action="store_true", help="print the settings reference (Markdown) instead")
 
-    tail = sub.add_parser("tail", help="print live events from the bus",
-                          description="Subscribe to every shard's bus endpoint and print events as JSON lines.")
+    tail = sub.add_parser(
+        "tail",
+        help="print live events from the bus",
+        description="Subscribe to every shard's bus endpoint and print events as JSON lines.",
+    )
     _settings_arg(tail)
-    tail.add_argument("prefix", nargs="?", default="", metavar="TOPIC_PREFIX",
-                      help="topic prefix: CHANNEL[.EXCHANGE[.SYMBOL]], e.g. trade.binance or book.binance.BTC-USDT")
+    tail.add_argument(
+        "prefix",
+        nargs="?",
+        default="",
+        metavar="TOPIC_PREFIX",
+        help="topic prefix: CHANNEL[.EXCHANGE[.SYMBOL]], e.g. trade.binance or book.binance.BTC-USDT",
+    )
     tail.add_argument("--count", type=_positive_int, metavar="N", help="exit after N events")
 
-    replay = sub.add_parser("replay", help="replay recorded sessions through the codecs and books",
-                            description="Feed recorded frames (and recorded REST snapshots) through the same code "
-                            "the shards run; print one JSON summary per symbol.")
+    replay = sub.add_parser(
+        "replay",
+        help="replay recorded sessions through the codecs and books",
+        description="Feed recorded frames (and recorded REST snapshots) through the same code "
+        "the shards run; print one JSON summary per symbol.",
+    )
     replay.add_argument("--exchange", required=True, help="exchange of the recording (e.g. binance)")
     replay.add_argument("files", nargs="+", type=Path, metavar="FILE", help="recording files (WebSocket and HTTP)")
     return parser

@@ -6,6 +6,7 @@ import argparse
 import dataclasses
 import sys
 import time
+from typing import cast
 
 import orjson
 import redis
@@ -31,8 +32,11 @@ def check_config(args: argparse.Namespace) -> int:
         return 0
     settings = load(args.path)
     sys.stdout.write(dump(settings))
-    print(f"# ok: {len(settings.feeds)} feeds, {sum(len(f.symbols) for f in settings.feeds)} symbols, "
-          f"{settings.shard_count()} shards", file=sys.stderr)
+    print(
+        f"# ok: {len(settings.feeds)} feeds, {sum(len(f.symbols) for f in settings.feeds)} symbols, "
+        f"{settings.shard_count()} shards",
+        file=sys.stderr,
+    )
     return 0
 
 
@@ -63,13 +67,14 @@ def tail(args: argparse.Namespace) -> int:
     import zmq
 
     settings = _load(args.settings)
-    ctx = zmq.Context.instance()
-    sock = ctx.socket(zmq.SUB)
+    sock: zmq.Socket[bytes] = zmq.Context.instance().socket(zmq.SUB)
     for ep in settings.bus_endpoints():
         sock.connect(ep)
     sock.setsockopt(zmq.SUBSCRIBE, args.prefix.encode())
-    print(f"# listening on {len(settings.bus_endpoints())} shard endpoints for {args.prefix or 'everything'!r}",
-          file=sys.stderr)
+    print(
+        f"# listening on {len(settings.bus_endpoints())} shard endpoints for {args.prefix or 'everything'!r}",
+        file=sys.stderr,
+    )
     seen = 0
     out = sys.stdout
     while args.count is None or seen < args.count:
@@ -129,8 +134,9 @@ def run(args: argparse.Namespace) -> int:
         caught_up = True
         if simulator is not None and args.verify and not cluster.stop_requested:
             simulator.freeze()
-            caught_up = wait_caught_up(client, settings.redis.key_prefix, truth_path, since,
-                                       settings.cluster.drain_timeout)
+            caught_up = wait_caught_up(
+                client, settings.redis.key_prefix, truth_path, since, settings.cluster.drain_timeout
+            )
         cluster.stop()
         _progress(client, settings, started)
         if args.verify:
@@ -164,10 +170,11 @@ def _redis_now_id(client: redis.Redis) -> str:
 
 def _progress(client: redis.Redis, settings: Settings, started: float) -> None:
     try:
-        stats = {k.decode(): v.decode() for k, v in client.hgetall(f"{settings.redis.key_prefix}:merger").items()}
+        raw = cast(dict[bytes, bytes], client.hgetall(f"{settings.redis.key_prefix}:merger"))
+        stats = {k.decode(): v.decode() for k, v in raw.items()}
     except redis.RedisError as e:
         stats = {"redis": f"unreachable ({e})"}
-    shown = " ".join(f"{k}={stats[k]}" for k in ("written", "batches", "holes", "missing", "restarts_seen") if k in stats)
+    shown = " ".join(
+        f"{k}={stats[k]}" for k in ("written", "batches", "holes", "missing", "restarts_seen") if k in stats
+    )
     print(f"# {time.monotonic() - started:6.1f}s {shown}", file=sys.stderr, flush=True)
-
-

@@ -9,11 +9,12 @@ adapters request, so the whole book is compared).
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import redis
 
@@ -23,6 +24,7 @@ from ingest.events import BookDelta, BookSnapshot, Trade
 from tools.sim.truth import GroundTruth, load_truth
 
 PAGE = 10_000
+Rows = list[tuple[bytes, dict[bytes, bytes]]]
 
 
 def stream_entries(client: redis.Redis, key: str, since: str = "-") -> Iterator[dict[str, str]]:
@@ -30,7 +32,7 @@ def stream_entries(client: redis.Redis, key: str, since: str = "-") -> Iterator[
     start = since
     first = True
     while True:
-        rows = client.xrange(key, min=start, max="+", count=PAGE)
+        rows = cast(Rows, client.xrange(key, min=start, max="+", count=PAGE))
         for entry_id, fields in rows if first else rows[1:]:
             yield {k.decode(): v.decode() for k, v in fields.items()} | {"_id": entry_id.decode()}
         if len(rows) < PAGE:
@@ -83,7 +85,7 @@ def verify(client: redis.Redis, prefix: str, truth: GroundTruth, since: str = "-
         result["trades_found"] += sum(1 for i in want if i in counts)
         result["lost"] += sum(1 for i in want if i not in counts)
         result["duplicated"] += sum(c - 1 for c in counts.values() if c > 1)
-        result["out_of_order"] += sum(1 for a, b in zip(seen, seen[1:], strict=False) if int(b) < int(a))
+        result["out_of_order"] += sum(1 for a, b in itertools.pairwise(seen) if int(b) < int(a))
     for (exchange, symbol), tb in sorted(truth.books.items()):
         book, _ = rebuild_book(client, f"{prefix}:book:{exchange}:{symbol}", since)
         bids, asks = book.depth()
@@ -98,16 +100,15 @@ def verify(client: redis.Redis, prefix: str, truth: GroundTruth, since: str = "-
     return result
 
 
-def caught_up(client: redis.Redis, prefix: str, truth_path: Path, since: str = "-") -> bool:
+def caught_up(client: redis.Redis, prefix: str, truth: GroundTruth, since: str = "-") -> bool:
     """True once every symbol's last trade and last book update from the simulator is in Redis."""
-    truth = load_truth(truth_path)
     for (exchange, symbol), trades in truth.trades.items():
         if trades:
-            rows = client.xrevrange(f"{prefix}:trade:{exchange}:{symbol}", max="+", min=since, count=1)
+            rows = cast(Rows, client.xrevrange(f"{prefix}:trade:{exchange}:{symbol}", max="+", min=since, count=1))
             if not rows or int(rows[0][1][b"trade_id"]) < trades[-1].trade_id:
                 return False
     for (exchange, symbol), tb in truth.books.items():
-        rows = client.xrevrange(f"{prefix}:book:{exchange}:{symbol}", max="+", min=since, count=20)
+        rows = cast(Rows, client.xrevrange(f"{prefix}:book:{exchange}:{symbol}", max="+", min=since, count=20))
         seqs = [int(f[b"seq"]) for _, f in rows if f[b"type"] in (b"snapshot", b"delta") and f[b"seq"]]
         if not seqs or max(seqs) < tb.update_id:
             return False
@@ -115,9 +116,11 @@ def caught_up(client: redis.Redis, prefix: str, truth_path: Path, since: str = "
 
 
 def wait_caught_up(client: redis.Redis, prefix: str, truth_path: Path, since: str, timeout: float) -> bool:
+    """Wait until the cluster has written everything a frozen simulator sent (False on timeout)."""
+    truth = load_truth(truth_path)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if caught_up(client, prefix, truth_path, since):
+        if caught_up(client, prefix, truth, since):
             return True
         time.sleep(0.2)
     return False

@@ -6,7 +6,9 @@ import random
 from collections.abc import Iterator
 
 
-def backoff(initial: float = 0.25, factor: float = 2.0, cap: float = 30.0, rng: random.Random | None = None) -> Iterator[float]:
+def backoff(
+    initial: float = 0.25, factor: float = 2.0, cap: float = 30.0, rng: random.Random | None = None
+) -> Iterator[float]:
     """Delays for successive retries: full jitter over an exponentially growing, capped ceiling."""
     rand = rng or random.Random()
     ceiling = initial

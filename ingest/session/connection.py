@@ -24,7 +24,7 @@ from ingest.book.sync import BookSync, NeedSnapshot
 from ingest.clock import now_ns
 from ingest.errors import ConnectionLost, DecodeError, RemoteError, is_retryable
 from ingest.events import BookDelta, BookSnapshot, ConnectionStatus, Event, Trade
-from ingest.exchanges.base import Channel, ExchangeSpec, Reconnect, Reply
+from ingest.exchanges.base import Channel, Decoded, ExchangeSpec, Reconnect, Reply
 from ingest.session.backoff import backoff
 
 log = structlog.get_logger("feed")
@@ -82,7 +82,7 @@ class FeedConnection:
                 except asyncio.CancelledError:
                     self._disconnected("stopping")
                     raise
-                except Exception as e:  # noqa: BLE001 - classified just below
+                except Exception as e:
                     if not is_retryable(e) and not isinstance(e, aiohttp.ClientError):
                         self._disconnected(f"fatal: {e!r}")
                         raise
@@ -120,7 +120,7 @@ class FeedConnection:
                 elif msg.type == aiohttp.WSMsgType.ERROR:
                     raise ConnectionLost(f"websocket error: {ws.exception()!r}")
 
-    def _on_frame(self, decode: Callable[[bytes | str, int], list[object]], data: bytes | str) -> None:
+    def _on_frame(self, decode: Callable[[bytes | str, int], list[Decoded]], data: bytes | str) -> None:
         ts = now_ns()
         self.stats.frames += 1
         try:

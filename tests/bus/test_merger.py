@@ -7,7 +7,7 @@ from pathlib import Path
 
 import redis
 
-from bus.merger import Merger, SequenceChecker, MergerStats
+from bus.merger import Merger, MergerStats, SequenceChecker
 from bus.publisher import Publisher
 from ingest.events import Trade
 

@@ -7,7 +7,17 @@ from ingest.errors import DecodeError
 from ingest.events import BookDelta, BookSnapshot, BookStatus, ConnectionStatus, Trade
 
 EVENTS = [
-    Trade("binance", "BTC-USDT", "BTCUSDT", "12345", "43210.12000000", "0.00100000", "sell", 1_700_000_000_000_000_000, 1_700_000_000_001_000_000),
+    Trade(
+        "binance",
+        "BTC-USDT",
+        "BTCUSDT",
+        "12345",
+        "43210.12000000",
+        "0.00100000",
+        "sell",
+        1_700_000_000_000_000_000,
+        1_700_000_000_001_000_000,
+    ),
     BookSnapshot("binance", "BTC-USDT", "BTCUSDT", (("1.0", "2"), ("0.9", "3")), (("1.1", "4"),), 77, 5, 6),
     BookDelta("binance", "ETH-BTC", "ETHBTC", (("0.05", "0"),), (), 78, 80, 7, 8),
     BookDelta("binance", "ETH-BTC", "ETHBTC", (), (), None, None, 7, 8),
@@ -44,7 +54,9 @@ def test_header_round_trip_and_bad_header() -> None:
         wire.parse_header(b"short")
 
 
-@pytest.mark.parametrize("body", [b"not json", b'{"type":"trade"}', b'["type"]', b'["type","nope"]', b'["type","trade"]'])
+@pytest.mark.parametrize(
+    "body", [b"not json", b'{"type":"trade"}', b'["type"]', b'["type","nope"]', b'["type","trade"]']
+)
 def test_bad_bodies_raise_decode_error(body: bytes) -> None:
     with pytest.raises(DecodeError):
         wire.decode(body)

@@ -3,10 +3,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from conftest import ROOT
 
 from ingest.errors import SettingsError
 from ingest.settings import Settings, dump, from_dict, load, reference
-from conftest import ROOT
 
 FEED = '[[feeds]]\nexchange = "binance"\nsymbols = ["BTC-USDT"]\n'
 
