@@ -1,0 +1,361 @@
+"""The exchange simulator server: seeded markets behind each exchange's real wire protocol.
+
+One aiohttp server (one port) serves every simulated exchange under ``/<exchange>/...`` (WebSocket
+and REST; the exchange module owns the paths below its prefix) and the control API under ``/_sim``:
+
+- ``POST /_sim/fault`` ``{"kind": "drop"|"stall"|"skip", "exchange": .., "symbol": optional,
+  "seconds": for stall, "count": for skip}`` -> ``{"ok": true, "affected": n}`` (400 + ``{"error"}``):
+  *drop* aborts the TCP connections (all of the exchange's, or those carrying the symbol) with no
+  WebSocket close frame; *stall* makes them send nothing at all for ``seconds`` (no data, no pings,
+  no pong replies; data generated meanwhile is held and sent afterwards, within the back-pressure
+  bound); *skip* makes the next book updates of the symbol (all symbols if none is named) leave
+  out ``count`` update ids whose changes the market did make, so a client must resync.
+- ``POST /_sim/freeze`` -> what `Simulator.freeze` returns; ``GET /_sim/status`` -> `Simulator.status`.
+
+Generic code never names an exchange except in `EXCHANGES`. An exchange module provides an
+`ExchangeSim` built from a `Venue` (see `tools.sim.venue`: connections, back-pressure, keepalive).
+
+The market clock runs every ~10 ms and steps each symbol ``rate * elapsed`` times (fractional
+carry), so the event sequence is the seed's, whatever the timing. Freezing stops the clock (no new
+market data; what is already queued is still delivered) and writes the final books to the truth log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from ingest.settings import SimulatorSettings
+from tools.sim.binance import BinanceSim
+from tools.sim.market import MarketEvent, SymbolMarket
+from tools.sim.truth import TruthLog
+from tools.sim.venue import ExchangeSim, Venue
+
+log = logging.getLogger(__name__)
+
+TICK = 0.01
+MAX_CATCH_UP = 1.0  # seconds of market time one clock tick may generate after a pause
+FAULT_KINDS = ("drop", "stall", "skip")
+
+
+# The one place that names exchanges: name -> the module's `ExchangeSim` factory.
+EXCHANGES: dict[str, Callable[[Venue], ExchangeSim]] = {"binance": BinanceSim}
+
+
+class Simulator:
+    """The simulator: markets, exchange protocols, the truth log, faults. See the module docstring."""
+
+    def __init__(
+        self,
+        settings: SimulatorSettings,
+        feeds: dict[str, list[str]],
+        truth_path: Path,
+        ping_interval: float = 20.0,
+        pong_timeout: float = 60.0,
+        *,
+        max_send_buffer: int = 8 << 20,
+    ) -> None:
+        unknown = sorted(set(feeds) - set(EXCHANGES))
+        if unknown:
+            raise ValueError(f"no simulator for exchange(s) {unknown} (known: {sorted(EXCHANGES)})")
+        self.settings = settings
+        self.truth = TruthLog(truth_path)
+        self.venues: dict[str, Venue] = {}
+        self._sims: dict[str, ExchangeSim] = {}
+        for exchange, symbols in feeds.items():
+            markets = {
+                s: SymbolMarket(s, settings.seed, settings.levels, settings.trade_ratio) for s in symbols
+            }
+            venue = Venue(exchange, markets, self.truth, ping_interval, pong_timeout, max_send_buffer)
+            self.venues[exchange] = venue
+            self._sims[exchange] = EXCHANGES[exchange](venue)
+        self._carry = {(e, s): 0.0 for e, v in self.venues.items() for s in v.markets}
+        self._faults: list[dict[str, Any]] = []
+        self._runner: web.AppRunner | None = None
+        self._clock: asyncio.Task[None] | None = None
+        self._frozen: dict[str, Any] | None = None
+        self._port = 0
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Listen, and start the market clock."""
+        app = web.Application()
+        for name, sim in self._sims.items():
+            app.add_routes(sim.routes(f"/{name}"))
+        app.add_routes(
+            [
+                web.post("/_sim/fault", self._http_fault),
+                web.post("/_sim/freeze", self._http_freeze),
+                web.get("/_sim/status", self._http_status),
+            ]
+        )
+        self._runner = web.AppRunner(app, handle_signals=False, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.settings.host, self.settings.port)
+        await site.start()
+        self._port = int(self._runner.addresses[0][1])
+        self._clock = asyncio.create_task(self._run_clock())
+
+    async def freeze(self) -> dict[str, Any]:
+        """Stop the market, write the final books of the subscribed symbols and the frozen marker to
+        the truth log (flushed). Idempotent. Returns ``{"books": {exchange: {symbol: update_id}},
+        "last_trade_ids": {exchange: {symbol: last trade id}}}`` for every simulated symbol."""
+        if self._frozen is not None:
+            return self._frozen
+        if self._clock is not None:
+            self._clock.cancel()
+            await asyncio.gather(self._clock, return_exceptions=True)
+        for exchange, venue in self.venues.items():
+            for symbol, market in venue.markets.items():
+                if self.truth.watching(exchange, symbol):
+                    bids, asks = market.book()
+                    self.truth.book(exchange, symbol, market.update_id, bids, asks)
+        self.truth.frozen(time.time_ns())
+        self.truth.flush()
+        self._frozen = {
+            "books": {e: {s: m.update_id for s, m in v.markets.items()} for e, v in self.venues.items()},
+            "last_trade_ids": {
+                e: {s: m.last_trade_id for s, m in v.markets.items()} for e, v in self.venues.items()
+            },
+        }
+        return self._frozen
+
+    async def stop(self) -> None:
+        """Stop the clock, close every connection with a close frame, stop listening, close the log.
+        Does not freeze: call `freeze` first for a complete truth log."""
+        if self._clock is not None:
+            self._clock.cancel()
+            await asyncio.gather(self._clock, return_exceptions=True)
+        await asyncio.gather(*(c.close() for v in self.venues.values() for c in list(v.connections)))
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        self.truth.close()
+
+    # -- addresses -------------------------------------------------------------------------------
+
+    @property
+    def base_url(self) -> str:
+        host = self.settings.host if self.settings.host not in ("0.0.0.0", "::", "") else "127.0.0.1"
+        return f"{host}:{self._port}"
+
+    def ws_url(self, exchange: str) -> str:
+        """``ws://host:port/<exchange>``: the exchange's WebSocket base (the client appends its path)."""
+        return f"ws://{self.base_url}/{exchange}"
+
+    def rest_url(self, exchange: str) -> str:
+        """``http://host:port/<exchange>``: the exchange's REST base."""
+        return f"http://{self.base_url}/{exchange}"
+
+    @property
+    def control_url(self) -> str:
+        """``http://host:port/_sim``: append ``/fault``, ``/freeze``, ``/status``."""
+        return f"http://{self.base_url}/_sim"
+
+    def urls(self) -> dict[str, Any]:
+        return {
+            "ws_url": {e: self.ws_url(e) for e in self.venues},
+            "rest_url": {e: self.rest_url(e) for e in self.venues},
+            "control_url": self.control_url,
+        }
+
+    # -- faults and status -----------------------------------------------------------------------
+
+    def fault(
+        self,
+        kind: str,
+        exchange: str,
+        symbol: str | None = None,
+        seconds: float | None = None,
+        count: int | None = None,
+    ) -> dict[str, Any]:
+        """Inject a fault (see the module docstring). Raises ``ValueError`` for a bad request."""
+        if kind not in FAULT_KINDS:
+            raise ValueError(f"unknown fault kind {kind!r} (known: {', '.join(FAULT_KINDS)})")
+        venue = self.venues.get(exchange)
+        if venue is None:
+            raise ValueError(f"unknown exchange {exchange!r} (simulated: {', '.join(self.venues)})")
+        if symbol is not None and symbol not in venue.markets:
+            raise ValueError(f"{exchange} does not simulate {symbol!r}")
+        targets = [c for c in venue.connections if symbol is None or symbol in c.subs.values()]
+        if kind == "drop":
+            for conn in targets:
+                conn.abort()
+            affected = len(targets)
+        elif kind == "stall":
+            if not isinstance(seconds, int | float) or isinstance(seconds, bool) or seconds <= 0:
+                raise ValueError("stall needs seconds > 0")
+            for conn in targets:
+                conn.stall(float(seconds))
+            affected = len(targets)
+        else:
+            n = 1 if count is None else count
+            if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+                raise ValueError("skip needs a whole count >= 1")
+            symbols = [symbol] if symbol is not None else list(venue.markets)
+            for s in symbols:
+                self._sims[exchange].skip(s, n)
+            affected = len(symbols)
+        record = {"kind": kind, "exchange": exchange, "symbol": symbol, "seconds": seconds, "count": count}
+        self._faults.append(record | {"affected": affected, "ts": time.time_ns()})
+        log.info("fault %s", record)
+        return {"ok": True, "affected": affected}
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "frozen": self._frozen is not None,
+            "settings": asdict(self.settings),
+            "exchanges": {e: v.status() | self._sims[e].status() for e, v in self.venues.items()},
+            "faults": list(self._faults),
+        }
+
+    # -- internals -------------------------------------------------------------------------------
+
+    async def _run_clock(self) -> None:
+        try:
+            await self._clock_loop()
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # a dead clock would look like a quiet market: say so loudly
+            log.exception("the market clock failed; the simulated markets have stopped")
+            raise
+
+    async def _clock_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        rate = self.settings.rate
+        last, last_ns = loop.time(), time.time_ns()
+        flushed = last
+        while True:
+            await asyncio.sleep(TICK)
+            now, now_ns = loop.time(), time.time_ns()
+            elapsed = min(now - last, MAX_CATCH_UP)
+            for exchange, venue in self.venues.items():
+                batch: dict[str, list[MarketEvent]] = {}
+                for symbol, market in venue.markets.items():
+                    due = self._carry[(exchange, symbol)] + rate * elapsed
+                    n = int(due)
+                    self._carry[(exchange, symbol)] = due - n
+                    if n == 0:
+                        continue
+                    # Spread the tick's events over the time it covers, for realistic timestamps.
+                    events = [market.step(last_ns + (now_ns - last_ns) * (i + 1) // n) for i in range(n)]
+                    if self.truth.watching(exchange, symbol):
+                        for ev in events:
+                            t = ev.trade
+                            if t is not None:
+                                self.truth.trade(
+                                    exchange, symbol, t.trade_id, t.price, t.qty, t.side, ev.ts_ns
+                                )
+                    batch[symbol] = events
+                if batch:
+                    self._sims[exchange].publish(now_ns, batch)
+            last, last_ns = now, now_ns
+            if now - flushed >= 1.0:  # keep the log nearly current in case the process is killed
+                self.truth.flush()
+                flushed = now
+
+    async def _http_fault(self, request: web.Request) -> web.Response:
+        try:
+            body = await request.json(loads=orjson.loads)
+            if not isinstance(body, dict):
+                raise ValueError("the body must be a JSON object")
+            allowed = {"kind", "exchange", "symbol", "seconds", "count"}
+            extra = sorted(set(body) - allowed)
+            if extra:
+                raise ValueError(f"unknown field(s) {extra}")
+            result = self.fault(**body)
+        except (ValueError, TypeError) as exc:
+            return _json({"error": str(exc)}, status=400)
+        return _json(result)
+
+    async def _http_freeze(self, request: web.Request) -> web.Response:
+        return _json(await self.freeze())
+
+    async def _http_status(self, request: web.Request) -> web.Response:
+        return _json(self.status())
+
+
+def _json(body: Any, status: int = 200) -> web.Response:
+    return web.Response(body=orjson.dumps(body), status=status, content_type="application/json")
+
+
+async def serve_forever(
+    settings: SimulatorSettings,
+    feeds: dict[str, list[str]],
+    truth_path: Path,
+    ready: Callable[[dict[str, Any]], None] | None = None,
+    *,
+    stop: asyncio.Event | None = None,
+    ping_interval: float = 20.0,
+    pong_timeout: float = 60.0,
+) -> dict[str, Any]:
+    """Run a simulator until ``stop`` is set or the task is cancelled, then freeze and stop it.
+    ``ready`` gets `Simulator.urls` once it listens. Returns what `Simulator.freeze` returned."""
+    sim = Simulator(settings, feeds, truth_path, ping_interval, pong_timeout)
+    await sim.start()
+    try:
+        if ready is not None:
+            ready(sim.urls())
+        await (stop.wait() if stop is not None else asyncio.Event().wait())
+    finally:
+        frozen = await sim.freeze()
+        await sim.stop()
+    return frozen
+
+
+def run_process(
+    settings: SimulatorSettings | Mapping[str, Any],
+    feeds: dict[str, list[str]],
+    truth_path: Path | str,
+    ready_file: Path | str,
+    ping_interval: float = 20.0,
+    pong_timeout: float = 60.0,
+) -> None:
+    """Run a simulator as the whole of a process (a `multiprocessing` target or a CLI command).
+
+    Uses uvloop when importable. Once listening, writes ``{"ws_url": {exchange: url}, "rest_url":
+    {..}, "control_url": .., "pid": ..}`` to ``ready_file`` atomically (temp file + rename). On
+    SIGTERM or SIGINT it freezes the truth log, closes every connection and returns."""
+    sim_settings = settings if isinstance(settings, SimulatorSettings) else SimulatorSettings(**settings)
+    ready_path = Path(ready_file)
+
+    def write_ready(info: dict[str, Any]) -> None:
+        tmp = ready_path.with_name(ready_path.name + f".{os.getpid()}.tmp")
+        tmp.write_bytes(orjson.dumps(info | {"pid": os.getpid()}))
+        os.replace(tmp, ready_path)
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)  # handlers only set the event; main does the work
+        await serve_forever(
+            sim_settings,
+            feeds,
+            Path(truth_path),
+            write_ready,
+            stop=stop,
+            ping_interval=ping_interval,
+            pong_timeout=pong_timeout,
+        )
+
+    loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None
+    try:
+        import uvloop
+
+        loop_factory = uvloop.new_event_loop
+    except ImportError:  # pragma: no cover - uvloop is a dependency except on Windows
+        pass
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
+        runner.run(main())

@@ -1,0 +1,239 @@
+"""The generic half of a simulated exchange: client connections and what an exchange module plugs in.
+
+- `ExchangeSim` is what an exchange module (``tools/sim/<exchange>.py``) provides: its paths, its
+  wire format for the market's events, and the skip fault (sequence numbers are exchange-specific).
+- `Venue` is what the simulator hands to it: the exchange's markets, its open connections, the
+  truth-log hook for first subscriptions, and the connection settings.
+- `Connection` is one client WebSocket. `Connection.send` only queues; one writer task is the only
+  writer to the socket (data, pings and pongs alike). A client whose unsent backlog passes the
+  venue's ``max_send_buffer`` bytes is dropped and counted, as a real exchange drops slow readers,
+  so a slow client can never grow an unbounded buffer. The server pings every ``ping_interval`` and
+  aborts a client silent (no pong) for ``pong_timeout``. `Connection.stall` holds everything (data,
+  pings, and the pong replies to client pings, which are discarded) for a while; `Connection.abort`
+  closes the TCP connection with no close frame.
+
+Nothing here names an exchange.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import time
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Protocol
+
+from aiohttp import WSMsgType, web
+
+from tools.sim.market import MarketEvent, SymbolMarket
+from tools.sim.truth import TruthLog
+
+log = logging.getLogger(__name__)
+
+
+class ExchangeSim(Protocol):
+    """One exchange's protocol on top of the generic venue."""
+
+    def routes(self, prefix: str) -> list[web.RouteDef]:
+        """aiohttp routes, every path starting with ``prefix`` (``/<exchange>``)."""
+        ...
+
+    def publish(self, ts_ns: int, events: Mapping[str, Sequence[MarketEvent]]) -> None:
+        """Turn one clock tick's events (canonical symbol -> events, in order) into messages and
+        `Connection.send` them. Called only with symbols that had events."""
+        ...
+
+    def skip(self, symbol: str, count: int) -> None:
+        """The skip fault: leave ``count`` update ids of ``symbol`` out of the next book updates."""
+        ...
+
+    def status(self) -> dict[str, Any]: ...
+
+
+class Connection:
+    """One client WebSocket. `send` only queues; the writer task is the socket's single writer."""
+
+    _ids = itertools.count(1)
+
+    def __init__(self, venue: Venue, request: web.Request, ws: web.WebSocketResponse) -> None:
+        self.id = next(self._ids)
+        self.venue = venue
+        self.ws = ws
+        self.subs: dict[str, str] = {}  # stream name -> canonical symbol, in subscription order
+        self.closed = False
+        self._transport = request.transport
+        self._loop = asyncio.get_running_loop()
+        self._data: deque[str] = deque()
+        self._queued = 0  # bytes in _data
+        self._control: deque[tuple[bool, bytes]] = deque()  # (is_ping, payload): pings and pongs
+        self._wake = asyncio.Event()
+        self._stall_until = 0.0
+        self._last_pong = self._loop.time()
+
+    @property
+    def stalled(self) -> bool:
+        return self._loop.time() < self._stall_until
+
+    def send(self, text: str) -> None:
+        """Queue a text frame. Drops the connection if its backlog passes the venue's bound."""
+        if self.closed:
+            return
+        self._data.append(text)
+        self._queued += len(text)
+        if self._queued > self.venue.max_send_buffer:
+            self.venue.slow_drops += 1
+            log.info("dropping slow client %s (%d bytes queued)", self.id, self._queued)
+            self.abort()
+            return
+        self._wake.set()
+
+    def abort(self) -> None:
+        """Close the TCP connection at once: no close frame, queued data discarded."""
+        self.closed = True
+        self._data.clear()
+        self._queued = 0
+        if self._transport is not None:
+            self._transport.abort()
+        self._wake.set()
+
+    def stall(self, seconds: float) -> None:
+        self._stall_until = max(self._stall_until, self._loop.time() + seconds)
+
+    async def close(self) -> None:
+        """A clean close (server going away): a close frame, then the socket."""
+        if not self.closed:
+            self.closed = True
+            self._wake.set()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.ws.close(code=1001, message=b"server stopping"), 1.0)
+        if self._transport is not None:
+            self._transport.abort()
+
+    async def run(self, on_text: Callable[[Connection, str], None]) -> None:
+        """Serve the connection until it closes: read frames (text goes to ``on_text``), answer
+        pings, ping the client and drop it if it stops answering."""
+        tasks = [asyncio.create_task(self._writer()), asyncio.create_task(self._pinger())]
+        try:
+            while not self.closed:
+                msg = await self.ws.receive()
+                if msg.type is WSMsgType.TEXT:
+                    on_text(self, msg.data)
+                elif msg.type is WSMsgType.PING:
+                    if not self.stalled:  # a stalled server answers nothing
+                        self._control.append((False, msg.data))
+                        self._wake.set()
+                elif msg.type is WSMsgType.PONG:
+                    self._last_pong = self._loop.time()
+                elif msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR):
+                    break
+        finally:
+            self.closed = True
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            self.venue.connections.discard(self)
+            if not self.ws.closed:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(self.ws.close(), 1.0)
+
+    async def _writer(self) -> None:
+        try:
+            while not self.closed:
+                await self._wake.wait()
+                self._wake.clear()
+                while not self.closed and (self._control or self._data):
+                    wait = self._stall_until - self._loop.time()
+                    if wait > 0:
+                        await asyncio.sleep(wait)
+                        continue
+                    if self._control:
+                        is_ping, payload = self._control.popleft()
+                        await (self.ws.ping(payload) if is_ping else self.ws.pong(payload))
+                    else:
+                        text = self._data.popleft()
+                        self._queued -= len(text)
+                        await self.ws.send_str(text)
+        except (ConnectionError, RuntimeError):
+            self.abort()
+
+    async def _pinger(self) -> None:
+        interval, timeout = self.venue.ping_interval, self.venue.pong_timeout
+        next_ping = self._loop.time() + interval
+        while not self.closed:
+            await asyncio.sleep(max(0.0, min(next_ping, self._last_pong + timeout) - self._loop.time()))
+            now = self._loop.time()
+            if self.stalled:
+                # No pings were sent while stalled, so the silence is ours, not the client's.
+                self._last_pong = max(self._last_pong, self._stall_until)
+                next_ping = self._stall_until + interval
+                continue
+            if now - self._last_pong >= timeout:
+                self.venue.pong_timeouts += 1
+                log.info("client %s sent no pong for %.1f s: closing", self.id, timeout)
+                self.abort()
+                return
+            if now >= next_ping:
+                self._control.append((True, str(time.time_ns() // 1_000_000).encode()))
+                self._wake.set()
+                next_ping = now + interval
+
+
+class Venue:
+    """The generic half of one simulated exchange, handed to its exchange module."""
+
+    def __init__(
+        self,
+        name: str,
+        markets: dict[str, SymbolMarket],
+        truth: TruthLog,
+        ping_interval: float,
+        pong_timeout: float,
+        max_send_buffer: int,
+    ) -> None:
+        self.name = name
+        self.markets = markets
+        self.truth = truth
+        self.ping_interval = ping_interval
+        self.pong_timeout = pong_timeout
+        self.max_send_buffer = max_send_buffer
+        self.connections: set[Connection] = set()
+        self.accepted = 0
+        self.slow_drops = 0
+        self.pong_timeouts = 0
+
+    async def accept(self, request: web.Request) -> Connection:
+        """Complete the WebSocket handshake. The caller subscribes, then awaits `Connection.run`."""
+        # compress=False: the real exchanges do not deflate, and deflate would dominate the CPU.
+        ws = web.WebSocketResponse(autoping=False, compress=False, max_msg_size=1 << 20)
+        await ws.prepare(request)
+        conn = Connection(self, request, ws)
+        self.connections.add(conn)
+        self.accepted += 1
+        return conn
+
+    def subscribe(self, conn: Connection, stream: str, symbol: str) -> None:
+        """Add a stream to a connection; the first subscription of a symbol goes in the truth log."""
+        conn.subs[stream] = symbol
+        market = self.markets.get(symbol)
+        if market is not None:
+            self.truth.subscribed(self.name, symbol, market.next_trade_id, time.time_ns())
+
+    def status(self) -> dict[str, Any]:
+        subs: dict[str, int] = {}
+        for conn in self.connections:
+            for stream in conn.subs:
+                subs[stream] = subs.get(stream, 0) + 1
+        return {
+            "connections": len(self.connections),
+            "accepted": self.accepted,
+            "slow_drops": self.slow_drops,
+            "pong_timeouts": self.pong_timeouts,
+            "subscriptions": dict(sorted(subs.items())),
+            "symbols": {
+                s: {"update_id": m.update_id, "last_trade_id": m.last_trade_id}
+                for s, m in self.markets.items()
+            },
+        }
