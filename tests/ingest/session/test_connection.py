@@ -1,0 +1,104 @@
+"""A feed connection against the real simulator on loopback: sync, gap resync, drop, stall."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from ingest.book.book import OrderBook
+from ingest.events import BookDelta, BookSnapshot, BookStatus, ConnectionStatus, Event, Trade
+from ingest.exchanges import get_spec
+from ingest.session.connection import FeedConnection
+from ingest.settings import SimulatorSettings
+from tools.sim.server import Simulator
+
+SYMBOLS = ["BTC-USDT", "ETH-USDT", "SOL-USDT"]
+SPEC = dataclasses.replace(get_spec("binance"), ping_interval=0.5, liveness_timeout=1.5)
+
+
+async def _until(cond: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not cond():
+        assert asyncio.get_running_loop().time() < deadline, "condition not reached in time"
+        await asyncio.sleep(0.02)
+
+
+def _books(events: list[Event]) -> dict[str, OrderBook]:
+    books: dict[str, OrderBook] = {}
+    for ev in events:
+        if isinstance(ev, BookSnapshot):
+            books.setdefault(ev.symbol, OrderBook()).replace(ev.bids, ev.asks)
+        elif isinstance(ev, BookDelta):
+            books[ev.symbol].apply(ev.bids, ev.asks)
+    return books
+
+
+async def _run(tmp_path: Path, scenario: Callable[[Simulator, list[Event]], object]) -> tuple[list[Event], Simulator, dict]:  # type: ignore[type-arg]
+    sim = Simulator(SimulatorSettings(rate=200.0, levels=20), {"binance": SYMBOLS}, tmp_path / "truth.jsonl")
+    await sim.start()
+    events: list[Event] = []
+    conn = FeedConnection(
+        SPEC, SYMBOLS, ("trades", "book"), events.append, "t0",
+        ws_url=sim.ws_url("binance"), rest_url=sim.rest_url("binance"),
+    )  # fmt: skip
+    task = asyncio.create_task(conn.run())
+    try:
+        await _until(lambda: sum(isinstance(e, BookStatus) and e.state == "valid" for e in events) == len(SYMBOLS))
+        await scenario(sim, events)  # type: ignore[misc]
+        frozen = await sim.freeze()
+        await asyncio.sleep(0.5)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await sim.stop()
+    return events, sim, frozen
+
+
+def _assert_books_match(sim: Simulator, events: list[Event]) -> None:
+    books = _books(events)
+    for symbol in SYMBOLS:
+        bids, asks = sim.venues["binance"].markets[symbol].book()
+        assert books[symbol].depth() == ([tuple(x) for x in bids], [tuple(x) for x in asks]), symbol
+
+
+def test_gap_resyncs_that_symbol_only(tmp_path: Path) -> None:
+    async def scenario(sim: Simulator, events: list[Event]) -> None:
+        sim.fault("skip", "binance", symbol="ETH-USDT", count=3)
+        await _until(lambda: any(isinstance(e, BookStatus) and e.state == "gap" for e in events))
+        await _until(lambda: [e.symbol for e in events if isinstance(e, BookSnapshot)].count("ETH-USDT") == 2)
+        await asyncio.sleep(0.3)
+
+    events, sim, _ = asyncio.run(_run(tmp_path, scenario))
+    gaps = [e for e in events if isinstance(e, BookStatus) and e.state == "gap"]
+    assert [g.symbol for g in gaps] == ["ETH-USDT"]
+    assert gaps[0].gap_from is not None and gaps[0].gap_to == gaps[0].gap_from + 2
+    snapshots = [e.symbol for e in events if isinstance(e, BookSnapshot)]
+    assert sorted(snapshots) == sorted([*SYMBOLS, "ETH-USDT"])  # one resync, for ETH only
+    gap_at = events.index(gaps[0])
+    # The other symbols kept publishing while ETH-USDT resynced.
+    after = {e.symbol for e in events[gap_at:] if isinstance(e, BookDelta)}
+    assert {"BTC-USDT", "SOL-USDT"} <= after
+    assert not any(isinstance(e, ConnectionStatus) and e.state == "disconnected" for e in events[:-1])
+    _assert_books_match(sim, events)
+
+
+@pytest.mark.parametrize("fault", ["drop", "stall"])
+def test_dropped_or_stalled_connection_reconnects_and_resyncs(tmp_path: Path, fault: str) -> None:
+    async def scenario(sim: Simulator, events: list[Event]) -> None:
+        sim.fault(fault, "binance", **({"seconds": 4.0} if fault == "stall" else {}))
+        await _until(lambda: any(isinstance(e, ConnectionStatus) and e.state == "disconnected" for e in events))
+        await _until(lambda: sum(isinstance(e, BookSnapshot) for e in events) == 2 * len(SYMBOLS), 15)
+        await asyncio.sleep(0.3)
+
+    events, sim, _ = asyncio.run(_run(tmp_path, scenario))
+    states = [e.state for e in events if isinstance(e, ConnectionStatus)]
+    assert states[:3] == ["connected", "disconnected", "connected"]
+    resyncing = [e.symbol for e in events if isinstance(e, BookStatus) and e.state == "resyncing"]
+    assert set(SYMBOLS) <= set(resyncing)
+    trades = [int(e.trade_id) for e in events if isinstance(e, Trade) and e.symbol == "BTC-USDT"]
+    assert trades == sorted(trades) and len(set(trades)) == len(trades)
+    _assert_books_match(sim, events)
