@@ -8,6 +8,7 @@ then the merger gets SIGTERM and writes everything until it has every shard's en
 
 from __future__ import annotations
 
+import os
 import signal
 import time
 from collections.abc import Callable
@@ -16,6 +17,7 @@ from types import FrameType
 from typing import Any
 
 import multiprocess as mp
+import orjson
 import structlog
 
 from bus.embedded_redis import EmbeddedRedis
@@ -92,7 +94,16 @@ class Cluster:
         ]
         for w in self.workers:
             w.start()
+        self._write_pids()
         log.info("cluster started", shards=len(self.workers), merger_pid=self.merger.pid)
+
+    def _write_pids(self) -> None:
+        """``var/pids.json``: who is who, for operators and tests (rewritten on every restart)."""
+        pids = {"parent": os.getpid(), "merger": self.merger.pid if self.merger else None,
+                "shards": [w.pid for w in self.workers]}  # fmt: skip
+        tmp = self.settings.var_path / "pids.json.tmp"
+        tmp.write_bytes(orjson.dumps(pids))
+        os.replace(tmp, self.settings.var_path / "pids.json")
 
     def install_signal_handlers(self) -> None:
         def record(signum: int, _frame: FrameType | None) -> None:
@@ -134,6 +145,7 @@ class Cluster:
             elif now - child.died_at >= self.settings.cluster.restart_delay:
                 child.restarts += 1
                 child.start()
+                self._write_pids()
                 log.info("child restarted", child=child.name, restarts=child.restarts, pid=child.pid)
 
     def stop(self) -> None:
