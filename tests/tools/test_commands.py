@@ -12,10 +12,10 @@ from pathlib import Path
 import orjson
 import pytest
 import redis
-
 from conftest import ROOT, SHARED
 
-SYMBOLS = [f"{b}-USDT" for b in "BTC ETH BNB SOL XRP ADA DOGE TRX LINK DOT LTC BCH AVAX ATOM ETC XLM NEAR FIL".split()]
+BASES = ("BTC", "ETH", "BNB", "SOL", "XRP", "ADA", "DOGE", "TRX", "LINK", "DOT", "LTC", "BCH", "AVAX", "ATOM")
+SYMBOLS = [f"{b}-USDT" for b in (*BASES, "ETC", "XLM", "NEAR", "FIL")]
 SYMBOLS += ["ETH-BTC", "BNB-BTC"]
 
 

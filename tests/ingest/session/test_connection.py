@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -37,7 +38,10 @@ def _books(events: list[Event]) -> dict[str, OrderBook]:
     return books
 
 
-async def _run(tmp_path: Path, scenario: Callable[[Simulator, list[Event]], object]) -> tuple[list[Event], Simulator, dict]:  # type: ignore[type-arg]
+Scenario = Callable[[Simulator, list[Event]], Awaitable[None]]
+
+
+async def _run(tmp_path: Path, scenario: Scenario) -> tuple[list[Event], Simulator, dict[str, Any]]:
     sim = Simulator(SimulatorSettings(rate=200.0, levels=20), {"binance": SYMBOLS}, tmp_path / "truth.jsonl")
     await sim.start()
     events: list[Event] = []
@@ -48,7 +52,7 @@ async def _run(tmp_path: Path, scenario: Callable[[Simulator, list[Event]], obje
     task = asyncio.create_task(conn.run())
     try:
         await _until(lambda: sum(isinstance(e, BookStatus) and e.state == "valid" for e in events) == len(SYMBOLS))
-        await scenario(sim, events)  # type: ignore[misc]
+        await scenario(sim, events)
         frozen = await sim.freeze()
         await asyncio.sleep(0.5)
     finally:
