@@ -1,7 +1,7 @@
 """Replay recorded exchange sessions through the live code path, without sockets.
 
 Every received frame, in timeline order (`tools.recording.merge`), goes through the exchange's codec
-(``get_spec(exchange).new_codec()``) and one `BookSync` per symbol with the exchange's sequence rule:
+(``get_spec(exchange).new_codec({})``) and one `BookSync` per symbol with the exchange's sequence rule:
 the same code the shards run. What a shard's I/O layer does is played from the recording:
 
 - A symbol's sync is created at its first book message and starts out waiting for a snapshot (the
@@ -77,7 +77,7 @@ class _Counts:
 class _Replay:
     def __init__(self, spec: ExchangeSpec) -> None:
         self.spec = spec
-        self.codec = spec.new_codec()
+        self.codec = spec.new_codec({})
         self.frames = 0
         self.decode_errors = 0
         self.syncs: dict[str, BookSync] = {}  # by native symbol, upper case

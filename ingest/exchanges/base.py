@@ -6,7 +6,7 @@ names an exchange. Everything here is pure: no asyncio, sockets, zmq or redis.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -70,7 +70,8 @@ class ExchangeSpec:
     connect_url: Callable[[str, Sequence[str], Sequence[Channel]], str]
     subscribe_frames: Callable[[Sequence[str], Sequence[Channel]], list[str]]
     snapshot_url: Callable[[str, str], str]
-    new_codec: Callable[[], Codec]
+    # A codec, given the native -> canonical names the settings define (it derives any others).
+    new_codec: Callable[[Mapping[str, str]], Codec]
     sequence_rule: SequenceRule
     # Client-side WebSocket ping interval, and the silence after which a connection is presumed dead.
     ping_interval: float = 10.0

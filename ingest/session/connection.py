@@ -24,7 +24,7 @@ from ingest.book.sync import BookSync, NeedSnapshot
 from ingest.clock import now_ns
 from ingest.errors import ConnectionLost, DecodeError, RemoteError, is_retryable
 from ingest.events import BookDelta, BookSnapshot, ConnectionStatus, Event, Trade
-from ingest.exchanges.base import Channel, Decoded, ExchangeSpec, Reconnect, Reply
+from ingest.exchanges.base import Channel, ExchangeSpec, Reconnect, Reply
 from ingest.session.backoff import backoff
 
 log = structlog.get_logger("feed")
@@ -60,6 +60,7 @@ class FeedConnection:
         self.ws_url = ws_url or spec.ws_url
         self.rest_url = rest_url or spec.rest_url
         self.natives = {spec.native_symbol(s): s for s in symbols}
+        self.codec = spec.new_codec(self.natives)
         self.syncs: dict[str, BookSync] = {}
         if "book" in self.channels:
             self.syncs = {n: BookSync(spec.name, s, n, spec.sequence_rule) for n, s in self.natives.items()}
@@ -98,7 +99,6 @@ class FeedConnection:
     async def _session(self, http: aiohttp.ClientSession) -> None:
         natives = list(self.natives)
         url = self.spec.connect_url(self.ws_url, natives, self.channels)
-        codec = self.spec.new_codec()
         async with http.ws_connect(
             url, heartbeat=self.spec.ping_interval, autoping=True, max_msg_size=16 * 2**20
         ) as ws:
@@ -114,17 +114,17 @@ class FeedConnection:
                 except TimeoutError:
                     raise ConnectionLost(f"no message for {self.spec.liveness_timeout}s") from None
                 if msg.type in (aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.BINARY):
-                    self._on_frame(codec.decode, msg.data)
+                    self._on_frame(msg.data)
                 elif msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSING, aiohttp.WSMsgType.CLOSED):
                     return
                 elif msg.type == aiohttp.WSMsgType.ERROR:
                     raise ConnectionLost(f"websocket error: {ws.exception()!r}")
 
-    def _on_frame(self, decode: Callable[[bytes | str, int], list[Decoded]], data: bytes | str) -> None:
+    def _on_frame(self, data: bytes | str) -> None:
         ts = now_ns()
         self.stats.frames += 1
         try:
-            decoded = decode(data, ts)
+            decoded = self.codec.decode(data, ts)
         except DecodeError as e:
             self.stats.decode_errors += 1
             self._log.warning("undecodable frame", error=str(e))
@@ -161,7 +161,6 @@ class FeedConnection:
     async def _fetch_snapshot(self, native: str) -> None:
         assert self._http is not None
         url = self.spec.snapshot_url(self.rest_url, native)
-        codec = self.spec.new_codec()
         delays = backoff(initial=0.2, cap=10.0)
         while True:
             try:
@@ -169,7 +168,7 @@ class FeedConnection:
                     body = await resp.read()
                     if resp.status != 200:
                         raise RemoteError(f"snapshot HTTP {resp.status}: {body[:200]!r}")
-                snapshot = codec.decode_snapshot(body, native, now_ns())
+                snapshot = self.codec.decode_snapshot(body, native, now_ns())
             except (aiohttp.ClientError, TimeoutError, RemoteError) as e:
                 self.stats.snapshot_errors += 1
                 delay = next(delays)

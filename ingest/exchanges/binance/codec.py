@@ -24,7 +24,7 @@ Pure: no I/O, no clock; ``ts_recv`` (integer ns) is an argument.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import orjson
@@ -55,8 +55,9 @@ class BinanceCodec:
 
     __slots__ = ("_handlers", "_symbols")
 
-    def __init__(self) -> None:
-        self._symbols: dict[str, str] = {}
+    def __init__(self, symbols: Mapping[str, str] | None = None) -> None:
+        """``symbols``: native -> canonical names known from the settings; others are derived."""
+        self._symbols: dict[str, str] = dict(symbols or {})
         self._handlers: dict[str, Callable[[dict[str, Any], int], list[Decoded]]] = {
             "depthUpdate": self._depth_update,
             "trade": self._trade,

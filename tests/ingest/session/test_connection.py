@@ -106,3 +106,32 @@ def test_dropped_or_stalled_connection_reconnects_and_resyncs(tmp_path: Path, fa
     trades = [int(e.trade_id) for e in events if isinstance(e, Trade) and e.symbol == "BTC-USDT"]
     assert trades == sorted(trades) and len(set(trades)) == len(trades)
     _assert_books_match(sim, events)
+
+
+def test_server_pings_are_answered(tmp_path: Path) -> None:
+    """The simulator pings every 0.2 s and drops a client that leaves a ping unanswered for 0.6 s."""
+
+    async def go() -> tuple[list[Event], dict[str, Any]]:
+        sim = Simulator(
+            SimulatorSettings(rate=5.0, levels=10), {"binance": SYMBOLS[:1]}, tmp_path / "truth.jsonl",
+            ping_interval=0.2, pong_timeout=0.6,
+        )  # fmt: skip
+        await sim.start()
+        events: list[Event] = []
+        quiet = dataclasses.replace(SPEC, ping_interval=60.0, liveness_timeout=60.0)  # only the server pings
+        conn = FeedConnection(
+            quiet, SYMBOLS[:1], ("book",), events.append, "p0",
+            ws_url=sim.ws_url("binance"), rest_url=sim.rest_url("binance"),
+        )  # fmt: skip
+        task = asyncio.create_task(conn.run())
+        await asyncio.sleep(3.0)
+        status = sim.status()
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await sim.stop()
+        return events, status
+
+    events, status = asyncio.run(go())
+    states = [e.state for e in events if isinstance(e, ConnectionStatus)]
+    assert states == ["connected", "disconnected"]  # the disconnect is our own stop at the end
+    assert status["exchanges"]["binance"]["pong_timeouts"] == 0
