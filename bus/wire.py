@@ -31,7 +31,7 @@ CONTROL_TOPIC = b"\x00ctl"
 
 _FIELDS: dict[type, tuple[str, ...]] = {cls: tuple(f.name for f in fields(cls)) for cls in EVENT_TYPES.values()}
 _LIST_FIELDS = frozenset({"bids", "asks", "symbols"})
-_INT_FIELDS = frozenset({"seq", "first_seq", "gap_from", "gap_to", "ts_exchange", "ts_recv"})
+_INT_FIELDS = frozenset({"seq", "first_seq", "gap_from", "gap_to", "ts_exchange", "ts_recv", "checksum"})
 
 
 def topic(event: Event) -> bytes:

@@ -55,13 +55,15 @@ class BookSnapshot:
     seq: int | None
     ts_exchange: int
     ts_recv: int
+    checksum: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class BookDelta:
     """Changed levels, absolute quantities, applied in order; ``"0"`` deletes.
 
-    ``first_seq``..``seq`` is the range of exchange update ids the delta covers."""
+    ``first_seq``..``seq`` is the range of exchange update ids the delta covers. ``checksum`` is
+    the exchange's checksum of the book after this delta, where it sends one (``None`` otherwise)."""
 
     kind: ClassVar[str] = "delta"
     channel: ClassVar[str] = "book"
@@ -74,6 +76,7 @@ class BookDelta:
     seq: int | None
     ts_exchange: int
     ts_recv: int
+    checksum: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

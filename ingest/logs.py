@@ -27,7 +27,7 @@ def configure(level: str = "info", fmt: str = "auto", **context: Any) -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(_LEVELS[level]),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=structlog.WriteLoggerFactory(file=sys.stderr),  # one write per line: processes share stderr
         cache_logger_on_first_use=False,
     )
     structlog.contextvars.clear_contextvars()

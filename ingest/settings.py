@@ -109,6 +109,11 @@ class FeedSettings:
     channels: tuple[Literal["trades", "book"], ...] = _opt(("trades", "book"), "What to subscribe to.")
     ws_url: str = _opt("", "WebSocket base URL; empty: the exchange's production URL.")
     rest_url: str = _opt("", "REST base URL for book snapshots; empty: the exchange's production URL.")
+    book_depth: int = _opt(
+        0,
+        "Book levels per side, where the exchange lets you choose; 0: the exchange's default.",
+        lambda v: None if v >= 0 else "must be 0 or more",
+    )
 
 
 @dataclass(frozen=True)

@@ -48,6 +48,7 @@ def connections_for(
                 FeedConnection(
                     spec, chunk, typed, publish.publish, conn_id,
                     ws_url=feeds[exchange].ws_url, rest_url=feeds[exchange].rest_url,
+                    depth=feeds[exchange].book_depth,
                 )
             )
     return out

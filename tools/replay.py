@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from ingest.book.sync import Action, BookSync, NeedSnapshot
+from ingest.book.sync import Action, BookSync, NeedSnapshot, sync_for
 from ingest.errors import DecodeError, InputError
 from ingest.events import BookDelta, BookSnapshot, Event, Trade
 from ingest.exchanges import SPECS, get_spec
@@ -87,7 +87,9 @@ class _Replay:
 
     def events(self, records: Iterable[Record]) -> Iterator[Event]:
         for record in records:
-            if isinstance(record, Received):
+            if isinstance(record, Opened) and self.spec.replay_codec is not None:
+                self.codec = self.spec.replay_codec(record.url)  # the protocol version the URL speaks
+            elif isinstance(record, Received):
                 yield from self._frame(record)
             elif isinstance(record, HttpResponse):
                 yield from self._response(record)
@@ -112,8 +114,7 @@ class _Replay:
         key = item.native.upper()
         sync = self.syncs.get(key)
         if sync is None:
-            rule = self.spec.sequence_rule
-            sync = self.syncs[key] = BookSync(self.spec.name, item.symbol, item.native, rule)
+            sync = self.syncs[key] = sync_for(self.spec, item.symbol, item.native)
             self.waiting.add(key)
             yield from self._answer_from_pending(key)
         if isinstance(item, BookSnapshot):

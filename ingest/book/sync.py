@@ -24,7 +24,7 @@ from typing import Literal
 
 from ingest.book.book import OrderBook
 from ingest.events import BookDelta, BookSnapshot, BookStatus, Event
-from ingest.exchanges.base import SequenceRule
+from ingest.exchanges.base import ExchangeSpec, SequenceRule
 
 State = Literal["awaiting_snapshot", "live"]
 Input = Literal["reset", "snapshot", "delta"]
@@ -49,6 +49,8 @@ class SyncStats:
     gaps: int = 0
     resyncs: int = 0
     buffer_overflows: int = 0
+    checksums_verified: int = 0
+    checksum_failures: int = 0
 
 
 class BookSync:
@@ -61,11 +63,22 @@ class BookSync:
         native: str,
         rule: SequenceRule,
         max_buffer: int = 10_000,
+        *,
+        checksum: Callable[[OrderBook], int] | None = None,
+        depth: int | None = None,
+        stream_snapshots: bool = False,
     ) -> None:
+        """``checksum``: the exchange's book checksum, verified whenever a message carries one.
+        ``depth``: truncate each side to this many levels after every message (exchanges that send
+        no deletes for levels leaving the subscribed depth). ``stream_snapshots``: snapshots arrive
+        in the stream itself, so deltas received before one are older than it and are discarded."""
         self.exchange = exchange
         self.symbol = symbol
         self.native = native
         self.rule = rule
+        self.checksum = checksum
+        self.depth = depth
+        self.stream_snapshots = stream_snapshots
         self.book = OrderBook()
         self.state: State = "awaiting_snapshot"
         self.last_seq: int | None = None
@@ -108,9 +121,9 @@ class BookSync:
     def _take_snapshot(self, snapshot: object, ts_recv: int) -> list[Action]:
         assert isinstance(snapshot, BookSnapshot)
         snap_seq = snapshot.seq
-        pending = list(self.buffer)
+        pending = [] if self.stream_snapshots else list(self.buffer)
         self.buffer.clear()
-        if snap_seq is not None:
+        if snap_seq is not None and pending:
             verdicts = [(d, self.rule.first(snap_seq, d)) for d in pending]
             # Deltas wholly covered by the snapshot are dropped; if what remains does not bridge
             # the snapshot, the snapshot is older than the stream: keep buffering and fetch again.
@@ -125,6 +138,8 @@ class BookSync:
         self.book.replace(snapshot.bids, snapshot.asks)
         self.last_seq = snap_seq
         self.bridged = snap_seq is None
+        if not self._verified(snapshot.checksum):
+            return self._checksum_failed(ts_recv)
         out: list[Action] = [snapshot, self._status("valid", "snapshot applied", ts_recv)]
         for i, delta in enumerate(pending):
             out.extend(self._live_delta(delta, ts_recv))
@@ -152,6 +167,8 @@ class BookSync:
         if verdict == "gap":
             return self._gap(delta, ts_recv)
         self.book.apply(delta.bids, delta.asks)
+        if not self._verified(delta.checksum):
+            return self._checksum_failed(ts_recv)
         self.stats.deltas_applied += 1
         if delta.seq is not None:
             self.last_seq = delta.seq
@@ -159,6 +176,26 @@ class BookSync:
             self.bridged = True
             self.first_applied = delta
         return [delta]
+
+    def _verified(self, expected: int | None) -> bool:
+        """Truncate to the subscribed depth, then check the exchange's checksum if it sent one."""
+        if self.depth is not None:
+            self.book.bids.truncate(self.depth)
+            self.book.asks.truncate(self.depth)
+        if expected is None or self.checksum is None:
+            return True
+        if self.checksum(self.book) == expected:
+            self.stats.checksums_verified += 1
+            return True
+        self.stats.checksum_failures += 1
+        return False
+
+    def _checksum_failed(self, ts_recv: int) -> list[Action]:
+        self.stats.resyncs += 1
+        self.state = "awaiting_snapshot"
+        self.bridged = False
+        self.buffer.clear()
+        return [self._status("resyncing", "checksum mismatch", ts_recv), NeedSnapshot(self.native, "checksum")]
 
     def _gap(self, delta: BookDelta, ts_recv: int) -> list[Action]:
         self.stats.gaps += 1
@@ -189,3 +226,14 @@ _TRANSITIONS: dict[tuple[State, Input], Handler] = {
     ("live", "snapshot"): BookSync._replace_live,
     ("live", "delta"): BookSync._live_delta,
 }
+
+
+def sync_for(spec: ExchangeSpec, symbol: str, native: str, depth: int = 0) -> BookSync:
+    """The `BookSync` an exchange's spec calls for (rule, checksum, depth truncation, snapshots)."""
+    levels = depth or spec.default_depth
+    return BookSync(
+        spec.name, symbol, native, spec.sequence_rule,
+        checksum=spec.checksum,
+        depth=levels if spec.truncate_to_depth and levels else None,
+        stream_snapshots=spec.snapshot_source == "stream",
+    )  # fmt: skip

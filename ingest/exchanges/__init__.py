@@ -1,11 +1,24 @@
-"""The registry of exchange packages: the only place that lists them by name."""
+"""The registry of exchange packages, discovered: every subpackage with a ``spec`` module defining
+``SPEC`` is an exchange. Nothing lists exchanges by hand."""
 
 from __future__ import annotations
 
-from ingest.exchanges.base import ExchangeSpec
-from ingest.exchanges.binance.spec import SPEC as BINANCE
+import importlib
+import pkgutil
 
-SPECS: dict[str, ExchangeSpec] = {spec.name: spec for spec in (BINANCE,)}
+from ingest.exchanges.base import ExchangeSpec
+
+
+def _discover() -> dict[str, ExchangeSpec]:
+    found: dict[str, ExchangeSpec] = {}
+    for info in sorted(pkgutil.iter_modules(__path__), key=lambda i: i.name):
+        if info.ispkg:
+            spec: ExchangeSpec = importlib.import_module(f"{__name__}.{info.name}.spec").SPEC
+            found[spec.name] = spec
+    return found
+
+
+SPECS: dict[str, ExchangeSpec] = _discover()
 
 
 def get_spec(name: str) -> ExchangeSpec:

@@ -6,10 +6,11 @@ names an exchange. Everything here is pure: no asyncio, sockets, zmq or redis.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
+from ingest.book.book import OrderBook
 from ingest.events import BookDelta, BookSnapshot, Event
 
 Verdict = Literal["drop", "apply", "gap"]
@@ -56,6 +57,16 @@ class SequenceRule(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class Subscription:
+    """What one connection subscribes to: native symbols, channels, and the book depth per side
+    (0: the exchange's default, `ExchangeSpec.default_depth`)."""
+
+    natives: tuple[str, ...]
+    channels: tuple[Channel, ...]
+    depth: int = 0
+
+
 @dataclass(frozen=True)
 class ExchangeSpec:
     """Per-exchange facts the generic runner reads."""
@@ -67,12 +78,29 @@ class ExchangeSpec:
     snapshot_source: Literal["rest", "stream"]
     native_symbol: Callable[[str], str]
     canonical_symbol: Callable[[str], str]
-    connect_url: Callable[[str, Sequence[str], Sequence[Channel]], str]
-    subscribe_frames: Callable[[Sequence[str], Sequence[Channel]], list[str]]
+    connect_url: Callable[[str, Subscription], str]
+    subscribe_frames: Callable[[Subscription], list[str]]
+    # REST snapshot URL (base URL, native symbol); only read when snapshot_source is "rest".
     snapshot_url: Callable[[str, str], str]
     # A codec, given the native -> canonical names the settings define (it derives any others).
     new_codec: Callable[[Mapping[str, str]], Codec]
     sequence_rule: SequenceRule
-    # Client-side WebSocket ping interval, and the silence after which a connection is presumed dead.
+    # Client-side WebSocket ping frames (``ws_ping``) every ``ping_interval`` seconds, and the silence
+    # after which a connection is presumed dead.
     ping_interval: float = 10.0
     liveness_timeout: float = 30.0
+    ws_ping: bool = True
+    # Application-level keepalive: ``app_ping`` (a text frame) is sent after ``app_ping_interval``
+    # seconds without inbound data; if nothing arrives within as long again, the connection is dead.
+    app_ping: str | None = None
+    app_ping_interval: float = 20.0
+    # The exchange's book checksum over the book (None: it sends none).
+    checksum: Callable[[OrderBook], int] | None = None
+    # Levels per side when the subscription does not say; and whether the book must be truncated to
+    # that depth after every message (the exchange sends no deletes for levels leaving the depth).
+    default_depth: int = 0
+    truncate_to_depth: bool = False
+    # For snapshot_source "stream": frames that make the exchange send a fresh snapshot of one symbol.
+    resubscribe_frames: Callable[[str, Subscription], list[str]] | None = None
+    # The codec for a recorded session, chosen by its connection URL (older protocol versions).
+    replay_codec: Callable[[str], Codec] | None = None

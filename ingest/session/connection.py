@@ -20,11 +20,11 @@ from dataclasses import dataclass
 import aiohttp
 import structlog
 
-from ingest.book.sync import BookSync, NeedSnapshot
+from ingest.book.sync import BookSync, NeedSnapshot, sync_for
 from ingest.clock import now_ns
 from ingest.errors import ConnectionLost, DecodeError, RemoteError, is_retryable
 from ingest.events import BookDelta, BookSnapshot, ConnectionStatus, Event, Trade
-from ingest.exchanges.base import Channel, ExchangeSpec, Reconnect, Reply
+from ingest.exchanges.base import Channel, ExchangeSpec, Reconnect, Reply, Subscription
 from ingest.session.backoff import backoff
 
 log = structlog.get_logger("feed")
@@ -52,6 +52,7 @@ class FeedConnection:
         conn_id: str,
         ws_url: str = "",
         rest_url: str = "",
+        depth: int = 0,
     ) -> None:
         self.spec = spec
         self.channels = tuple(channels)
@@ -60,11 +61,13 @@ class FeedConnection:
         self.ws_url = ws_url or spec.ws_url
         self.rest_url = rest_url or spec.rest_url
         self.natives = {spec.native_symbol(s): s for s in symbols}
+        self.subscription = Subscription(tuple(self.natives), self.channels, depth or spec.default_depth)
         self.codec = spec.new_codec(self.natives)
         self.syncs: dict[str, BookSync] = {}
         if "book" in self.channels:
-            self.syncs = {n: BookSync(spec.name, s, n, spec.sequence_rule) for n, s in self.natives.items()}
+            self.syncs = {n: sync_for(spec, s, n, depth) for n, s in self.natives.items()}
         self.stats = ConnectionStats()
+        self._ws: aiohttp.ClientWebSocketResponse | None = None
         self._snapshot_tasks: dict[str, asyncio.Task[None]] = {}
         self._snapshot_gate = asyncio.Semaphore(SNAPSHOT_CONCURRENCY)
         self._http: aiohttp.ClientSession | None = None
@@ -97,22 +100,32 @@ class FeedConnection:
                 await asyncio.sleep(delay)
 
     async def _session(self, http: aiohttp.ClientSession) -> None:
-        natives = list(self.natives)
-        url = self.spec.connect_url(self.ws_url, natives, self.channels)
-        async with http.ws_connect(
-            url, heartbeat=self.spec.ping_interval, autoping=True, max_msg_size=16 * 2**20
-        ) as ws:
-            for frame in self.spec.subscribe_frames(natives, self.channels):
+        spec = self.spec
+        url = spec.connect_url(self.ws_url, self.subscription)
+        heartbeat = spec.ping_interval if spec.ws_ping else None
+        async with http.ws_connect(url, heartbeat=heartbeat, autoping=True, max_msg_size=16 * 2**20) as ws:
+            self._ws = ws
+            for frame in spec.subscribe_frames(self.subscription):
                 await ws.send_str(frame)
-            self._log.info("connected", symbols=len(natives))
+            self._log.info("connected", symbols=len(self.natives))
             self.publish(self._conn_status("connected", "subscribed"))
-            for native in self.syncs:
-                self._request_snapshot(NeedSnapshot(native, "connected"))
+            if spec.snapshot_source == "rest":
+                for native in self.syncs:
+                    self._request_snapshot(NeedSnapshot(native, "connected"))
+            # With an application-level ping, silence first triggers a ping, then (still silent) a
+            # reconnect; without one, silence past the liveness timeout is a dead connection.
+            idle = spec.app_ping_interval if spec.app_ping is not None else spec.liveness_timeout
+            pinged = False
             while True:
                 try:
-                    msg = await asyncio.wait_for(ws.receive(), self.spec.liveness_timeout)
+                    msg = await asyncio.wait_for(ws.receive(), idle)
                 except TimeoutError:
-                    raise ConnectionLost(f"no message for {self.spec.liveness_timeout}s") from None
+                    if spec.app_ping is None or pinged:
+                        raise ConnectionLost(f"no message for {idle}s{' after a ping' if pinged else ''}") from None
+                    await ws.send_str(spec.app_ping)
+                    pinged = True
+                    continue
+                pinged = False
                 if msg.type in (aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.BINARY):
                     self._on_frame(msg.data)
                 elif msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSING, aiohttp.WSMsgType.CLOSED):
@@ -151,12 +164,20 @@ class FeedConnection:
                 self.publish(a)
 
     def _request_snapshot(self, need: NeedSnapshot) -> None:
-        if self.spec.snapshot_source != "rest":
-            return  # the stream delivers snapshots itself after (re)subscription
         task = self._snapshot_tasks.get(need.native)
         if task is not None and not task.done():
             return
-        self._snapshot_tasks[need.native] = asyncio.create_task(self._fetch_snapshot(need.native))
+        fetch = self._fetch_snapshot if self.spec.snapshot_source == "rest" else self._resubscribe
+        self._snapshot_tasks[need.native] = asyncio.create_task(fetch(need.native))
+
+    async def _resubscribe(self, native: str) -> None:
+        """Ask the stream for a fresh snapshot of one symbol; the others are not touched."""
+        frames = self.spec.resubscribe_frames
+        if frames is None or self._ws is None or self._ws.closed:
+            return
+        self._log.info("resubscribing", symbol=self.natives[native])
+        for frame in frames(native, self.subscription):
+            await self._ws.send_str(frame)
 
     async def _fetch_snapshot(self, native: str) -> None:
         assert self._http is not None

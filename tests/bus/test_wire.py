@@ -40,7 +40,7 @@ def test_body_is_the_redis_field_list() -> None:
     assert orjson.loads(body) == [
         "type", "delta", "exchange", "binance", "symbol", "ETH-BTC", "native", "ETHBTC",
         "bids", '[["0.05","0"]]', "asks", "[]", "first_seq", "78", "seq", "80",
-        "ts_exchange", "7", "ts_recv", "8",
+        "ts_exchange", "7", "ts_recv", "8", "checksum", "",
     ]  # fmt: skip
 
 

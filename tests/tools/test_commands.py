@@ -53,6 +53,11 @@ def _run(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     )
 
 
+def _log(stderr: bytes) -> list[dict[str, object]]:
+    """The JSON log lines of a run (the processes share stderr; progress lines start with '#')."""
+    return [orjson.loads(line) for line in stderr.decode().splitlines() if line.startswith("{")]
+
+
 def _last_json(stdout: bytes | str) -> dict[str, object]:
     lines = [ln for ln in (stdout.decode() if isinstance(stdout, bytes) else stdout).splitlines() if ln.strip()]
     result: dict[str, object] = orjson.loads(lines[-1])
@@ -85,7 +90,7 @@ def test_sigterm_drains_everything_received(tmp_path: Path) -> None:
     run.send_signal(signal.SIGTERM)
     _, err = run.communicate(timeout=60)
     assert run.returncode == 0, err.decode()[-3000:]
-    log = [orjson.loads(line) for line in err.decode().splitlines() if line.startswith("{")]
+    log = _log(err)
     ended = [r for r in log if r.get("event") == "shard ended"]
     stopped = [r for r in log if r.get("event") == "merger stopped"]
     assert sorted(r["shard"] for r in ended) == [0, 1]
@@ -106,7 +111,7 @@ def test_sigkill_of_a_worker_restarts_it_and_its_books_resync(tmp_path: Path) ->
     victim = orjson.loads(pids_file.read_bytes())["shards"][0]
     os.kill(victim, signal.SIGKILL)
     out, err = run.communicate(timeout=120)
-    log = [orjson.loads(line) for line in err.decode().splitlines() if line.startswith("{")]
+    log = _log(err)
     assert any(r.get("event") == "child restarted" and r.get("child") == "shard-0" for r in log)
     assert orjson.loads(pids_file.read_bytes())["shards"][0] != victim
     result = _last_json(out)

@@ -12,7 +12,7 @@ and REST; the exchange module owns the paths below its prefix) and the control A
   out ``count`` update ids whose changes the market did make, so a client must resync.
 - ``POST /_sim/freeze`` -> what `Simulator.freeze` returns; ``GET /_sim/status`` -> `Simulator.status`.
 
-Generic code never names an exchange except in `EXCHANGES`. An exchange module provides an
+Generic code never names an exchange: `EXCHANGES` is discovered from `tools.sim.exchanges`, whose modules provide an
 `ExchangeSim` built from a `Venue` (see `tools.sim.venue`: connections, back-pressure, keepalive).
 
 The market clock runs every ~10 ms and steps each symbol ``rate * elapsed`` times (fractional
@@ -36,7 +36,7 @@ import orjson
 from aiohttp import web
 
 from ingest.settings import SimulatorSettings
-from tools.sim.binance import BinanceSim
+from tools.sim.exchanges import discover
 from tools.sim.market import MarketEvent, SymbolMarket
 from tools.sim.truth import TruthLog
 from tools.sim.venue import ExchangeSim, Venue
@@ -49,7 +49,7 @@ FAULT_KINDS = ("drop", "stall", "skip")
 
 
 # The one place that names exchanges: name -> the module's `ExchangeSim` factory.
-EXCHANGES: dict[str, Callable[[Venue], ExchangeSim]] = {"binance": BinanceSim}
+EXCHANGES: dict[str, Callable[[Venue], ExchangeSim]] = discover()
 
 
 class Simulator:

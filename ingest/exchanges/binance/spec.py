@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ingest.exchanges.base import Channel, ExchangeSpec
+from ingest.exchanges.base import Channel, ExchangeSpec, Subscription
 from ingest.exchanges.binance.codec import EXCHANGE, BinanceCodec
 from ingest.exchanges.binance.sequence import BinanceRule
 from ingest.exchanges.binance.symbols import canonical_symbol, native_symbol
@@ -26,12 +26,12 @@ def stream_names(natives: Sequence[str], channels: Sequence[Channel]) -> list[st
     return [f"{native.lower()}@{_STREAMS[channel]}" for native in natives for channel in channels]
 
 
-def connect_url(ws_url: str, natives: Sequence[str], channels: Sequence[Channel]) -> str:
+def connect_url(ws_url: str, sub: Subscription) -> str:
     """The combined-stream URL that subscribes to every stream of these symbols and channels."""
-    return f"{ws_url.rstrip('/')}/stream?streams={'/'.join(stream_names(natives, channels))}"
+    return f"{ws_url.rstrip('/')}/stream?streams={'/'.join(stream_names(sub.natives, sub.channels))}"
 
 
-def subscribe_frames(natives: Sequence[str], channels: Sequence[Channel]) -> list[str]:
+def subscribe_frames(sub: Subscription) -> list[str]:
     """None: the combined-stream URL already names the streams."""
     return []
 

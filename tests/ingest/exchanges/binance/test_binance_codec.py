@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from ingest.errors import DecodeError
 from ingest.events import BookDelta, BookSnapshot, Trade
-from ingest.exchanges.base import Reconnect, Reply
+from ingest.exchanges.base import Reconnect, Reply, Subscription
 from ingest.exchanges.binance.codec import BinanceCodec
 from ingest.exchanges.binance.spec import SPEC
 from ingest.exchanges.binance.symbols import canonical_symbol, native_symbol
@@ -237,12 +237,12 @@ def test_unknown_quote_is_a_value_error(bad: str) -> None:
 
 
 def test_spec_urls() -> None:
-    url = SPEC.connect_url(SPEC.ws_url, ["BTCUSDT", "ethbtc"], ["book", "trades"])
+    url = SPEC.connect_url(SPEC.ws_url, Subscription(("BTCUSDT", "ethbtc"), ("book", "trades")))
     assert url == (
         "wss://stream.binance.com:9443/stream?streams="
         "btcusdt@depth@100ms/btcusdt@trade/ethbtc@depth@100ms/ethbtc@trade"
     )
-    assert SPEC.subscribe_frames(["BTCUSDT"], ["book"]) == []
+    assert SPEC.subscribe_frames(Subscription(("BTCUSDT",), ("book",))) == []
     assert SPEC.snapshot_url(SPEC.rest_url, "btcusdt") == (
         "https://api.binance.com/api/v3/depth?symbol=BTCUSDT&limit=1000"
     )

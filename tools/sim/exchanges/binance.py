@@ -297,3 +297,6 @@ def _error(code: int, msg: str) -> web.Response:
     return web.Response(
         body=orjson.dumps({"code": code, "msg": msg}), status=400, content_type="application/json"
     )
+
+
+SIM = BinanceSim
