@@ -59,8 +59,12 @@ async def _serve(settings: Settings, shard: int, assignments: Sequence[Assignmen
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
-    if not await loop.run_in_executor(None, publisher.wait_for_subscriber, SUBSCRIBER_WAIT_S):
-        log.warning("no subscriber yet; publishing anyway", waited_s=SUBSCRIBER_WAIT_S)
+    waited = 0.0
+    while not stop.is_set() and not await loop.run_in_executor(None, publisher.wait_for_subscriber, 0.5):
+        waited += 0.5
+        if waited >= SUBSCRIBER_WAIT_S:
+            log.warning("no subscriber yet; publishing anyway", waited_s=waited)
+            break
     conns = connections_for(settings, shard, assignments, publisher)
     tasks = [asyncio.create_task(c.run(), name=c.conn_id) for c in conns]
     log.info("shard started", connections=len(conns), symbols=len(assignments), epoch=publisher.epoch)

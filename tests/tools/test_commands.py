@@ -53,6 +53,14 @@ def _run(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     )
 
 
+def _wait_for_file(path: Path, timeout: float = 60) -> Path:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert time.monotonic() < deadline, f"{path} did not appear"
+        time.sleep(0.1)
+    return path
+
+
 def _log(stderr: bytes) -> list[dict[str, object]]:
     """The JSON log lines of a run (the processes share stderr; progress lines start with '#')."""
     return [orjson.loads(line) for line in stderr.decode().splitlines() if line.startswith("{")]
@@ -86,7 +94,8 @@ def test_sigterm_drains_everything_received(tmp_path: Path) -> None:
     """Stopped by a signal, the run still ends with every shard's end marker written to Redis."""
     settings = _settings(tmp_path, rate=100.0)
     run = _ingest("run", "--simulate", "--settings", str(settings))
-    time.sleep(6)
+    _wait_for_file(tmp_path / "var" / "pids.json")
+    time.sleep(5)
     run.send_signal(signal.SIGTERM)
     _, err = run.communicate(timeout=60)
     assert run.returncode == 0, err.decode()[-3000:]
@@ -102,11 +111,7 @@ def test_sigterm_drains_everything_received(tmp_path: Path) -> None:
 def test_sigkill_of_a_worker_restarts_it_and_its_books_resync(tmp_path: Path) -> None:
     settings = _settings(tmp_path)
     run = _ingest("run", "--simulate", "--duration", "14", "--verify", "--settings", str(settings))
-    pids_file = tmp_path / "var" / "pids.json"
-    deadline = time.monotonic() + 30
-    while not pids_file.exists():
-        assert time.monotonic() < deadline
-        time.sleep(0.1)
+    pids_file = _wait_for_file(tmp_path / "var" / "pids.json")
     time.sleep(4)
     victim = orjson.loads(pids_file.read_bytes())["shards"][0]
     os.kill(victim, signal.SIGKILL)
