@@ -53,10 +53,13 @@ def _run(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     )
 
 
-def _wait_for_file(path: Path, timeout: float = 60) -> Path:
+def _wait_for_file(path: Path, proc: subprocess.Popen[bytes], timeout: float = 60) -> Path:
     deadline = time.monotonic() + timeout
     while not path.exists():
-        assert time.monotonic() < deadline, f"{path} did not appear"
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            out, err = proc.communicate()
+            pytest.fail(f"{path} did not appear; exit {proc.returncode}\n{out.decode()}\n{err.decode()[-5000:]}")
         time.sleep(0.1)
     return path
 
@@ -90,19 +93,24 @@ def test_run_simulate_verify_and_tail(tmp_path: Path) -> None:
     assert all(e["exchange"] == "binance" and e["symbol"] in SYMBOLS for e in events)
 
 
-def test_sigterm_drains_everything_received(tmp_path: Path) -> None:
-    """Stopped by a signal, the run still ends with every shard's end marker written to Redis."""
+@pytest.mark.parametrize("how", ["sigterm", "ctrl-c"])
+def test_a_stop_signal_drains_everything_received(tmp_path: Path, how: str) -> None:
+    """Stopped by SIGTERM, or by a Ctrl-C that reaches every process of the terminal's group, the run
+    still ends with every frame the shards published, and their end markers, written to Redis."""
     settings = _settings(tmp_path, rate=100.0)
-    run = _ingest("run", "--simulate", "--settings", str(settings))
-    _wait_for_file(tmp_path / "var" / "pids.json")
+    run = _ingest("run", "--simulate", "--settings", str(settings), start_new_session=True)
+    _wait_for_file(tmp_path / "var" / "pids.json", run)
     time.sleep(5)
-    run.send_signal(signal.SIGTERM)
+    if how == "sigterm":
+        run.send_signal(signal.SIGTERM)
+    else:
+        os.killpg(run.pid, signal.SIGINT)
     _, err = run.communicate(timeout=60)
     assert run.returncode == 0, err.decode()[-3000:]
     log = _log(err)
     ended = [r for r in log if r.get("event") == "shard ended"]
     stopped = [r for r in log if r.get("event") == "merger stopped"]
-    assert sorted(r["shard"] for r in ended) == [0, 1]
+    assert sorted(r["shard"] for r in ended) == [0, 1], err.decode()[-6000:]
     assert stopped and stopped[0]["holes"] == 0
     published = sum(r["published"] for r in log if r.get("event") == "shard stopped")
     assert stopped[0]["written"] == published > 0  # every frame a shard published is in Redis
@@ -111,7 +119,7 @@ def test_sigterm_drains_everything_received(tmp_path: Path) -> None:
 def test_sigkill_of_a_worker_restarts_it_and_its_books_resync(tmp_path: Path) -> None:
     settings = _settings(tmp_path)
     run = _ingest("run", "--simulate", "--duration", "14", "--verify", "--settings", str(settings))
-    pids_file = _wait_for_file(tmp_path / "var" / "pids.json")
+    pids_file = _wait_for_file(tmp_path / "var" / "pids.json", run)
     time.sleep(4)
     victim = orjson.loads(pids_file.read_bytes())["shards"][0]
     os.kill(victim, signal.SIGKILL)
