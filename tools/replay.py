@@ -5,7 +5,8 @@ Every received frame, in timeline order (`tools.recording.merge`), goes through 
 the same code the shards run. What a shard's I/O layer does is played from the recording:
 
 - A symbol's sync is created at its first book message and starts out waiting for a snapshot (the
-  live runner requests one as it subscribes).
+  live runner requests one as it subscribes). Its depth is the exchange's default, unless the codec
+  knows the depth the recording subscribed at (a ``book_depth(native)`` method).
 - A `NeedSnapshot` action marks the symbol as waiting again.
 - A recorded HTTP response belongs to a symbol when the symbol's native name is one of its URL's
   query values or path segments (``/api/v3/depth?symbol=NKNUSDT&limit=1000``). When the timeline
@@ -31,7 +32,7 @@ import ipaddress
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 from urllib.parse import parse_qsl, urlsplit
 
 from ingest.book.sync import Action, BookSync, NeedSnapshot, sync_for
@@ -66,6 +67,14 @@ def replay_events(exchange: str, paths: Sequence[Path]) -> Iterator[Event]:
     and book statuses as the syncs emit them. The files are read and checked before the first one."""
     run = _Replay(_spec(exchange))
     return run.events(_timeline(run.spec, paths))
+
+
+@runtime_checkable
+class _KnowsBookDepth(Protocol):
+    """A codec that learnt from the recorded subscription how deep a symbol's book was subscribed
+    (e.g. a channel named ``book-1000``): that symbol's sync truncates to that depth."""
+
+    def book_depth(self, native: str) -> int | None: ...
 
 
 @dataclass(slots=True)
@@ -114,7 +123,8 @@ class _Replay:
         key = item.native.upper()
         sync = self.syncs.get(key)
         if sync is None:
-            sync = self.syncs[key] = sync_for(self.spec, item.symbol, item.native)
+            depth = self.codec.book_depth(item.native) if isinstance(self.codec, _KnowsBookDepth) else None
+            sync = self.syncs[key] = sync_for(self.spec, item.symbol, item.native, depth or 0)
             self.waiting.add(key)
             yield from self._answer_from_pending(key)
         if isinstance(item, BookSnapshot):

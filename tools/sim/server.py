@@ -3,13 +3,15 @@
 One aiohttp server (one port) serves every simulated exchange under ``/<exchange>/...`` (WebSocket
 and REST; the exchange module owns the paths below its prefix) and the control API under ``/_sim``:
 
-- ``POST /_sim/fault`` ``{"kind": "drop"|"stall"|"skip", "exchange": .., "symbol": optional,
-  "seconds": for stall, "count": for skip}`` -> ``{"ok": true, "affected": n}`` (400 + ``{"error"}``):
+- ``POST /_sim/fault`` ``{"kind": "drop"|"stall"|"skip"|"corrupt", "exchange": .., "symbol": optional,
+  "seconds": for stall, "count": for skip and corrupt}`` -> ``{"ok": true, "affected": n}`` (400 + ``{"error"}``):
   *drop* aborts the TCP connections (all of the exchange's, or those carrying the symbol) with no
   WebSocket close frame; *stall* makes them send nothing at all for ``seconds`` (no data, no pings,
   no pong replies; data generated meanwhile is held and sent afterwards, within the back-pressure
   bound); *skip* makes the next book updates of the symbol (all symbols if none is named) leave
-  out ``count`` update ids whose changes the market did make, so a client must resync.
+  out ``count`` update ids whose changes the market did make, so a client must resync; *corrupt*
+  (exchanges that checksum their books: the exchange module has a ``corrupt(symbol, count)``) makes
+  the next ``count`` book updates of the symbol (all symbols if none is named) carry a wrong checksum.
 - ``POST /_sim/freeze`` -> what `Simulator.freeze` returns; ``GET /_sim/status`` -> `Simulator.status`.
 
 Generic code never names an exchange: `EXCHANGES` is discovered from `tools.sim.exchanges`, whose modules provide an
@@ -45,7 +47,7 @@ log = logging.getLogger(__name__)
 
 TICK = 0.01
 MAX_CATCH_UP = 1.0  # seconds of market time one clock tick may generate after a pause
-FAULT_KINDS = ("drop", "stall", "skip")
+FAULT_KINDS = ("drop", "stall", "skip", "corrupt")
 
 
 # The one place that names exchanges: name -> the module's `ExchangeSim` factory.
@@ -119,7 +121,7 @@ class Simulator:
         for exchange, venue in self.venues.items():
             for symbol, market in venue.markets.items():
                 if self.truth.watching(exchange, symbol):
-                    bids, asks = market.book()
+                    bids, asks = market.book(venue.book_depth.get(symbol))
                     self.truth.book(exchange, symbol, market.update_id, bids, asks)
         self.truth.frozen(time.time_ns())
         self.truth.flush()
@@ -202,10 +204,13 @@ class Simulator:
         else:
             n = 1 if count is None else count
             if not isinstance(n, int) or isinstance(n, bool) or n < 1:
-                raise ValueError("skip needs a whole count >= 1")
+                raise ValueError(f"{kind} needs a whole count >= 1")
+            inject = self._sims[exchange].skip if kind == "skip" else getattr(self._sims[exchange], "corrupt", None)
+            if inject is None:
+                raise ValueError(f"{exchange} sends no book checksum to corrupt")
             symbols = [symbol] if symbol is not None else list(venue.markets)
             for s in symbols:
-                self._sims[exchange].skip(s, n)
+                inject(s, n)
             affected = len(symbols)
         record = {"kind": kind, "exchange": exchange, "symbol": symbol, "seconds": seconds, "count": count}
         self._faults.append(record | {"affected": affected, "ts": time.time_ns()})

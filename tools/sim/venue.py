@@ -200,6 +200,9 @@ class Venue:
         self.pong_timeout = pong_timeout
         self.max_send_buffer = max_send_buffer
         self.connections: set[Connection] = set()
+        # Levels per side a symbol's book is served at, for exchanges that serve a window of the book
+        # (set by the exchange module); the truth log's final book is that window. Absent: the whole book.
+        self.book_depth: dict[str, int] = {}
         self.accepted = 0
         self.slow_drops = 0
         self.pong_timeouts = 0
