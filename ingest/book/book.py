@@ -58,10 +58,12 @@ class Side:
         values = self._levels.values()
         return list(values if n is None else islice(values, n))
 
-    def truncate(self, depth: int) -> None:
-        """Keep only the best ``depth`` levels."""
+    def truncate(self, depth: int) -> list[Level]:
+        """Keep only the best ``depth`` levels; return the levels removed."""
+        removed: list[Level] = []
         while len(self._levels) > depth:
-            self._levels.popitem(-1)
+            removed.append(self._levels.popitem(-1)[1])
+        return removed
 
     def __len__(self) -> int:
         return len(self._levels)

@@ -22,8 +22,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Literal
 
-from ingest.book.book import OrderBook
-from ingest.events import BookDelta, BookSnapshot, BookStatus, Event
+from ingest.book.book import ZERO, OrderBook
+from ingest.events import BookDelta, BookSnapshot, BookStatus, Event, Level
 from ingest.exchanges.base import ExchangeSpec, SequenceRule
 
 State = Literal["awaiting_snapshot", "live"]
@@ -138,7 +138,10 @@ class BookSync:
         self.book.replace(snapshot.bids, snapshot.asks)
         self.last_seq = snap_seq
         self.bridged = snap_seq is None
-        if not self._verified(snapshot.checksum):
+        if any(self._truncate()):  # publish the book as it is kept: at the subscribed depth
+            bids, asks = self.book.depth()
+            snapshot = replace(snapshot, bids=tuple(bids), asks=tuple(asks))
+        if not self._checksum_ok(snapshot.checksum):
             return self._checksum_failed(ts_recv)
         out: list[Action] = [snapshot, self._status("valid", "snapshot applied", ts_recv)]
         for i, delta in enumerate(pending):
@@ -167,7 +170,14 @@ class BookSync:
         if verdict == "gap":
             return self._gap(delta, ts_recv)
         self.book.apply(delta.bids, delta.asks)
-        if not self._verified(delta.checksum):
+        gone_bids, gone_asks = self._truncate()
+        if gone_bids or gone_asks:  # the exchange sends no deletes for these: publish them
+            delta = replace(
+                delta,
+                bids=delta.bids + tuple((p, ZERO) for p, _ in gone_bids),
+                asks=delta.asks + tuple((p, ZERO) for p, _ in gone_asks),
+            )
+        if not self._checksum_ok(delta.checksum):
             return self._checksum_failed(ts_recv)
         self.stats.deltas_applied += 1
         if delta.seq is not None:
@@ -177,11 +187,14 @@ class BookSync:
             self.first_applied = delta
         return [delta]
 
-    def _verified(self, expected: int | None) -> bool:
-        """Truncate to the subscribed depth, then check the exchange's checksum if it sent one."""
-        if self.depth is not None:
-            self.book.bids.truncate(self.depth)
-            self.book.asks.truncate(self.depth)
+    def _truncate(self) -> tuple[list[Level], list[Level]]:
+        """Cut each side to the subscribed depth (if any); the levels removed, per side."""
+        if self.depth is None:
+            return [], []
+        return self.book.bids.truncate(self.depth), self.book.asks.truncate(self.depth)
+
+    def _checksum_ok(self, expected: int | None) -> bool:
+        """Check the exchange's checksum if the message carried one."""
         if expected is None or self.checksum is None:
             return True
         if self.checksum(self.book) == expected:

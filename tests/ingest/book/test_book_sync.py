@@ -118,3 +118,29 @@ def test_reset_asks_for_a_snapshot() -> None:
     assert isinstance(out[0], BookStatus) and out[0].state == "resyncing"
     assert out[1] == NeedSnapshot("NKNUSDT", "reconnected")
     assert sync.state == "awaiting_snapshot"
+
+
+class _ApplyAll:
+    def first(self, snapshot_seq: int, delta: BookDelta) -> str:
+        return "apply"
+
+    def next(self, last_seq: int, delta: BookDelta) -> str:
+        return "apply"
+
+
+def test_truncation_is_published_as_deletes_and_checksums_gate_the_book() -> None:
+    """A depth-truncating exchange sends no deletes for levels pushed out of the depth: the sync
+    publishes them, so a consumer rebuilding from the events holds exactly the sync's book."""
+    top_bid = lambda book: int(float(book.bids.best()[0]) * 10)  # noqa: E731 - a toy checksum
+    sync = BookSync("x", "A-B", "AB", _ApplyAll(), depth=2, checksum=top_bid, stream_snapshots=True)  # type: ignore[arg-type]
+    snap = BookSnapshot("x", "A-B", "AB", (("3.0", "1"), ("2.0", "1"), ("1.0", "1")), (("4.0", "1"),), None, 0, 0, 30)
+    out = sync.on_snapshot(snap)
+    assert out[0] == BookSnapshot("x", "A-B", "AB", (("3.0", "1"), ("2.0", "1")), (("4.0", "1"),), None, 0, 0, 30)
+    out = sync.on_delta(BookDelta("x", "A-B", "AB", (("3.5", "2"),), (), None, None, 0, 1, 35))
+    assert out == [BookDelta("x", "A-B", "AB", (("3.5", "2"), ("2.0", "0")), (), None, None, 0, 1, 35)]
+    assert sync.book.depth() == ([("3.5", "2"), ("3.0", "1")], [("4.0", "1")])
+    assert sync.stats.checksums_verified == 2
+    out = sync.on_delta(BookDelta("x", "A-B", "AB", (("3.6", "1"),), (), None, None, 0, 2, 99))  # wrong checksum
+    assert isinstance(out[0], BookStatus) and out[0].state == "resyncing" and out[0].reason == "checksum mismatch"
+    assert isinstance(out[1], NeedSnapshot)
+    assert sync.stats.checksum_failures == 1 and sync.state == "awaiting_snapshot"
