@@ -176,6 +176,12 @@ def _check_whole(s: Settings) -> None:
             raise SettingsError(s.source, f"{key}.symbols", "must list at least one symbol")
         if not feed.channels:
             raise SettingsError(s.source, f"{key}.channels", "must list at least one channel")
+        depths = SPECS[feed.exchange].book_depths
+        if feed.book_depth and depths and feed.book_depth not in depths:
+            allowed = ", ".join(map(str, depths))
+            raise SettingsError(
+                s.source, f"{key}.book_depth", f"{feed.exchange} offers {allowed} (got {feed.book_depth})"
+            )
         for sym in feed.symbols:
             parts = sym.split("-")
             if len(parts) != 2 or not all(p.isalnum() and p.isupper() for p in parts):

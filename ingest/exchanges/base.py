@@ -100,6 +100,8 @@ class ExchangeSpec:
     # that depth after every message (the exchange sends no deletes for levels leaving the depth).
     default_depth: int = 0
     truncate_to_depth: bool = False
+    # The depths the exchange offers (empty: any); settings are checked against it.
+    book_depths: tuple[int, ...] = ()
     # For snapshot_source "stream": frames that make the exchange send a fresh snapshot of one symbol.
     resubscribe_frames: Callable[[str, Subscription], list[str]] | None = None
     # The codec for a recorded session, chosen by its connection URL (older protocol versions).

@@ -69,6 +69,7 @@ class FeedConnection:
         self.stats = ConnectionStats()
         self._ws: aiohttp.ClientWebSocketResponse | None = None
         self._snapshot_tasks: dict[str, asyncio.Task[None]] = {}
+        self._resubscribed: dict[str, tuple[int, float]] = {}  # native -> (attempts in a row, when)
         self._snapshot_gate = asyncio.Semaphore(SNAPSHOT_CONCURRENCY)
         self._http: aiohttp.ClientSession | None = None
         self._log = log.bind(exchange=spec.name, connection=conn_id)
@@ -175,7 +176,16 @@ class FeedConnection:
         frames = self.spec.resubscribe_frames
         if frames is None or self._ws is None or self._ws.closed:
             return
-        self._log.info("resubscribing", symbol=self.natives[native])
+        # A book that keeps failing right after its snapshot must not resubscribe in a tight loop.
+        now = asyncio.get_running_loop().time()
+        count, last = self._resubscribed.get(native, (0, 0.0))
+        count = count + 1 if now - last < HEALTHY_AFTER_S else 1
+        self._resubscribed[native] = (count, now)
+        if count > 1:
+            await asyncio.sleep(min(0.25 * 2 ** (count - 2), 30.0))
+        if self._ws is None or self._ws.closed:
+            return
+        self._log.info("resubscribing", symbol=self.natives[native], attempt=count)
         for frame in frames(native, self.subscription):
             await self._ws.send_str(frame)
 

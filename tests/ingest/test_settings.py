@@ -50,6 +50,8 @@ def test_defaults_and_types(tmp_path: Path) -> None:
          "feeds[0].channels", "must be one of"),
         ("[[feeds]]\nexchange = \"binance\"\nsymbols = [\"BTC-USDT\", \"BTC-USDT\"]\n", "feeds[0].symbols", "twice"),
         ("shards = 2\n", "shards", "unknown key"),
+        ("[[feeds]]\nexchange = \"kraken\"\nsymbols = [\"BTC-USD\"]\nbook_depth = 20\n", "feeds[0].book_depth",
+         "kraken offers 10, 25, 100, 500, 1000"),
     ],
 )
 def test_bad_settings_name_the_file_and_key(tmp_path: Path, text: str, key: str, fragment: str) -> None:

@@ -109,6 +109,7 @@ SPEC = ExchangeSpec(
     # Streams are symbol x channel: 200 symbols with book and trades on one connection.
     max_streams_per_connection=400,
     snapshot_source="stream",
+    book_depths=DEPTHS,
     native_symbol=native_symbol,
     canonical_symbol=canonical_symbol,
     connect_url=connect_url,
