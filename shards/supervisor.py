@@ -117,16 +117,15 @@ class Cluster:
         return self._stop_signal is not None
 
     def supervise(
-        self, until: Callable[[], bool], every_5s: Callable[[], None] | None = None, tick: float = 0.2
+        self, until: Callable[[], bool], on_tick: Callable[[], None] | None = None, tick: float = 0.2
     ) -> None:
-        """Watch the children until ``until()`` is true or a stop signal arrives."""
-        last = time.monotonic()
+        """Watch the children until ``until()`` is true or a stop signal arrives; ``on_tick`` runs
+        every ``tick`` seconds (progress reports, scheduled faults)."""
         while not until() and not self.stop_requested:
             self.check_children()
             time.sleep(tick)
-            if every_5s is not None and time.monotonic() - last >= 5:
-                last = time.monotonic()
-                every_5s()
+            if on_tick is not None:
+                on_tick()
         if self._stop_signal is not None:
             log.info("stop requested", signal=signal.Signals(self._stop_signal).name)
 

@@ -21,6 +21,7 @@ PURE = (
     "bus/wire.py",
     "shards/plan.py",
     "tools/sim/market.py",
+    "tools/sim/faults.py",
 )
 FORBIDDEN = {"asyncio", "socket", "zmq", "redis", "aiohttp", "uvloop", "multiprocess", "subprocess", "time"}
 

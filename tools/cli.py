@@ -57,6 +57,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="with --simulate: after the run compare Redis with the simulator's ground truth; the last "
         "stdout line is a JSON summary, exit status 1 unless verified",
     )
+    run.add_argument(
+        "--faults",
+        action="store_true",
+        help="with --simulate: every 2 s break one book on purpose (skipped updates, a corrupted checksum, a broken "
+        "sequence chain, as each exchange allows); every break must be detected and resynced, nothing lost",
+    )
     run.add_argument("--shards", type=_positive_int, metavar="N", help="override cluster.shards")
 
     sim = sub.add_parser(

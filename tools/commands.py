@@ -17,6 +17,8 @@ from ingest.errors import UserError
 from ingest.settings import Settings, dump, load, reference
 from shards.plan import make_plan
 from tools.cli import print_json
+from tools.sim.faults import Fault, schedule
+from tools.sim.process import SimulatorProcess
 
 
 def _load(path: str, shards: int | None = None) -> Settings:
@@ -108,10 +110,11 @@ def _feed_symbols(settings: Settings) -> dict[str, list[str]]:
 
 def run(args: argparse.Namespace) -> int:
     from shards.supervisor import Cluster
-    from tools.sim.process import SimulatorProcess
     from tools.verify import verify, wait_caught_up
 
     settings = _load(args.settings, args.shards)
+    if args.faults and not args.simulate:
+        raise UserError("--faults needs --simulate: faults are injected by the simulator")
     if args.verify and not args.simulate:
         raise UserError("--verify needs --simulate: the simulator's ground truth is what Redis is checked against")
     if not settings.feeds:
@@ -130,7 +133,11 @@ def run(args: argparse.Namespace) -> int:
         cluster.start()
         started = time.monotonic()
         until = (lambda: time.monotonic() - started >= args.duration) if args.duration else (lambda: False)
-        cluster.supervise(until, every_5s=lambda: _progress(client, settings, started))
+        ticker = _Ticker(client, settings, started)
+        if simulator is not None and args.faults:
+            ticker.faults = _fault_schedule(simulator, settings, args.duration or 3600.0)
+            ticker.simulator = simulator
+        cluster.supervise(until, on_tick=ticker.tick)
         caught_up = True
         if simulator is not None and args.verify and not cluster.stop_requested:
             simulator.freeze()
@@ -143,6 +150,8 @@ def run(args: argparse.Namespace) -> int:
             from tools.sim.truth import load_truth
 
             result = verify(client, settings.redis.key_prefix, load_truth(truth_path), since)
+            if args.faults:
+                result["faults_injected"] = len(ticker.fired)
             if not caught_up:
                 print("# the cluster had not caught up with the simulator when the run ended", file=sys.stderr)
             print_json(result)
@@ -152,6 +161,36 @@ def run(args: argparse.Namespace) -> int:
         cluster.close()
         if simulator is not None:
             simulator.stop()
+
+
+class _Ticker:
+    """What the parent does between supervision checks: a progress line every 5 s, and the
+    scheduled simulator faults when their time comes."""
+
+    def __init__(self, client: redis.Redis, settings: Settings, started: float) -> None:
+        self.client = client
+        self.settings = settings
+        self.started = started
+        self.last_progress = started
+        self.faults: list[Fault] = []
+        self.fired: list[Fault] = []
+        self.simulator: SimulatorProcess | None = None
+
+    def tick(self) -> None:
+        now = time.monotonic()
+        if now - self.last_progress >= 5:
+            self.last_progress = now
+            _progress(self.client, self.settings, self.started)
+        while self.faults and self.simulator is not None and now - self.started >= self.faults[0].at:
+            f = self.faults.pop(0)
+            self.simulator.fault(f.kind, f.exchange, symbol=f.symbol, count=f.count)
+            self.fired.append(f)
+            print(f"# fault: {f.kind} x{f.count} on {f.exchange} {f.symbol}", file=sys.stderr, flush=True)
+
+
+def _fault_schedule(simulator: SimulatorProcess, settings: Settings, duration: float) -> list[Fault]:
+    offered = {e: s.get("book_faults", ["skip"]) for e, s in simulator.status()["exchanges"].items()}
+    return schedule(_feed_symbols(settings), offered, duration, seed=settings.simulator.seed)
 
 
 def _connect_redis(url: str) -> redis.Redis:
