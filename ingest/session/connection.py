@@ -119,7 +119,10 @@ class FeedConnection:
             pinged = False
             while True:
                 try:
-                    msg = await asyncio.wait_for(ws.receive(), idle)
+                    # Not wait_for: before Python 3.12 it swallows a cancellation that arrives as the
+                    # frame does, and the runner would go on reconnecting after being stopped.
+                    async with asyncio.timeout(idle):
+                        msg = await ws.receive()
                 except TimeoutError:
                     if spec.app_ping is None or pinged:
                         raise ConnectionLost(f"no message for {idle}s{' after a ping' if pinged else ''}") from None

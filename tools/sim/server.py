@@ -3,15 +3,18 @@
 One aiohttp server (one port) serves every simulated exchange under ``/<exchange>/...`` (WebSocket
 and REST; the exchange module owns the paths below its prefix) and the control API under ``/_sim``:
 
-- ``POST /_sim/fault`` ``{"kind": "drop"|"stall"|"skip"|"corrupt", "exchange": .., "symbol": optional,
-  "seconds": for stall, "count": for skip and corrupt}`` -> ``{"ok": true, "affected": n}`` (400 + ``{"error"}``):
+- ``POST /_sim/fault`` ``{"kind": "drop"|"stall"|"skip"|"corrupt"|"chain", "exchange": .., "symbol": optional,
+  "seconds": for stall, "count": for the others}`` -> ``{"ok": true, "affected": n}`` (400 + ``{"error"}``):
   *drop* aborts the TCP connections (all of the exchange's, or those carrying the symbol) with no
   WebSocket close frame; *stall* makes them send nothing at all for ``seconds`` (no data, no pings,
   no pong replies; data generated meanwhile is held and sent afterwards, within the back-pressure
   bound); *skip* makes the next book updates of the symbol (all symbols if none is named) leave
   out ``count`` update ids whose changes the market did make, so a client must resync; *corrupt*
   (exchanges that checksum their books: the exchange module has a ``corrupt(symbol, count)``) makes
-  the next ``count`` book updates of the symbol (all symbols if none is named) carry a wrong checksum.
+  the next ``count`` book updates of the symbol (all symbols if none is named) carry a wrong checksum;
+  *chain* (exchanges whose updates name the previous one, with a ``chain(symbol, count)``) makes the
+  next ``count`` book updates of the symbol name a predecessor that was never sent, their changes
+  intact, so only the chain check can tell.
 - ``POST /_sim/freeze`` -> what `Simulator.freeze` returns; ``GET /_sim/status`` -> `Simulator.status`.
 
 Generic code never names an exchange: `EXCHANGES` is discovered from `tools.sim.exchanges`, whose modules provide an
@@ -47,7 +50,9 @@ log = logging.getLogger(__name__)
 
 TICK = 0.01
 MAX_CATCH_UP = 1.0  # seconds of market time one clock tick may generate after a pause
-FAULT_KINDS = ("drop", "stall", "skip", "corrupt")
+FAULT_KINDS = ("drop", "stall", "skip", "corrupt", "chain")
+# Book faults only some exchanges' simulators offer (as a method of that name), and why one cannot.
+_OFFERED = {"corrupt": "sends no book checksum to corrupt", "chain": "has no sequence chain to break"}
 
 
 # The one place that names exchanges: name -> the module's `ExchangeSim` factory.
@@ -66,10 +71,15 @@ class Simulator:
         pong_timeout: float = 60.0,
         *,
         max_send_buffer: int = 8 << 20,
+        options: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> None:
+        """``options``: per exchange, settings its module reads from `Venue.options` (and validates)."""
+        options = options or {}
         unknown = sorted(set(feeds) - set(EXCHANGES))
         if unknown:
             raise ValueError(f"no simulator for exchange(s) {unknown} (known: {sorted(EXCHANGES)})")
+        if set(options) - set(feeds):
+            raise ValueError(f"options for exchange(s) not simulated: {sorted(set(options) - set(feeds))}")
         self.settings = settings
         self.truth = TruthLog(truth_path)
         self.venues: dict[str, Venue] = {}
@@ -78,7 +88,9 @@ class Simulator:
             markets = {
                 s: SymbolMarket(s, settings.seed, settings.levels, settings.trade_ratio) for s in symbols
             }
-            venue = Venue(exchange, markets, self.truth, ping_interval, pong_timeout, max_send_buffer)
+            venue = Venue(
+                exchange, markets, self.truth, ping_interval, pong_timeout, max_send_buffer, options.get(exchange)
+            )
             self.venues[exchange] = venue
             self._sims[exchange] = EXCHANGES[exchange](venue)
         self._carry = {(e, s): 0.0 for e, v in self.venues.items() for s in v.markets}
@@ -205,9 +217,9 @@ class Simulator:
             n = 1 if count is None else count
             if not isinstance(n, int) or isinstance(n, bool) or n < 1:
                 raise ValueError(f"{kind} needs a whole count >= 1")
-            inject = self._sims[exchange].skip if kind == "skip" else getattr(self._sims[exchange], "corrupt", None)
+            inject = getattr(self._sims[exchange], kind, None)  # skip: every exchange; the others: some
             if inject is None:
-                raise ValueError(f"{exchange} sends no book checksum to corrupt")
+                raise ValueError(f"{exchange} {_OFFERED[kind]}")
             symbols = [symbol] if symbol is not None else list(venue.markets)
             for s in symbols:
                 inject(s, n)

@@ -3,7 +3,8 @@
 - `ExchangeSim` is what an exchange module (``tools/sim/<exchange>.py``) provides: its paths, its
   wire format for the market's events, and the skip fault (sequence numbers are exchange-specific).
 - `Venue` is what the simulator hands to it: the exchange's markets, its open connections, the
-  truth-log hook for first subscriptions, and the connection settings.
+  truth-log hook for first subscriptions, the connection settings, and the exchange's own options
+  (``options``: whatever the simulator was given for this exchange; the module validates them).
 - `Connection` is one client WebSocket. `Connection.send` only queues; one writer task is the only
   writer to the socket (data, pings and pongs alike). A client whose unsent backlog passes the
   venue's ``max_send_buffer`` bytes is dropped and counted, as a real exchange drops slow readers,
@@ -192,6 +193,7 @@ class Venue:
         ping_interval: float,
         pong_timeout: float,
         max_send_buffer: int,
+        options: Mapping[str, Any] | None = None,
     ) -> None:
         self.name = name
         self.markets = markets
@@ -199,6 +201,7 @@ class Venue:
         self.ping_interval = ping_interval
         self.pong_timeout = pong_timeout
         self.max_send_buffer = max_send_buffer
+        self.options: Mapping[str, Any] = dict(options or {})
         self.connections: set[Connection] = set()
         # Levels per side a symbol's book is served at, for exchanges that serve a window of the book
         # (set by the exchange module); the truth log's final book is that window. Absent: the whole book.

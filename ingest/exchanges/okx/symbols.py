@@ -1,0 +1,26 @@
+"""OKX symbol names: the spot ``instId`` (``BTC-USDT``) is already the canonical ``BASE-QUOTE``.
+
+Only spot instruments are named: a derivative ``instId`` (``BTC-USDT-SWAP``, ``BTC-USD-250627``) has
+no canonical ``BASE-QUOTE`` name, so both directions raise ``ValueError`` for anything that is not
+exactly two non-empty parts.
+"""
+
+from __future__ import annotations
+
+
+def _spot(name: str, what: str) -> str:
+    upper = name.upper()
+    base, sep, quote = upper.partition("-")
+    if not sep or not base or not quote or "-" in quote:
+        raise ValueError(f"{what} must be BASE-QUOTE (OKX spot), got {name!r}")
+    return upper
+
+
+def canonical_symbol(native: str) -> str:
+    """``"BTC-USDT"`` -> ``"BTC-USDT"``. Raises ``ValueError`` if it is not a spot ``instId``."""
+    return _spot(native, "OKX instId")
+
+
+def native_symbol(canonical: str) -> str:
+    """``"btc-usdt"`` -> ``"BTC-USDT"``. Raises ``ValueError`` if it is not ``BASE-QUOTE``."""
+    return _spot(canonical, "canonical symbol")
