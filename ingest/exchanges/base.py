@@ -104,5 +104,7 @@ class ExchangeSpec:
     book_depths: tuple[int, ...] = ()
     # For snapshot_source "stream": frames that make the exchange send a fresh snapshot of one symbol.
     resubscribe_frames: Callable[[str, Subscription], list[str]] | None = None
+    # Each symbol's trade ids are consecutive integers, so a jump means trades were missed.
+    trade_ids_contiguous: bool = False
     # The codec for a recorded session, chosen by its connection URL (older protocol versions).
     replay_codec: Callable[[str], Codec] | None = None

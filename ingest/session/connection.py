@@ -40,6 +40,8 @@ class ConnectionStats:
     reconnects: int = 0
     snapshots_fetched: int = 0
     snapshot_errors: int = 0
+    trade_gaps: int = 0
+    trades_missing: int = 0
 
 
 class FeedConnection:
@@ -70,6 +72,7 @@ class FeedConnection:
         self._ws: aiohttp.ClientWebSocketResponse | None = None
         self._snapshot_tasks: dict[str, asyncio.Task[None]] = {}
         self._resubscribed: dict[str, tuple[int, float]] = {}  # native -> (attempts in a row, when)
+        self._last_trade_id: dict[str, int] = {}  # native -> highest trade id seen, across reconnects
         self._snapshot_gate = asyncio.Semaphore(SNAPSHOT_CONCURRENCY)
         self._http: aiohttp.ClientSession | None = None
         self._log = log.bind(exchange=spec.name, connection=conn_id)
@@ -149,6 +152,7 @@ class FeedConnection:
         for item in decoded:
             if isinstance(item, Trade):
                 if item.native in self.natives:
+                    self._check_trade_id(item)
                     self.publish(item)
             elif isinstance(item, BookDelta | BookSnapshot):
                 sync = self.syncs.get(item.native)
@@ -159,6 +163,19 @@ class FeedConnection:
                 raise ConnectionLost(f"exchange asked to reconnect: {item.reason}")
             elif isinstance(item, Reply) and item.error is not None:
                 self._log.error("request refused", request=item.request_id, error=item.error)
+
+    def _check_trade_id(self, trade: Trade) -> None:
+        """Where the exchange numbers each symbol's trades consecutively, a jump is logged and
+        counted with the missing range (filling it from REST history is the backfill's job)."""
+        if not self.spec.trade_ids_contiguous or not trade.trade_id.isdigit():
+            return
+        tid = int(trade.trade_id)
+        last = self._last_trade_id.get(trade.native)
+        self._last_trade_id[trade.native] = tid if last is None else max(last, tid)
+        if last is not None and tid > last + 1:
+            self.stats.trade_gaps += 1
+            self.stats.trades_missing += tid - last - 1
+            self._log.warning("trade ids missing", symbol=trade.symbol, first=last + 1, last=tid - 1)
 
     def _act(self, actions: Sequence[Event | NeedSnapshot]) -> None:
         for a in actions:

@@ -53,6 +53,7 @@ SPEC = ExchangeSpec(
     snapshot_url=snapshot_url,
     new_codec=BinanceCodec,
     sequence_rule=BinanceRule(),
+    trade_ids_contiguous=True,  # @trade `t` (and @aggTrade `a`) count up by one per symbol
     ping_interval=10.0,
     liveness_timeout=30.0,
 )

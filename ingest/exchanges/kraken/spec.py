@@ -110,6 +110,7 @@ SPEC = ExchangeSpec(
     max_streams_per_connection=400,
     snapshot_source="stream",
     book_depths=DEPTHS,
+    trade_ids_contiguous=True,  # "a sequence number, unique per book" (Kraken v2 trade docs)
     native_symbol=native_symbol,
     canonical_symbol=canonical_symbol,
     connect_url=connect_url,

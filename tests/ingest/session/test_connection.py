@@ -41,6 +41,9 @@ def _books(events: list[Event]) -> dict[str, OrderBook]:
 Scenario = Callable[[Simulator, list[Event]], Awaitable[None]]
 
 
+LAST: list[FeedConnection] = []  # the connection of the latest _run, for its counters
+
+
 async def _run(tmp_path: Path, scenario: Scenario) -> tuple[list[Event], Simulator, dict[str, Any]]:
     sim = Simulator(SimulatorSettings(rate=200.0, levels=20), {"binance": SYMBOLS}, tmp_path / "truth.jsonl")
     await sim.start()
@@ -49,6 +52,7 @@ async def _run(tmp_path: Path, scenario: Scenario) -> tuple[list[Event], Simulat
         SPEC, SYMBOLS, ("trades", "book"), events.append, "t0",
         ws_url=sim.ws_url("binance"), rest_url=sim.rest_url("binance"),
     )  # fmt: skip
+    LAST[:] = [conn]
     task = asyncio.create_task(conn.run())
     try:
         await _until(lambda: sum(isinstance(e, BookStatus) and e.state == "valid" for e in events) == len(SYMBOLS))
@@ -105,6 +109,10 @@ def test_dropped_or_stalled_connection_reconnects_and_resyncs(tmp_path: Path, fa
     assert set(SYMBOLS) <= set(resyncing)
     trades = [int(e.trade_id) for e in events if isinstance(e, Trade) and e.symbol == "BTC-USDT"]
     assert trades == sorted(trades) and len(set(trades)) == len(trades)
+    # Trades made while disconnected are missing: the jump in ids is counted, exactly.
+    ids = {s: [int(e.trade_id) for e in events if isinstance(e, Trade) and e.symbol == s] for s in SYMBOLS}
+    jumps = sum(b - a - 1 for s in SYMBOLS for a, b in zip(ids[s], ids[s][1:], strict=False) if b > a + 1)
+    assert LAST[0].stats.trades_missing == jumps
     _assert_books_match(sim, events)
 
 
