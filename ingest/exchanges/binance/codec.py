@@ -27,14 +27,14 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-import orjson
-
 from ingest.book.book import canonical_levels
 from ingest.errors import DecodeError
 from ingest.events import BookDelta, BookSnapshot, Trade
 from ingest.exchanges.base import Decoded, Reconnect, Reply
 from ingest.exchanges.binance import messages as m
 from ingest.exchanges.binance.symbols import canonical_symbol
+from ingest.exchanges.fields import cached_symbol
+from ingest.exchanges.fields import loads_object as _loads
 from ingest.units import ms_to_ns
 
 EXCHANGE = "binance"
@@ -175,24 +175,7 @@ class BinanceCodec:
     # -- helpers -----------------------------------------------------------------------------------
 
     def _canonical(self, native: str) -> str:
-        symbol = self._symbols.get(native)
-        if symbol is None:
-            try:
-                symbol = canonical_symbol(native)
-            except ValueError as exc:
-                raise DecodeError(str(exc)) from None
-            self._symbols[native] = symbol
-        return symbol
-
-
-def _loads(frame: bytes | str) -> dict[str, Any]:
-    try:
-        msg = orjson.loads(frame)
-    except (orjson.JSONDecodeError, TypeError) as exc:
-        raise DecodeError(f"bad JSON ({exc})", frame if isinstance(frame, bytes | str) else b"") from None
-    if not isinstance(msg, dict):
-        raise DecodeError(f"expected a JSON object, got {type(msg).__name__}", frame)
-    return msg
+        return cached_symbol(self._symbols, native, canonical_symbol)
 
 
 def _request_id(value: int | str | None) -> str:

@@ -9,15 +9,18 @@ Pure: no I/O, no clock.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any
 
 from ingest.errors import DecodeError
+from ingest.exchanges.fields import DECIMAL as _DECIMAL
+from ingest.exchanges.fields import boolean as _bool
+from ingest.exchanges.fields import decimal as _decimal
+from ingest.exchanges.fields import field as _field
+from ingest.exchanges.fields import integer as _int
+from ingest.exchanges.fields import string as _str
 
 Pair = tuple[str, str]
-
-_DECIMAL = re.compile(r"[0-9]+(?:\.[0-9]+)?")
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,41 +101,6 @@ class DepthSnapshot:
 
 
 # -- field readers -----------------------------------------------------------------------------------
-
-
-def _field(msg: dict[str, Any], key: str) -> Any:
-    try:
-        return msg[key]
-    except KeyError:
-        raise DecodeError(f"missing field {key!r}") from None
-
-
-def _int(msg: dict[str, Any], key: str) -> int:
-    value = _field(msg, key)
-    if type(value) is not int:  # bool is an int subclass and never a valid id or time
-        raise DecodeError(f"field {key!r} must be an integer, got {type(value).__name__}")
-    return value
-
-
-def _str(msg: dict[str, Any], key: str) -> str:
-    value = _field(msg, key)
-    if not isinstance(value, str):
-        raise DecodeError(f"field {key!r} must be a string, got {type(value).__name__}")
-    return value
-
-
-def _decimal(msg: dict[str, Any], key: str) -> str:
-    value = _str(msg, key)
-    if not _DECIMAL.fullmatch(value):
-        raise DecodeError(f"field {key!r} is not a decimal number: {value[:40]!r}")
-    return value
-
-
-def _bool(msg: dict[str, Any], key: str) -> bool:
-    value = _field(msg, key)
-    if not isinstance(value, bool):
-        raise DecodeError(f"field {key!r} must be a boolean, got {type(value).__name__}")
-    return value
 
 
 def _id(msg: dict[str, Any]) -> int | str | None:

@@ -46,6 +46,7 @@ from ingest.book.book import ZERO
 from ingest.errors import DecodeError
 from ingest.events import BookDelta, BookSnapshot, Level, Trade
 from ingest.exchanges.base import Decoded, Reply
+from ingest.exchanges.fields import cached_symbol
 from ingest.exchanges.kraken import messages as m
 from ingest.exchanges.kraken.symbols import canonical_symbol
 
@@ -208,14 +209,7 @@ class KrakenCodec:
         raise DecodeError("Kraken book snapshots arrive in the WebSocket stream, not over REST")
 
     def _canonical(self, native: str) -> str:
-        symbol = self._symbols.get(native)
-        if symbol is None:
-            try:
-                symbol = canonical_symbol(native)
-            except ValueError as exc:
-                raise DecodeError(str(exc)) from None
-            self._symbols[native] = symbol
-        return symbol
+        return cached_symbol(self._symbols, native, canonical_symbol)
 
 
 def _nothing(envelope: m.Envelope, ts_recv: int) -> list[Decoded]:

@@ -38,6 +38,7 @@ from ingest.book.book import canonical_levels
 from ingest.errors import DecodeError
 from ingest.events import BookDelta, BookSnapshot, Trade
 from ingest.exchanges.base import Decoded, Reply
+from ingest.exchanges.fields import cached_symbol
 from ingest.exchanges.kraken import messages as m
 from ingest.exchanges.kraken.codec import EXCHANGE
 from ingest.exchanges.kraken.symbols import canonical_symbol
@@ -174,14 +175,7 @@ class KrakenV1Codec:
             self._depths[pair] = int(depth)
 
     def _canonical(self, native: str) -> str:
-        symbol = self._symbols.get(native)
-        if symbol is None:
-            try:
-                symbol = canonical_symbol(native)
-            except ValueError as exc:
-                raise DecodeError(str(exc)) from None
-            self._symbols[native] = symbol
-        return symbol
+        return cached_symbol(self._symbols, native, canonical_symbol)
 
 
 def seconds_to_ns(text: str) -> int:

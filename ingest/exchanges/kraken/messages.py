@@ -12,14 +12,18 @@ to be plain decimals (``"354.11000000"``). Pure: no I/O, no clock.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Literal
 
 from ingest.errors import DecodeError
-
-_DECIMAL = re.compile(r"[0-9]+(?:\.[0-9]+)?")
+from ingest.exchanges.fields import DECIMAL as _DECIMAL
+from ingest.exchanges.fields import boolean as _bool
+from ingest.exchanges.fields import field as _field
+from ingest.exchanges.fields import integer as _int
+from ingest.exchanges.fields import opt_integer as _opt_int
+from ingest.exchanges.fields import opt_string as _opt_str
+from ingest.exchanges.fields import string as _str
 
 # -- v2 ------------------------------------------------------------------------------------------------
 
@@ -149,42 +153,6 @@ class TradeV1:
 
 
 # -- field readers -------------------------------------------------------------------------------------
-
-
-def _field(msg: dict[str, Any], key: str) -> Any:
-    try:
-        return msg[key]
-    except KeyError:
-        raise DecodeError(f"missing field {key!r}") from None
-
-
-def _str(msg: dict[str, Any], key: str) -> str:
-    value = _field(msg, key)
-    if not isinstance(value, str):
-        raise DecodeError(f"field {key!r} must be a string, got {type(value).__name__}")
-    return value
-
-
-def _opt_str(msg: dict[str, Any], key: str) -> str | None:
-    return None if msg.get(key) is None else _str(msg, key)
-
-
-def _int(msg: dict[str, Any], key: str) -> int:
-    value = _field(msg, key)
-    if type(value) is not int:  # bool is an int subclass and never a valid id
-        raise DecodeError(f"field {key!r} must be an integer, got {type(value).__name__}")
-    return value
-
-
-def _opt_int(msg: dict[str, Any], key: str) -> int | None:
-    return None if msg.get(key) is None else _int(msg, key)
-
-
-def _bool(msg: dict[str, Any], key: str) -> bool:
-    value = _field(msg, key)
-    if not isinstance(value, bool):
-        raise DecodeError(f"field {key!r} must be a boolean, got {type(value).__name__}")
-    return value
 
 
 def _list(msg: dict[str, Any], key: str) -> list[Any]:

@@ -16,12 +16,17 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from ingest.errors import DecodeError
+from ingest.exchanges.fields import DECIMAL as _DECIMAL
+from ingest.exchanges.fields import decimal as _decimal
+from ingest.exchanges.fields import field as _field
+from ingest.exchanges.fields import opt_integer as _opt_int
+from ingest.exchanges.fields import opt_string as _opt_str
+from ingest.exchanges.fields import string as _str
 
 Pair = tuple[str, str]
 Action = Literal["snapshot", "update"]
 Side = Literal["buy", "sell"]
 
-_DECIMAL = re.compile(r"[0-9]+(?:\.[0-9]+)?")
 _DIGITS = re.compile(r"[0-9]+")
 
 
@@ -127,13 +132,6 @@ class RestBooks:
 # -- field readers -----------------------------------------------------------------------------------
 
 
-def _field(msg: dict[str, Any], key: str) -> Any:
-    try:
-        return msg[key]
-    except KeyError:
-        raise DecodeError(f"missing field {key!r}") from None
-
-
 def _dict(value: Any, key: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise DecodeError(f"field {key!r} must be an object, got {type(value).__name__}")
@@ -146,17 +144,6 @@ def _list(value: Any, key: str) -> list[Any]:
     return value
 
 
-def _str(msg: dict[str, Any], key: str) -> str:
-    value = _field(msg, key)
-    if not isinstance(value, str):
-        raise DecodeError(f"field {key!r} must be a string, got {type(value).__name__}")
-    return value
-
-
-def _opt_str(msg: dict[str, Any], key: str) -> str | None:
-    return None if msg.get(key) is None else _str(msg, key)
-
-
 def _code(msg: dict[str, Any], key: str) -> str:
     """OKX codes are strings of digits (``"60012"``); an integer is accepted too."""
     value = _field(msg, key)
@@ -167,30 +154,12 @@ def _code(msg: dict[str, Any], key: str) -> str:
     return value
 
 
-def _int(msg: dict[str, Any], key: str) -> int:
-    value = _field(msg, key)
-    if type(value) is not int:  # bool is an int subclass and never a valid id
-        raise DecodeError(f"field {key!r} must be an integer, got {type(value).__name__}")
-    return value
-
-
-def _opt_int(msg: dict[str, Any], key: str) -> int | None:
-    return None if msg.get(key) is None else _int(msg, key)
-
-
 def _ms(msg: dict[str, Any], key: str) -> int:
     """A millisecond timestamp, a string of digits on the wire."""
     value = _str(msg, key)
     if not _DIGITS.fullmatch(value):
         raise DecodeError(f"field {key!r} is not a millisecond timestamp: {value[:40]!r}")
     return int(value)
-
-
-def _decimal(msg: dict[str, Any], key: str) -> str:
-    value = _str(msg, key)
-    if not _DECIMAL.fullmatch(value):
-        raise DecodeError(f"field {key!r} is not a decimal number: {value[:40]!r}")
-    return value
 
 
 def _levels(msg: dict[str, Any], key: str) -> tuple[Pair, ...]:
