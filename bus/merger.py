@@ -76,6 +76,15 @@ class SequenceChecker:
         track.last_seq = max(track.last_seq, seq)
         return hole
 
+    def end(self, shard: int, epoch: int, last_seq: int) -> tuple[int, int] | None:
+        """Record a shard's end marker, which carries its last published sequence number; return
+        the frames lost just before it, if any."""
+        hole = self.see(shard, epoch, last_seq + 1)  # as if the marker were the next frame
+        track = self.stats.shards[shard]
+        track.last_seq = last_seq
+        track.ended = True
+        return hole
+
 
 class Merger:
     def __init__(
@@ -162,19 +171,19 @@ class Merger:
             self.stats.bad_frames += 1
             return False
         if topic == wire.CONTROL_TOPIC:
-            self.checker.see(shard, epoch, seq + 1)  # the end marker follows the last frame
-            self.stats.shards[shard].last_seq = seq
-            self.stats.shards[shard].ended = True
+            self._count_hole(shard, epoch, self.checker.end(shard, epoch, seq))
             log.info("shard ended", shard=shard, last_seq=seq)
             return False
-        hole = self.checker.see(shard, epoch, seq)
+        self._count_hole(shard, epoch, self.checker.see(shard, epoch, seq))
+        self.stats.received += 1
+        marks[shard] = f"{epoch}:{seq}"
+        return True
+
+    def _count_hole(self, shard: int, epoch: int, hole: tuple[int, int] | None) -> None:
         if hole is not None:
             self.stats.holes += 1
             self.stats.missing += hole[1] - hole[0] + 1
             log.warning("bus hole", shard=shard, epoch=epoch, missing_from=hole[0], missing_to=hole[1])
-        self.stats.received += 1
-        marks[shard] = f"{epoch}:{seq}"
-        return True
 
     def _key(self, topic: bytes) -> str:
         key = self._keys.get(topic)

@@ -54,3 +54,22 @@ def test_merges_two_shards_detects_a_hole_and_drains(tmp_path: Path, redis_clien
     assert checkpoint[b"0"] == f"{pubs[0].epoch}:300".encode()
     assert checkpoint[b"1"] == f"{pubs[1].epoch}:302".encode()
     assert all(t.ended for t in merger.stats.shards.values())
+
+
+def test_frames_lost_just_before_the_end_marker_are_a_hole(tmp_path: Path, redis_client: redis.Redis) -> None:
+    endpoint = f"ipc://{tmp_path}/bus-0.sock"
+    pub = Publisher(endpoint, 0)
+    url = f"redis://127.0.0.1:{redis_client.connection_pool.connection_kwargs['port']}/0"
+    merger = Merger([endpoint], redis.Redis.from_url(url), "md", 10_000, 100, 0.005)
+    thread = threading.Thread(target=merger.run, args=(10.0,))
+    thread.start()
+    assert pub.wait_for_subscriber(5.0)
+    for i in range(1, 6):
+        pub.publish(_trade(i))
+    pub.seq += 3  # the last three frames never reach the merger; only the end marker does
+    pub.close(5.0)
+    merger.request_stop()
+    thread.join(15)
+    assert [int(f[b"trade_id"]) for _, f in redis_client.xrange("md:trade:binance:BTC-USDT")] == [1, 2, 3, 4, 5]
+    assert (merger.stats.holes, merger.stats.missing) == (1, 3)
+    assert merger.stats.shards[0].ended and merger.stats.shards[0].last_seq == 8
