@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from live import books_from, until
 
-from ingest.book.book import OrderBook
 from ingest.events import BookDelta, BookSnapshot, BookStatus, ConnectionStatus, Event, Trade
 from ingest.exchanges import get_spec
 from ingest.session.connection import FeedConnection
@@ -21,21 +21,6 @@ SYMBOLS = ["BTC-USDT", "ETH-USDT", "SOL-USDT"]
 SPEC = dataclasses.replace(get_spec("binance"), ping_interval=0.5, liveness_timeout=1.5)
 
 
-async def _until(cond: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not cond():
-        assert asyncio.get_running_loop().time() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.02)
-
-
-def _books(events: list[Event]) -> dict[str, OrderBook]:
-    books: dict[str, OrderBook] = {}
-    for ev in events:
-        if isinstance(ev, BookSnapshot):
-            books.setdefault(ev.symbol, OrderBook()).replace(ev.bids, ev.asks)
-        elif isinstance(ev, BookDelta):
-            books[ev.symbol].apply(ev.bids, ev.asks)
-    return books
 
 
 Scenario = Callable[[Simulator, list[Event]], Awaitable[None]]
@@ -55,7 +40,7 @@ async def _run(tmp_path: Path, scenario: Scenario) -> tuple[list[Event], Simulat
     LAST[:] = [conn]
     task = asyncio.create_task(conn.run())
     try:
-        await _until(lambda: sum(isinstance(e, BookStatus) and e.state == "valid" for e in events) == len(SYMBOLS))
+        await until(lambda: sum(isinstance(e, BookStatus) and e.state == "valid" for e in events) == len(SYMBOLS))
         await scenario(sim, events)
         frozen = await sim.freeze()
         await asyncio.sleep(0.5)
@@ -67,7 +52,7 @@ async def _run(tmp_path: Path, scenario: Scenario) -> tuple[list[Event], Simulat
 
 
 def _assert_books_match(sim: Simulator, events: list[Event]) -> None:
-    books = _books(events)
+    books = books_from(events)
     for symbol in SYMBOLS:
         bids, asks = sim.venues["binance"].markets[symbol].book()
         assert books[symbol].depth() == ([tuple(x) for x in bids], [tuple(x) for x in asks]), symbol
@@ -76,8 +61,8 @@ def _assert_books_match(sim: Simulator, events: list[Event]) -> None:
 def test_gap_resyncs_that_symbol_only(tmp_path: Path) -> None:
     async def scenario(sim: Simulator, events: list[Event]) -> None:
         sim.fault("skip", "binance", symbol="ETH-USDT", count=3)
-        await _until(lambda: any(isinstance(e, BookStatus) and e.state == "gap" for e in events))
-        await _until(lambda: [e.symbol for e in events if isinstance(e, BookSnapshot)].count("ETH-USDT") == 2)
+        await until(lambda: any(isinstance(e, BookStatus) and e.state == "gap" for e in events))
+        await until(lambda: [e.symbol for e in events if isinstance(e, BookSnapshot)].count("ETH-USDT") == 2)
         await asyncio.sleep(0.3)
 
     events, sim, _ = asyncio.run(_run(tmp_path, scenario))
@@ -98,8 +83,8 @@ def test_gap_resyncs_that_symbol_only(tmp_path: Path) -> None:
 def test_dropped_or_stalled_connection_reconnects_and_resyncs(tmp_path: Path, fault: str) -> None:
     async def scenario(sim: Simulator, events: list[Event]) -> None:
         sim.fault(fault, "binance", **({"seconds": 4.0} if fault == "stall" else {}))
-        await _until(lambda: any(isinstance(e, ConnectionStatus) and e.state == "disconnected" for e in events))
-        await _until(lambda: sum(isinstance(e, BookSnapshot) for e in events) == 2 * len(SYMBOLS), 15)
+        await until(lambda: any(isinstance(e, ConnectionStatus) and e.state == "disconnected" for e in events))
+        await until(lambda: sum(isinstance(e, BookSnapshot) for e in events) == 2 * len(SYMBOLS), 15)
         await asyncio.sleep(0.3)
 
     events, sim, _ = asyncio.run(_run(tmp_path, scenario))

@@ -18,8 +18,8 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import WSMsgType
+from live import books_from, until
 
-from ingest.book.book import OrderBook
 from ingest.events import BookDelta, BookSnapshot, BookStatus, ConnectionStatus, Event, Trade
 from ingest.exchanges import get_spec
 from ingest.session.connection import FeedConnection
@@ -55,12 +55,6 @@ async def simulator(
         await sim.freeze()
         await sim.stop()
 
-
-async def until(cond: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not cond():
-        assert asyncio.get_running_loop().time() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.01)
 
 
 class Client:
@@ -251,18 +245,6 @@ def test_corrupt_fault_is_generic_and_only_for_exchanges_with_checksums(tmp_path
 # -- the generic feed connection against the simulator ---------------------------------------------
 
 
-def books_from(events: list[Event], depth: int) -> dict[str, OrderBook]:
-    """Rebuild books from published events the way a consumer that knows the depth must."""
-    books: dict[str, OrderBook] = {}
-    for ev in events:
-        if isinstance(ev, BookSnapshot):
-            books.setdefault(ev.symbol, OrderBook()).replace(ev.bids, ev.asks)
-        elif isinstance(ev, BookDelta):
-            books[ev.symbol].apply(ev.bids, ev.asks)
-            books[ev.symbol].bids.truncate(depth)
-            books[ev.symbol].asks.truncate(depth)
-    return books
-
 
 Scenario = Callable[[Simulator, list[Event]], Awaitable[None]]
 
@@ -292,7 +274,7 @@ async def feed(
 
 def assert_books_match(tmp_path: Path, sim: Simulator, events: list[Event], conn: FeedConnection, depth: int) -> None:
     truth = load_truth(tmp_path / "truth.jsonl")
-    rebuilt = books_from(events, depth)
+    rebuilt = books_from(events)
     for symbol in SYMBOLS:
         want = market(sim, symbol, depth)
         tb = truth.books[("kraken", symbol)]

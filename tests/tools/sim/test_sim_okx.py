@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import live
 import orjson
 import pytest
 from aiohttp import WSMsgType
@@ -22,7 +23,6 @@ from tools.sim.server import Simulator
 from tools.sim.truth import load_truth
 
 SYMBOLS = ["BTC-USDT", "ETH-USDT"]
-ENDS = (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR)
 
 
 def run(coro: Callable[[], Coroutine[Any, Any, None]]) -> None:
@@ -48,29 +48,8 @@ def public(sim: Simulator) -> str:
     return f"{sim.ws_url('okx')}/ws/v5/public"
 
 
-class Reader:
-    """Reads a client WebSocket in the background, keeping every message with its arrival time."""
-
-    def __init__(self, ws: aiohttp.ClientWebSocketResponse) -> None:
-        self.ws = ws
-        self.msgs: list[tuple[float, aiohttp.WSMessage]] = []
-        self.end: aiohttp.WSMessage | None = None
-        self._task = asyncio.create_task(self._run())
-
-    async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            msg = await self.ws.receive()
-            self.msgs.append((loop.time(), msg))
-            if msg.type in ENDS:
-                self.end = msg
-                return
-
-    def texts(self) -> list[str]:
-        return [m.data for _, m in self.msgs if m.type is WSMsgType.TEXT]
-
-    def json(self) -> list[dict[str, Any]]:
-        return [orjson.loads(t) for t in self.texts() if t != "pong"]
+class Reader(live.Reader):
+    """The shared reader, with this protocol's look-ups."""
 
     def pushes(self, channel: str, inst: str) -> list[dict[str, Any]]:
         return [m for m in self.json() if m.get("arg") == {"channel": channel, "instId": inst} and "data" in m]
@@ -78,11 +57,6 @@ class Reader:
     def events(self, event: str) -> list[dict[str, Any]]:
         return [m for m in self.json() if m.get("event") == event]
 
-    async def until(self, predicate: Callable[[], bool], timeout: float = 10.0) -> None:
-        deadline = asyncio.get_running_loop().time() + timeout
-        while not predicate():
-            assert asyncio.get_running_loop().time() < deadline, "timed out waiting"
-            await asyncio.sleep(0.01)
 
 
 async def error_after(r: Reader, text: str) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from typing import Any
 from urllib.request import urlopen
 
 import aiohttp
-import orjson
+import live
 import pytest
 from aiohttp import WSMsgType
 
@@ -27,7 +27,6 @@ from tools.sim.truth import load_truth
 
 FEEDS = {"binance": ["BTC-USDT", "ETH-USDT"]}
 ZERO = "0.00000000"
-ENDS = (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR)
 
 
 def run(coro: Callable[[], Coroutine[Any, Any, None]]) -> None:
@@ -48,35 +47,12 @@ async def simulator(
         await sim.stop()
 
 
-class Reader:
-    """Reads a client WebSocket in the background, keeping every message with its arrival time."""
-
-    def __init__(self, ws: aiohttp.ClientWebSocketResponse) -> None:
-        self.ws = ws
-        self.msgs: list[tuple[float, aiohttp.WSMessage]] = []
-        self.end: aiohttp.WSMessage | None = None
-        self._task = asyncio.create_task(self._run())
-
-    async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            msg = await self.ws.receive()
-            self.msgs.append((loop.time(), msg))
-            if msg.type in ENDS:
-                self.end = msg
-                return
-
-    def json(self) -> list[dict[str, Any]]:
-        return [orjson.loads(m.data) for _, m in self.msgs if m.type is WSMsgType.TEXT]
+class Reader(live.Reader):
+    """The shared reader, with this protocol's look-ups."""
 
     def data(self, stream: str) -> list[dict[str, Any]]:
         return [m["data"] for m in self.json() if m.get("stream") == stream]
 
-    async def until(self, predicate: Callable[[], bool], timeout: float = 10.0) -> None:
-        deadline = asyncio.get_running_loop().time() + timeout
-        while not predicate():
-            assert asyncio.get_running_loop().time() < deadline, "timed out waiting"
-            await asyncio.sleep(0.01)
 
     async def reply(self, request_id: Any, start: int = 0) -> dict[str, Any]:
         """The first message (from index ``start``) that is a reply: it has no stream or event type."""

@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from live import books_from, until
 
-from ingest.book.book import OrderBook
 from ingest.events import BookDelta, BookSnapshot, BookStatus, ConnectionStatus, Event, Trade
 from ingest.exchanges import get_spec
 from ingest.exchanges.base import Channel, ExchangeSpec
@@ -27,21 +27,6 @@ SYMBOLS = ["BTC-USDT", "ETH-USDT", "SOL-USDT"]
 SPEC = dataclasses.replace(get_spec("okx"), app_ping_interval=0.5)
 
 
-async def _until(cond: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not cond():
-        assert asyncio.get_running_loop().time() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.02)
-
-
-def _books(events: list[Event]) -> dict[str, OrderBook]:
-    books: dict[str, OrderBook] = {}
-    for ev in events:
-        if isinstance(ev, BookSnapshot):
-            books.setdefault(ev.symbol, OrderBook()).replace(ev.bids, ev.asks)
-        elif isinstance(ev, BookDelta):
-            books[ev.symbol].apply(ev.bids, ev.asks)
-    return books
 
 
 def _states(events: list[Event], kind: type[BookStatus] | type[ConnectionStatus]) -> list[tuple[str, str]]:
@@ -83,12 +68,12 @@ def _run(
         task = asyncio.create_task(conn.run())
         try:
             if "book" in channels:
-                await _until(lambda: _states(events, BookStatus).count(("BTC-USDT", "valid")) >= 1)
-                await _until(lambda: sum(s == "valid" for _, s in _states(events, BookStatus)) >= len(SYMBOLS))
+                await until(lambda: _states(events, BookStatus).count(("BTC-USDT", "valid")) >= 1)
+                await until(lambda: sum(s == "valid" for _, s in _states(events, BookStatus)) >= len(SYMBOLS))
             await scenario(run)
             run.frozen = await sim.freeze()
             if "book" in channels:
-                await _until(lambda: _caught_up(run))
+                await until(lambda: _caught_up(run))
             run.status = sim.status()["exchanges"]["okx"]
             run.events = events[:]  # not what our own stop publishes
         finally:
@@ -111,7 +96,7 @@ def _caught_up(run: Run) -> bool:
 
 
 def _assert_books_match(run: Run) -> None:
-    books = _books(run.events)
+    books = books_from(run.events)
     for symbol in SYMBOLS:
         bids, asks = run.sim.venues["okx"].markets[symbol].book()
         assert books[symbol].depth() == (bids, asks), symbol
@@ -143,8 +128,8 @@ def test_a_broken_chain_resubscribes_that_symbol_only(tmp_path: Path, fault: str
     async def scenario(run: Run) -> None:
         # One broken link (later ones could land after the resync's snapshot and force another).
         run.sim.fault(fault, "okx", symbol="ETH-USDT", count=3 if fault == "skip" else 1)
-        await _until(lambda: ("ETH-USDT", "gap") in _states(run.events, BookStatus))
-        await _until(lambda: [e.symbol for e in run.events if isinstance(e, BookSnapshot)].count("ETH-USDT") == 2)
+        await until(lambda: ("ETH-USDT", "gap") in _states(run.events, BookStatus))
+        await until(lambda: [e.symbol for e in run.events if isinstance(e, BookSnapshot)].count("ETH-USDT") == 2)
         await asyncio.sleep(0.3)
 
     run = _run(tmp_path, scenario)
@@ -168,7 +153,7 @@ def test_a_broken_chain_resubscribes_that_symbol_only(tmp_path: Path, fault: str
 def test_a_wrong_checksum_resubscribes_that_symbol_only(tmp_path: Path) -> None:
     async def scenario(run: Run) -> None:
         run.sim.fault("corrupt", "okx", symbol="SOL-USDT", count=1)
-        await _until(lambda: [e.symbol for e in run.events if isinstance(e, BookSnapshot)].count("SOL-USDT") == 2)
+        await until(lambda: [e.symbol for e in run.events if isinstance(e, BookSnapshot)].count("SOL-USDT") == 2)
         await asyncio.sleep(0.3)
 
     run = _run(tmp_path, scenario, options={"checksum": True})
@@ -185,7 +170,7 @@ def test_a_checksum_fault_is_caught_even_when_checksums_are_off(tmp_path: Path) 
     async def scenario(run: Run) -> None:
         await asyncio.sleep(0.3)
         run.sim.fault("corrupt", "okx", symbol="BTC-USDT", count=1)
-        await _until(lambda: ("BTC-USDT", "resyncing") in _states(run.events, BookStatus))
+        await until(lambda: ("BTC-USDT", "resyncing") in _states(run.events, BookStatus))
 
     run = _run(tmp_path, scenario)
     assert run.conn.syncs["BTC-USDT"].stats.checksums_verified == 0
@@ -195,7 +180,7 @@ def test_a_checksum_fault_is_caught_even_when_checksums_are_off(tmp_path: Path) 
 
 def test_maintenance_resets_are_followed_without_a_resync(tmp_path: Path) -> None:
     async def scenario(run: Run) -> None:
-        await _until(lambda: all(run.sim.status()["exchanges"]["okx"]["resets"].get(s, 0) >= 2 for s in SYMBOLS))
+        await until(lambda: all(run.sim.status()["exchanges"]["okx"]["resets"].get(s, 0) >= 2 for s in SYMBOLS))
 
     run = _run(tmp_path, scenario, options={"reset_interval": 0.3, "checksum": True})
     assert all(state == "valid" for _, state in _states(run.events, BookStatus))
@@ -224,8 +209,8 @@ def test_without_pings_the_server_drops_a_quiet_connection(tmp_path: Path) -> No
     """The control for the test above: no application ping, and the server's 30-second rule bites."""
 
     async def scenario(run: Run) -> None:
-        await _until(lambda: ("*", "disconnected") in _states(run.events, ConnectionStatus))
-        await _until(lambda: _states(run.events, ConnectionStatus).count(("*", "connected")) == 2)
+        await until(lambda: ("*", "disconnected") in _states(run.events, ConnectionStatus))
+        await until(lambda: _states(run.events, ConnectionStatus).count(("*", "connected")) == 2)
 
     silent = dataclasses.replace(SPEC, app_ping=None, liveness_timeout=30.0)
     run = _run(tmp_path, scenario, spec=silent, options={"idle_timeout": 0.6}, rate=0.01)
@@ -238,8 +223,8 @@ def test_a_server_that_stops_answering_is_detected_and_the_books_resync(tmp_path
 
     async def scenario(run: Run) -> None:
         run.sim.fault("stall", "okx", seconds=4.0)
-        await _until(lambda: ("*", "disconnected") in _states(run.events, ConnectionStatus), 3)
-        await _until(lambda: sum(isinstance(e, BookSnapshot) for e in run.events) == 2 * len(SYMBOLS))
+        await until(lambda: ("*", "disconnected") in _states(run.events, ConnectionStatus), 3)
+        await until(lambda: sum(isinstance(e, BookSnapshot) for e in run.events) == 2 * len(SYMBOLS))
         await asyncio.sleep(0.3)
 
     run = _run(tmp_path, scenario, spec=dataclasses.replace(SPEC, app_ping_interval=0.2), rate=100.0)
