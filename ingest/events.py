@@ -62,7 +62,9 @@ class BookSnapshot:
 class BookDelta:
     """Changed levels, absolute quantities, applied in order; ``"0"`` deletes.
 
-    ``first_seq``..``seq`` is the range of exchange update ids the delta covers. ``checksum`` is
+    ``seq`` is the exchange's id of this update; ``first_seq`` is, where ids are consecutive, the
+    first id it covers (Binance ``U``: it covers ``first_seq``..``seq``), and where updates are
+    chained, the id of the update before it (OKX ``prevSeqId``). ``checksum`` is
     the exchange's checksum of the book after this delta, where it sends one (``None`` otherwise)."""
 
     kind: ClassVar[str] = "delta"

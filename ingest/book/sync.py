@@ -213,9 +213,8 @@ class BookSync:
     def _gap(self, delta: BookDelta, ts_recv: int) -> list[Action]:
         self.stats.gaps += 1
         self.stats.resyncs += 1
-        last = self.last_seq
-        gap_from = None if last is None else last + 1
-        gap_to = None if delta.first_seq is None else delta.first_seq - 1
+        missing = None if self.last_seq is None else self.rule.missing(self.last_seq, delta)
+        gap_from, gap_to = missing or (None, None)
         self.state = "awaiting_snapshot"
         self.bridged = False
         self.buffer.clear()

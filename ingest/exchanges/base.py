@@ -56,6 +56,11 @@ class SequenceRule(Protocol):
         """Verdict for a delta once the book is bridged; ``last_seq`` is the last applied id."""
         ...
 
+    def missing(self, last_seq: int, delta: BookDelta) -> tuple[int, int] | None:
+        """After a ``gap`` verdict: the exchange ids (inclusive) the lost updates lie in, or None
+        when the exchange's ids cannot say."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class Subscription:

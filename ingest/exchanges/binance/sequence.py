@@ -43,3 +43,9 @@ class BinanceRule:
         if first_id > last_seq + 1:
             return "gap"
         return "apply"
+
+    def missing(self, last_seq: int, delta: BookDelta) -> tuple[int, int] | None:
+        """Update ids are consecutive: the lost ones are those between ``last_seq`` and ``U``."""
+        if delta.first_seq is None or delta.first_seq <= last_seq + 1:
+            return None
+        return last_seq + 1, delta.first_seq - 1

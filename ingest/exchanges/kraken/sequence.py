@@ -23,3 +23,6 @@ class KrakenRule:
 
     def next(self, last_seq: int, delta: BookDelta) -> Verdict:
         return "apply"
+
+    def missing(self, last_seq: int, delta: BookDelta) -> tuple[int, int] | None:
+        return None  # no update ids: the checksum finds losses, not their range

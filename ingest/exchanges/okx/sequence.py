@@ -50,3 +50,11 @@ class OkxRule:
 
     def next(self, last_seq: int, delta: BookDelta) -> Verdict:
         return verdict(last_seq, delta)
+
+    def missing(self, last_seq: int, delta: BookDelta) -> tuple[int, int] | None:
+        """The lost messages' seqIds lie after ``last_seq`` up to this one's ``prevSeqId`` (the
+        seqId of the message just before it, itself lost). None where the chain went backwards."""
+        prev = delta.first_seq
+        if prev is None or prev <= last_seq:
+            return None
+        return last_seq + 1, prev

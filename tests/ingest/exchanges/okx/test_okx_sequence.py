@@ -70,3 +70,12 @@ def test_the_sync_follows_a_chain_through_keepalive_and_reset_and_resyncs_on_a_g
     out = sync.on_snapshot(snapshot(20))
     assert [type(a) for a in out] == [BookSnapshot, BookStatus] and sync.last_seq == 20
     assert sync.on_delta(delta(20, 21)) == [delta(20, 21)]
+
+
+def test_missing_range_reaches_the_lost_messages_seq_id() -> None:
+    """After 100, an update naming 130 as its predecessor: 130 itself (and whatever came between)
+    was lost, so the gap runs 101..130; a chain that went backwards has no range."""
+    rule = OkxRule()
+    assert rule.missing(100, delta(130, 140)) == (101, 130)
+    assert rule.missing(100, delta(90, 95)) is None
+    assert rule.missing(100, delta(None, None)) is None
