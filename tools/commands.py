@@ -19,6 +19,7 @@ from shards.plan import make_plan
 from tools.cli import print_json
 from tools.sim.faults import Fault, schedule
 from tools.sim.process import SimulatorProcess
+from tools.sim.truth import load_truth
 
 
 def _load(path: str, shards: int | None = None) -> Settings:
@@ -133,10 +134,8 @@ def run(args: argparse.Namespace) -> int:
         cluster.start()
         started = time.monotonic()
         until = (lambda: time.monotonic() - started >= args.duration) if args.duration else (lambda: False)
-        ticker = _Ticker(client, settings, started)
-        if simulator is not None and args.faults:
-            ticker.faults = _fault_schedule(simulator, settings, args.duration or 3600.0)
-            ticker.simulator = simulator
+        faults = _fault_schedule(simulator, settings, args.duration or 3600.0) if simulator and args.faults else []
+        ticker = _Ticker(client, settings, started, simulator, faults)
         cluster.supervise(until, on_tick=ticker.tick)
         caught_up = True
         if simulator is not None and args.verify and not cluster.stop_requested:
@@ -145,10 +144,8 @@ def run(args: argparse.Namespace) -> int:
                 client, settings.redis.key_prefix, truth_path, since, settings.cluster.drain_timeout
             )
         cluster.stop()
-        _progress(client, settings, started)
+        ticker.progress()
         if args.verify:
-            from tools.sim.truth import load_truth
-
             result = verify(client, settings.redis.key_prefix, load_truth(truth_path), since)
             if args.faults:
                 result["faults_injected"] = len(ticker.fired)
@@ -167,25 +164,44 @@ class _Ticker:
     """What the parent does between supervision checks: a progress line every 5 s, and the
     scheduled simulator faults when their time comes."""
 
-    def __init__(self, client: redis.Redis, settings: Settings, started: float) -> None:
+    def __init__(
+        self,
+        client: redis.Redis,
+        settings: Settings,
+        started: float,
+        simulator: SimulatorProcess | None,
+        faults: list[Fault],
+    ) -> None:
         self.client = client
         self.settings = settings
         self.started = started
         self.last_progress = started
-        self.faults: list[Fault] = []
+        self.simulator = simulator
+        self.faults = faults
         self.fired: list[Fault] = []
-        self.simulator: SimulatorProcess | None = None
 
     def tick(self) -> None:
         now = time.monotonic()
         if now - self.last_progress >= 5:
             self.last_progress = now
-            _progress(self.client, self.settings, self.started)
+            self.progress()
         while self.faults and self.simulator is not None and now - self.started >= self.faults[0].at:
             f = self.faults.pop(0)
             self.simulator.fault(f.kind, f.exchange, symbol=f.symbol, count=f.count)
             self.fired.append(f)
             print(f"# fault: {f.kind} x{f.count} on {f.exchange} {f.symbol}", file=sys.stderr, flush=True)
+
+    def progress(self) -> None:
+        """One stderr line with the merger's counters (from Redis) and the time since the start."""
+        try:
+            raw = cast(dict[bytes, bytes], self.client.hgetall(f"{self.settings.redis.key_prefix}:merger"))
+            stats = {k.decode(): v.decode() for k, v in raw.items()}
+        except redis.RedisError as e:
+            stats = {"redis": f"unreachable ({e})"}
+        shown = " ".join(
+            f"{k}={stats[k]}" for k in ("written", "batches", "holes", "missing", "restarts_seen") if k in stats
+        )
+        print(f"# {time.monotonic() - self.started:6.1f}s {shown}", file=sys.stderr, flush=True)
 
 
 def _fault_schedule(simulator: SimulatorProcess, settings: Settings, duration: float) -> list[Fault]:
@@ -205,15 +221,3 @@ def _connect_redis(url: str) -> redis.Redis:
 def _redis_now_id(client: redis.Redis) -> str:
     seconds, micros = client.time()
     return f"{int(seconds) * 1000 + int(micros) // 1000}-0"
-
-
-def _progress(client: redis.Redis, settings: Settings, started: float) -> None:
-    try:
-        raw = cast(dict[bytes, bytes], client.hgetall(f"{settings.redis.key_prefix}:merger"))
-        stats = {k.decode(): v.decode() for k, v in raw.items()}
-    except redis.RedisError as e:
-        stats = {"redis": f"unreachable ({e})"}
-    shown = " ".join(
-        f"{k}={stats[k]}" for k in ("written", "batches", "holes", "missing", "restarts_seen") if k in stats
-    )
-    print(f"# {time.monotonic() - started:6.1f}s {shown}", file=sys.stderr, flush=True)
