@@ -28,7 +28,7 @@ SUBSCRIBER_WAIT_S = 30.0
 
 
 def connections_for(
-    settings: Settings, shard: int, assignments: Sequence[Assignment], publish: Publisher
+    settings: Settings, shard: int, assignments: Sequence[Assignment], publisher: Publisher
 ) -> list[FeedConnection]:
     """Group a shard's assignments into connections: per exchange and channel set, chunked by the
     exchange's streams-per-connection limit."""
@@ -46,7 +46,7 @@ def connections_for(
             typed: tuple[Channel, ...] = tuple(c for c in CHANNELS if c in channels)
             out.append(
                 FeedConnection(
-                    spec, chunk, typed, publish.publish, conn_id,
+                    spec, chunk, typed, publisher.publish, conn_id,
                     ws_url=feeds[exchange].ws_url, rest_url=feeds[exchange].rest_url,
                     depth=feeds[exchange].book_depth,
                 )
