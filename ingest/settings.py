@@ -29,7 +29,10 @@ SECTION_DOCS = {
 
 
 def _opt(default: Any, doc: str, check: Any = None) -> Any:
-    return field(default=default, metadata={"doc": doc, "check": check})
+    meta = {"doc": doc, "check": check}
+    if isinstance(default, dict):  # a table: each instance gets its own (empty) one
+        return field(default_factory=dict, metadata=meta)
+    return field(default=default, metadata=meta)
 
 
 def _positive(v: float) -> str | None:
@@ -67,6 +70,21 @@ class ClusterSettings:
     )
     drain_timeout: float = _opt(15.0, "Seconds a stop may take to flush everything into Redis.", _positive)
     restart_delay: float = _opt(1.0, "Seconds before a dead worker or merger is started again.", _positive)
+    restart_delay_max: float = _opt(
+        30.0, "Cap of the restart delay, which doubles while a child keeps dying soon after its start.", _positive
+    )
+    repair_endpoint: str = _opt(
+        "ipc://{var}/repair-{shard}.sock",
+        "Each shard's ZeroMQ reply endpoint, where the merger asks for frames it missed.",
+        _endpoint,
+    )
+    replay_buffer: int = _opt(
+        200_000, "Frames each shard keeps after publishing them, for the merger's repairs.", _positive
+    )
+    heartbeat_interval: float = _opt(1.0, "Seconds between a child's heartbeats to the supervisor.", _positive)
+    hang_timeout: float = _opt(
+        10.0, "Seconds without a heartbeat after which a child is presumed hung, killed and restarted.", _positive
+    )
 
 
 @dataclass(frozen=True)
@@ -80,6 +98,11 @@ class RedisSettings:
     batch_size: int = _opt(1000, "Entries per write to Redis at most.", _positive)
     batch_interval: float = _opt(0.005, "Seconds a partial batch may wait before it is written.", _positive)
     key_prefix: str = _opt("md", "Prefix of every stream key: `{prefix}:{channel}:{exchange}:{symbol}`.")
+    outage_buffer: int = _opt(
+        1_000_000,
+        "Entries the merger holds while Redis is unreachable; past it, the oldest are dropped as counted gaps.",
+        _positive,
+    )
 
 
 @dataclass(frozen=True)
@@ -91,6 +114,11 @@ class SimulatorSettings:
     levels: int = _opt(50, "Price levels per side of each simulated book.", _positive)
     trade_ratio: float = _opt(
         0.3, "Share of market events that are trades.", lambda v: None if 0 <= v <= 1 else "must be in 0..1"
+    )
+    options: dict[str, dict[str, bool | int | float | str]] = _opt(  # noqa: RUF009 (a field, default_factory)
+        {},
+        "Per exchange, protocol options of its simulator, e.g. `[simulator.options.okx]` `checksum = true`"
+        " (see `ingest sim --help`).",
     )
 
 
@@ -113,6 +141,12 @@ class FeedSettings:
         0,
         "Book levels per side, where the exchange lets you choose; 0: the exchange's default.",
         lambda v: None if v >= 0 else "must be 0 or more",
+    )
+    redundancy: int = _opt(
+        1,
+        "Independent connections carrying the same subscriptions; events are published once, so losing one"
+        " of them loses nothing.",
+        lambda v: None if 1 <= v <= 3 else "must be 1, 2 or 3",
     )
 
 
@@ -140,6 +174,9 @@ class Settings:
 
     def bus_endpoint(self, shard: int) -> str:
         return self.cluster.bus_endpoint.format(shard=shard, var=self.var_path)
+
+    def repair_endpoint(self, shard: int) -> str:
+        return self.cluster.repair_endpoint.format(shard=shard, var=self.var_path)
 
 
 def load(path: str | os.PathLike[str]) -> Settings:
@@ -230,6 +267,10 @@ def _convert(tp: Any, value: Any, dotted: str, source: str) -> Any:
         if is_dataclass(item):
             return tuple(_build(item, v, f"{dotted}[{i}].", source) for i, v in enumerate(value))
         return tuple(_convert(item, v, dotted, source) for v in value)
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise SettingsError(source, dotted, f"must be a table (got {value!r})")
+        return {k: _convert(args[1], v, f"{dotted}.{k}", source) for k, v in value.items()}
     if origin is Literal:
         if value not in args:
             allowed = ", ".join(repr(a) for a in args)
@@ -266,7 +307,10 @@ def reference() -> str:
         out.append(f"### `{header}`\n\n{SECTION_DOCS[section.name]}\n")
         out.append("| key | default | meaning |\n|---|---|---|")
         for f in fields(cls):
-            default = "(required)" if f.default is MISSING else _toml(f.default)
+            if f.default is not MISSING:
+                default = _toml(f.default)
+            else:
+                default = "(required)" if f.default_factory is MISSING else _toml(f.default_factory())
             out.append(f"| `{f.name}` | `{default}` | {f.metadata.get('doc', '')} |")
         out.append("")
     return "\n".join(out)
@@ -279,6 +323,8 @@ def _toml(v: Any) -> str:
         return "[" + ", ".join(_toml(x) for x in v) + "]"
     if isinstance(v, bool):
         return "true" if v else "false"
+    if isinstance(v, dict):
+        return "{" + ", ".join(f"{k} = {_toml(x)}" for k, x in v.items()) + "}"
     return repr(v)
 
 

@@ -48,7 +48,7 @@ def connections_for(
                 FeedConnection(
                     spec, chunk, typed, publisher.publish, conn_id,
                     ws_url=feeds[exchange].ws_url, rest_url=feeds[exchange].rest_url,
-                    depth=feeds[exchange].book_depth,
+                    depth=feeds[exchange].book_depth, redundancy=feeds[exchange].redundancy,
                 )
             )
     return out

@@ -55,8 +55,10 @@ class FeedConnection:
         ws_url: str = "",
         rest_url: str = "",
         depth: int = 0,
+        redundancy: int = 1,
     ) -> None:
         self.spec = spec
+        self.redundancy = redundancy
         self.channels = tuple(channels)
         self.publish = publish
         self.conn_id = conn_id
