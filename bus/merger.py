@@ -1,12 +1,22 @@
-"""The merger: subscribes to every shard, checks each shard's sequence, writes Redis Streams.
+"""The merger: subscribes to every shard, checks each shard's sequence, repairs holes, writes Redis Streams.
 
-One process, one thread, no event loop: a poll loop that takes up to ``batch_size`` messages (or what
-arrived within ``batch_interval``) and writes them with one script call (`bus.streams`).
+One process, one thread, no event loop: a poll loop over the bus (SUB) and one repair socket per
+shard (DEALER), see `bus.sequencer` for the per-shard rules and `bus.outbox` for the writes.
 
-Holes in a shard's sequence are detected and counted here (and logged with the missing range); a
-new epoch from a shard means the shard restarted. On SIGTERM the merger drains: it keeps reading
-until every shard it was told about has sent its end marker (or ``drain_timeout`` passes), writes
-everything, then exits.
+- A hole in a shard's sequence is asked of the shard's replay buffer (`bus.repair`); the shard's
+  later frames wait behind it, so Redis gets every frame once and in the shard's order. What the
+  shard no longer has is a counted, logged gap (``lost``/``gaps`` in ``{prefix}:merger``, and an
+  entry in ``{prefix}:gaps``).
+- On start the merger reads ``{prefix}:checkpoint`` (committed with the entries it covers) and asks
+  each shard for everything after its checkpointed seq; live frames up to it are duplicates. So a
+  merger killed at any point and started again loses nothing and writes nothing twice, as long as
+  the shards still hold the frames (``cluster.replay_buffer``).
+- While Redis is down the merger keeps reading and buffering (``redis.outage_buffer`` entries).
+- It beats a heartbeat from the poll loop, so the parent can tell a hung merger from a busy one.
+
+On SIGTERM the merger drains: it keeps reading until every shard it was told about has sent its end
+marker and every frame up to it is accounted for (or ``drain_timeout`` passes), writes everything,
+then exits.
 """
 
 from __future__ import annotations
@@ -14,26 +24,27 @@ from __future__ import annotations
 import contextlib
 import signal
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, fields
+from typing import Any
 
 import redis
 import structlog
 import zmq
 
 from bus import wire
-from bus.streams import StreamWriter
+from bus.outbox import Entry, Outbox, gap_body
+from bus.repair import RepairClient
+from bus.sequencer import Effects, Sequencer
+from bus.streams import StreamWriter, read_checkpoint
 from ingest import logs
 from ingest.errors import DecodeError
 
 log = structlog.get_logger("merger")
 
-
-@dataclass
-class ShardTrack:
-    epoch: int
-    last_seq: int
-    ended: bool = False
+REPORT_EVERY_S = 5.0
+REPAIR_TIMEOUT_S = 3.0
+REPAIR_ATTEMPTS = 3
 
 
 @dataclass
@@ -43,47 +54,25 @@ class MergerStats:
     batches: int = 0
     holes: int = 0
     missing: int = 0
+    repaired: int = 0
+    lost: int = 0
+    gaps: int = 0
+    duplicates: int = 0
     restarts_seen: int = 0
+    unended_epochs: int = 0
     bad_frames: int = 0
     redis_errors: int = 0
-    shards: dict[int, ShardTrack] = field(default_factory=dict)
+    redis_outages: int = 0
+    dropped: int = 0
+    buffered: int = 0
+    repair_requests: int = 0
+    repair_timeouts: int = 0
+    redis_state: str = "up"
 
-    def as_fields(self) -> list[str]:
-        out = []
-        for name in ("received", "written", "batches", "holes", "missing", "restarts_seen", "bad_frames"):
-            out += [name, str(getattr(self, name))]
-        out += ["redis_errors", str(self.redis_errors), "updated_ms", str(int(time.time() * 1000))]
+    def as_dict(self) -> dict[str, str]:
+        out = {f.name: str(getattr(self, f.name)) for f in fields(self)}
+        out["updated_ms"] = str(int(time.time() * 1000))
         return out
-
-
-class SequenceChecker:
-    """Per-shard sequence bookkeeping (pure)."""
-
-    def __init__(self, stats: MergerStats) -> None:
-        self.stats = stats
-
-    def see(self, shard: int, epoch: int, seq: int) -> tuple[int, int] | None:
-        """Record a frame; return the missing range ``(first, last)`` if it reveals a hole."""
-        track = self.stats.shards.get(shard)
-        if track is None or track.epoch != epoch:
-            if track is not None:
-                self.stats.restarts_seen += 1
-            self.stats.shards[shard] = ShardTrack(epoch, seq)
-            return (1, seq - 1) if seq > 1 else None
-        hole = None
-        if seq > track.last_seq + 1:
-            hole = (track.last_seq + 1, seq - 1)
-        track.last_seq = max(track.last_seq, seq)
-        return hole
-
-    def end(self, shard: int, epoch: int, last_seq: int) -> tuple[int, int] | None:
-        """Record a shard's end marker, which carries its last published sequence number; return
-        the frames lost just before it, if any."""
-        hole = self.see(shard, epoch, last_seq + 1)  # as if the marker were the next frame
-        track = self.stats.shards[shard]
-        track.last_seq = last_seq
-        track.ended = True
-        return hole
 
 
 class Merger:
@@ -95,59 +84,139 @@ class Merger:
         maxlen: int,
         batch_size: int,
         batch_interval: float,
+        *,
+        repair_endpoints: Sequence[str] = (),
+        outage_buffer: int = 1_000_000,
+        repair_timeout: float = REPAIR_TIMEOUT_S,
+        beat: Callable[[], None] | None = None,
+        beat_interval: float = 1.0,
     ) -> None:
         self.prefix = prefix
         self.batch_size = batch_size
         self.batch_interval = batch_interval
         self.client = client
-        self.writer = StreamWriter(client, prefix, maxlen)
+        self.outbox = Outbox(StreamWriter(client, prefix, maxlen), batch_size, outage_buffer, f"{prefix}:gaps")
         self.stats = MergerStats()
-        self.checker = SequenceChecker(self.stats)
+        self.sequencer = Sequencer()
         self.expected_shards = set(range(len(endpoints)))
-        self.sock: zmq.Socket[bytes] = zmq.Context.instance().socket(zmq.SUB)
+        ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
+        self.sock: zmq.Socket[bytes] = ctx.socket(zmq.SUB)
         self.sock.setsockopt(zmq.RCVHWM, 1_000_000)
         self.sock.setsockopt(zmq.LINGER, 0)
         self.sock.setsockopt(zmq.SUBSCRIBE, b"")
         for ep in endpoints:
             self.sock.connect(ep)
+        self.repair = RepairClient(repair_endpoints, ctx, repair_timeout, REPAIR_ATTEMPTS)
+        self.poller = zmq.Poller()
+        self.poller.register(self.sock, zmq.POLLIN)
+        for s in self.repair.socks:
+            self.poller.register(s, zmq.POLLIN)
         self._keys: dict[bytes, str] = {}
         self._stop_requested = False
+        self._beat = beat
+        self._beat_interval = beat_interval
+        self._last_beat = 0.0
+        self._resume_errors = 0
+        self._unwritten = 0
 
     def request_stop(self) -> None:
         self._stop_requested = True
 
+    # -- the loop -------------------------------------------------------------------------------
+
     def run(self, drain_timeout: float) -> None:
-        """Merge until asked to stop, then drain and return."""
+        """Resume from the checkpoint, merge until asked to stop, then drain and return."""
+        if not self.resume():
+            return
         last_report = time.monotonic()
         drain_deadline: float | None = None
         while True:
             if self._stop_requested and drain_deadline is None:
                 drain_deadline = time.monotonic() + drain_timeout
-                log.info("draining", waiting_for=sorted(self._not_ended()))
+                log.info("draining", waiting_for=sorted(self._not_ended()), buffered=len(self.outbox))
             got = self.step()
             now = time.monotonic()
-            if now - last_report > 5:
+            if now - last_report > REPORT_EVERY_S:
                 last_report = now
                 self._report()
-            if drain_deadline is not None and got == 0 and (not self._not_ended() or now > drain_deadline):
-                break
+            if drain_deadline is not None and got == 0:
+                if not self._not_ended() and not self.outbox.queue:
+                    break
+                if now > drain_deadline:
+                    self._give_up_drain()
+                    break
         self._report()
-        if self._not_ended():
-            log.warning("drain timed out", shards_not_ended=sorted(self._not_ended()))
-        log.info("merger stopped", **{k: v for k, v in self.stats.__dict__.items() if k != "shards"})
+        log.info("merger stopped", **{k: v for k, v in self.stats.as_dict().items() if k != "updated_ms"})
 
-    def _not_ended(self) -> set[int]:
-        ended = {s for s, t in self.stats.shards.items() if t.ended}
-        return self.expected_shards - ended
+    def resume(self) -> bool:
+        """Read the checkpoint (retrying while Redis is unreachable) and ask each shard for what
+        follows it. False if a stop was requested before Redis could be read."""
+        delay = 0.05
+        logged = False
+        while True:
+            self.beat()
+            try:
+                checkpoint = read_checkpoint(self.client, self.prefix)
+                break
+            except redis.RedisError as e:
+                self._resume_errors += 1
+                if not logged:
+                    logged = True
+                    log.error("redis unreachable at start; waiting for it to read the checkpoint", error=str(e))
+                if self._stop_requested:
+                    return False
+                time.sleep(delay)
+                delay = min(delay * 2, 1.0)
+        fx = Effects()
+        for shard, (epoch, seq) in sorted(checkpoint.items()):
+            if shard in self.expected_shards:
+                self.sequencer.resume(shard, epoch, seq, fx)
+        if checkpoint:
+            log.info("resuming from checkpoint", checkpoint={s: f"{e}:{q}" for s, (e, q) in checkpoint.items()})
+        self._apply(fx)
+        return True
+
+    def beat(self) -> None:
+        now = time.monotonic()
+        if self._beat is not None and now - self._last_beat >= self._beat_interval:
+            self._last_beat = now
+            self._beat()
 
     def step(self) -> int:
-        """Read one batch (waiting at most ``batch_interval`` for the first frame) and write it."""
-        if not self.sock.poll(int(self.batch_interval * 1000) or 1, zmq.POLLIN):
-            return 0
-        entries: list[tuple[str, bytes]] = []
-        marks: dict[int, str] = {}
+        """Wait (briefly) for frames or answers, take them in, write what is ready; returns the number
+        of bus frames read."""
+        self.beat()
+        now = time.monotonic()
+        timeout = self.batch_interval
+        if self.outbox.queue:
+            timeout = min(timeout, self.outbox.wait_s(now))
+        events = dict(self.poller.poll(max(1, int(timeout * 1000))))
+        got = self._read_bus() if self.sock in events else 0
+        fx = Effects()
+        for shard, s in enumerate(self.repair.socks):
+            if s in events:
+                for a in self.repair.answers(shard):
+                    if a.status == wire.REPLY_OK:
+                        self.stats.repaired += sum(1 for f in a.frames if f[0] >= a.first)
+                        self.sequencer.repaired(shard, a.epoch, a.first, a.covered_to, a.last_published, a.frames, fx)
+                    else:
+                        self.sequencer.other_epoch(shard, a.epoch, fx)
+        now = time.monotonic()
+        for shard in self.repair.expired(now):
+            self.sequencer.give_up(shard, "the shard did not answer the repair request", fx)
+        self._apply(fx)
+        if self.outbox.ready(now):
+            self.outbox.flush(now, budget_s=0.02)
+        self._sync_outbox_stats()
+        return got
+
+    def _read_bus(self) -> int:
+        """Up to a few batches of frames, waiting at most ``batch_interval`` for a batch to fill."""
+        fx = Effects()
+        n = 0
+        limit = self.batch_size * (10 if self.outbox.queue else 1)
         deadline = time.monotonic() + self.batch_interval
-        while len(entries) < self.batch_size:
+        while n < limit:
             try:
                 topic, head, body = self.sock.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:
@@ -157,33 +226,79 @@ class Merger:
             except ValueError:
                 self.stats.bad_frames += 1
                 continue
-            if not self._accept(topic, head, body, marks):
+            try:
+                shard, epoch, seq = wire.parse_header(head)
+                if topic == wire.CONTROL_TOPIC:
+                    self.sequencer.control(shard, epoch, wire.control_kind(body), seq, fx)
+                    continue
+            except DecodeError:
+                self.stats.bad_frames += 1
                 continue
-            entries.append((self._key(topic), body))
-        if entries or marks:
-            self._write(entries, marks)
-        return len(entries)
+            n += 1
+            self.sequencer.frame(shard, epoch, seq, topic, body, fx)
+        self.stats.received += n
+        self._apply(fx)
+        return n
 
-    def _accept(self, topic: bytes, head: bytes, body: bytes, marks: dict[int, str]) -> bool:
-        try:
-            shard, epoch, seq = wire.parse_header(head)
-        except DecodeError:
-            self.stats.bad_frames += 1
-            return False
-        if topic == wire.CONTROL_TOPIC:
-            self._count_hole(shard, epoch, self.checker.end(shard, epoch, seq))
-            log.info("shard ended", shard=shard, last_seq=seq)
-            return False
-        self._count_hole(shard, epoch, self.checker.see(shard, epoch, seq))
-        self.stats.received += 1
-        marks[shard] = f"{epoch}:{seq}"
-        return True
+    # -- carrying out the sequencer's effects -------------------------------------------------
 
-    def _count_hole(self, shard: int, epoch: int, hole: tuple[int, int] | None) -> None:
-        if hole is not None:
-            self.stats.holes += 1
-            self.stats.missing += hole[1] - hole[0] + 1
-            log.warning("bus hole", shard=shard, epoch=epoch, missing_from=hole[0], missing_to=hole[1])
+    def _apply(self, fx: Effects) -> None:
+        st = self.stats
+        for shard, old_epoch, last, ended in fx.restarts:
+            st.restarts_seen += 1
+            if (ask := self.repair.pending.get(shard)) is not None and ask.epoch == old_epoch:
+                self.repair.cancel(shard)
+            if not ended:
+                st.unended_epochs += 1
+                log.warning("shard restarted without an end marker; what it published after the last frame "
+                            "seen was lost with it", shard=shard, old_epoch=old_epoch, last_seen=last)  # fmt: skip
+        for shard, epoch, seq, topic, body in fx.accept:
+            self.outbox.add(Entry(self._key(topic), body, shard, epoch, seq))
+        for gap in fx.lost:
+            st.gaps += 1
+            st.lost += gap.count
+            log.error("bus frames lost", shard=gap.shard, epoch=gap.epoch, lost_from=gap.first, lost_to=gap.last,
+                      count=gap.count, reason=gap.reason)  # fmt: skip
+            body = gap_body(gap.shard, gap.epoch, gap.first, gap.last, gap.count, gap.reason)
+            self.outbox.add(Entry(f"{self.prefix}:gaps", body, -1, gap.epoch, 0))
+        now = time.monotonic()
+        unreachable = Effects()
+        for shard, epoch, first, last in fx.ask:
+            if last != wire.UNBOUNDED:
+                log.warning("bus hole; asking the shard", shard=shard, epoch=epoch, missing_from=first,
+                            missing_to=last)  # fmt: skip
+            if shard < len(self.repair.socks):
+                self.repair.ask(shard, epoch, first, last, now)
+            else:  # no repair channel to this shard (a merger built without one)
+                self.sequencer.give_up(shard, "no repair channel to the shard", unreachable)
+        for shard, epoch in fx.finished:
+            self.repair.ack_end(shard, epoch)
+            log.info("shard ended", shard=shard, last_seq=self.sequencer.tracks[shard].last)
+        st.holes += fx.holes
+        st.missing += fx.missing
+        st.duplicates += fx.duplicates
+        if unreachable.accept or unreachable.lost or unreachable.ask or unreachable.finished:
+            self._apply(unreachable)
+
+    def _give_up_drain(self) -> None:
+        """The drain deadline passed: what is still owed is reported lost; one last write attempt."""
+        fx = Effects()
+        for shard in list(self.sequencer.tracks):
+            self.repair.cancel(shard)
+            self.sequencer.give_up(shard, "the drain timed out", fx, ask=False)
+        fx.ask.clear()
+        self._apply(fx)
+        self.outbox.flush(time.monotonic() + 3600, budget_s=5.0)  # ignore any back-off: this is the last chance
+        self._sync_outbox_stats()
+        log.warning("drain timed out", shards_not_ended=sorted(self._not_ended()), unwritten=len(self.outbox))
+        if self.outbox.queue:
+            self._unwritten = sum(1 for e in self.outbox.queue if e.shard >= 0)
+            self._sync_outbox_stats()
+            log.error("entries never written: redis unreachable until the drain deadline",
+                      count=len(self.outbox.queue))  # fmt: skip
+
+    def _not_ended(self) -> set[int]:
+        return {s for s in self.expected_shards if not self.sequencer.finished(s)}
 
     def _key(self, topic: bytes) -> str:
         key = self._keys.get(topic)
@@ -191,27 +306,21 @@ class Merger:
             key = self._keys[topic] = wire.stream_key(self.prefix, topic)
         return key
 
-    def _write(self, entries: list[tuple[str, bytes]], marks: dict[int, str]) -> None:
-        checkpoint = [x for shard, mark in sorted(marks.items()) for x in (str(shard), mark)]
-        delay = 0.05
-        while True:
-            try:
-                self.stats.written += self.writer.write(entries, checkpoint)
-                self.stats.batches += 1
-                return
-            except redis.RedisError as e:
-                self.stats.redis_errors += 1
-                log.warning("redis write failed, retrying", error=str(e), entries=len(entries), delay=delay)
-                time.sleep(delay)
-                delay = min(delay * 2, 2.0)
+    def _sync_outbox_stats(self) -> None:
+        st, ob = self.stats, self.outbox
+        st.written, st.batches, st.redis_errors = ob.written, ob.batches, ob.errors + self._resume_errors
+        st.dropped = ob.dropped + self._unwritten
+        st.buffered = len(ob)
+        st.redis_outages = ob.outages
+        st.redis_state = "up" if ob.up else "down"
+        st.repair_requests, st.repair_timeouts = self.repair.requests, self.repair.timeouts
 
     def _report(self) -> None:
+        self._sync_outbox_stats()
+        if not self.outbox.up:
+            return
         with contextlib.suppress(redis.RedisError):
-            self.client.hset(f"{self.prefix}:merger", mapping=dict(_pairs(self.stats.as_fields())))
-
-
-def _pairs(flat: list[str]) -> list[tuple[str, str]]:
-    return list(zip(flat[::2], flat[1::2], strict=True))
+            self.client.hset(f"{self.prefix}:merger", mapping=self.stats.as_dict())  # type: ignore[arg-type]
 
 
 def run_merger(
@@ -224,11 +333,20 @@ def run_merger(
     drain_timeout: float,
     log_level: str = "info",
     log_format: str = "auto",
+    repair_endpoints: Sequence[str] = (),
+    outage_buffer: int = 1_000_000,
+    heartbeat: Any = None,
+    heartbeat_interval: float = 1.0,
 ) -> None:
-    """Process entry point: merge until SIGTERM, then drain."""
+    """Process entry point: merge until SIGTERM, then drain. ``heartbeat`` has a ``beat()`` method."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when we stop
     logs.configure(log_level, log_format, process="merger")
-    client = redis.Redis.from_url(redis_url)
-    merger = Merger(endpoints, client, prefix, maxlen, batch_size, batch_interval)
+    # Timeouts: a Redis that hangs must not hang the merger (which would stop reading and beating).
+    client = redis.Redis.from_url(redis_url, socket_timeout=5.0, socket_connect_timeout=2.0)
+    merger = Merger(
+        endpoints, client, prefix, maxlen, batch_size, batch_interval,
+        repair_endpoints=repair_endpoints, outage_buffer=outage_buffer,
+        beat=heartbeat.beat if heartbeat is not None else None, beat_interval=heartbeat_interval / 2,
+    )  # fmt: skip
     signal.signal(signal.SIGTERM, lambda *_: merger.request_stop())
     merger.run(drain_timeout)

@@ -1,35 +1,62 @@
-"""A shard's bus publisher: a ZeroMQ XPUB socket, per-shard sequence numbers, a clean end.
+"""A shard's bus publisher: a ZeroMQ XPUB socket, per-shard sequence numbers, a replay buffer, a clean end.
 
 XPUB rather than PUB so the shard can wait until the merger's subscription has arrived before it
 publishes anything (PUB/SUB drops what is sent before a subscriber joins). Sends never block the
-shard's event loop: past the high-water mark ZeroMQ drops, and the merger sees the hole in the
-sequence and reports it.
+shard's event loop: past the high-water mark (or while no merger is subscribed) ZeroMQ drops.
+
+Nothing dropped that way is lost: every frame is also kept in a bounded replay buffer (a deque of
+``(seq, topic, body)``, one append per frame), and the shard answers the merger's repair requests
+on a ZeroMQ ROUTER socket (`serve_repairs`, called from the shard's own loop, so the buffer has one
+owner and needs no lock). Only a frame that fell out of the buffer before the merger asked for it is
+gone, and the merger reports that as a counted hole with its range.
 """
 
 from __future__ import annotations
 
+import itertools
 import random
 import time
+from collections import deque
 
 import zmq
 
 from bus import wire
+from ingest.errors import DecodeError
 from ingest.events import Event
 
 SEND_HWM = 1_000_000
+REPAIR_CHUNK = 5_000  # frames per repair reply at most: a large hole is fetched in several round trips
 
 
 class Publisher:
-    def __init__(self, endpoint: str, shard: int, ctx: zmq.Context[zmq.Socket[bytes]] | None = None) -> None:
+    def __init__(
+        self,
+        endpoint: str,
+        shard: int,
+        ctx: zmq.Context[zmq.Socket[bytes]] | None = None,
+        *,
+        repair_endpoint: str | None = None,
+        replay_buffer: int = 200_000,
+        send_hwm: int = SEND_HWM,
+    ) -> None:
         self.shard = shard
         self.epoch = random.getrandbits(32)
         self.seq = 0
+        self.end_acked = False
+        self.repaired_frames = 0
+        self._ended = False
+        self._replay: deque[tuple[int, bytes, bytes]] = deque(maxlen=replay_buffer)
         self._ctx = ctx or zmq.Context.instance()
         self._sock: zmq.Socket[bytes] = self._ctx.socket(zmq.XPUB)
-        self._sock.setsockopt(zmq.SNDHWM, SEND_HWM)
+        self._sock.setsockopt(zmq.SNDHWM, send_hwm)
         self._sock.setsockopt(zmq.LINGER, 0)
         self._sock.bind(endpoint)
         self.endpoint = endpoint
+        self._repair: zmq.Socket[bytes] | None = None
+        if repair_endpoint is not None:
+            self._repair = self._ctx.socket(zmq.ROUTER)
+            self._repair.setsockopt(zmq.LINGER, 0)
+            self._repair.bind(repair_endpoint)
 
     def wait_for_subscriber(self, timeout: float) -> bool:
         """Block until a subscription message arrives (True) or ``timeout`` seconds pass (False)."""
@@ -46,15 +73,88 @@ class Publisher:
         while self._sock.poll(0, zmq.POLLIN):
             self._sock.recv()
 
-    def publish(self, event: Event) -> None:
+    def record(self, event: Event) -> tuple[bytes, bytes, bytes]:
+        """Number ``event`` and keep it in the replay buffer without sending it; returns its three
+        frames. `publish` is record + send (tests use this alone to lose a frame on purpose)."""
         topic, body = wire.encode(event)
         self.seq += 1
-        self._sock.send_multipart((topic, wire.header(self.shard, self.epoch, self.seq), body))
+        self._replay.append((self.seq, topic, body))
+        return topic, wire.header(self.shard, self.epoch, self.seq), body
+
+    def publish(self, event: Event) -> None:
+        self._sock.send_multipart(self.record(event))
+
+    def tick(self) -> None:
+        """A control frame carrying the last seq: lets the merger see a hole at the tail of an idle shard."""
+        self._sock.send_multipart((wire.CONTROL_TOPIC, wire.header(self.shard, self.epoch, self.seq),
+                                   wire.tick_body(self.seq)))  # fmt: skip
+
+    # -- repairs --------------------------------------------------------------------------------
+
+    def serve_repairs(self) -> int:
+        """Answer every pending repair request without blocking; returns how many were answered."""
+        if self._repair is None:
+            return 0
+        served = 0
+        while True:
+            try:
+                ident, raw = self._repair.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return served
+            except ValueError:  # not [identity, request]: ignore it
+                continue
+            try:
+                kind, rid, epoch, first, last = wire.parse_repair_request(raw)
+            except DecodeError:
+                continue
+            served += 1
+            if kind == wire.ACK_END:
+                self.end_acked = True
+                continue
+            self._repair.send_multipart([ident, *self._answer(rid, epoch, first, last)])
+
+    def _answer(self, rid: int, epoch: int, first: int, last: int) -> list[bytes]:
+        if epoch != self.epoch:
+            return [wire.repair_reply(wire.REPLY_OTHER_EPOCH, rid, self.epoch, 0, self.seq)]
+        found = self.frames(first, last, REPAIR_CHUNK)
+        covered_to = found[-1][0] if len(found) >= REPAIR_CHUNK else min(last, self.seq)
+        out = [wire.repair_reply(wire.REPLY_OK, rid, self.epoch, covered_to, self.seq)]
+        for seq, topic, body in found:
+            out += (topic, wire.header(self.shard, self.epoch, seq), body)
+        self.repaired_frames += len(found)
+        return out
+
+    def frames(self, first: int, last: int, limit: int) -> list[tuple[int, bytes, bytes]]:
+        """The kept frames with ``first <= seq <= last``, oldest first, at most ``limit``."""
+        buf = self._replay
+        if not buf or first > last:
+            return []
+        start = max(0, first - buf[0][0])
+        if start >= len(buf) or buf[start][0] != max(first, buf[0][0]):
+            start = 0  # the numbering has gaps (only when a test skips seqs): scan from the oldest
+        out: list[tuple[int, bytes, bytes]] = []
+        for frame in itertools.islice(buf, start, None):
+            if frame[0] < first:
+                continue
+            if frame[0] > last or len(out) >= limit:
+                break
+            out.append(frame)
+        return out
+
+    # -- the end ----------------------------------------------------------------------------------
+
+    def send_end(self) -> None:
+        """Send the end marker (the merger then asks for anything it missed and acknowledges)."""
+        if not self._ended:
+            self._ended = True
+            self._sock.send_multipart(
+                (wire.CONTROL_TOPIC, wire.header(self.shard, self.epoch, self.seq), wire.end_body(self.seq))
+            )
 
     def close(self, linger_s: float) -> None:
-        """Send the end marker, then close, giving ZeroMQ ``linger_s`` seconds to deliver."""
-        self._sock.send_multipart(
-            (wire.CONTROL_TOPIC, wire.header(self.shard, self.epoch, self.seq), wire.end_body(self.seq))
-        )
+        """Send the end marker (if not sent yet), then close, giving ZeroMQ ``linger_s`` seconds to deliver."""
+        self.send_end()
         self._sock.setsockopt(zmq.LINGER, int(linger_s * 1000))
         self._sock.close()
+        if self._repair is not None:
+            self._repair.close()

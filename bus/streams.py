@@ -4,6 +4,10 @@ Each body is the entry's field list as JSON (see `bus.wire`); the script decodes
 the merger never re-encodes an event. The per-shard checkpoint (``epoch:seq`` of the last frame
 written) is updated by the same script call as the entries it covers: Redis runs a script
 atomically, so the checkpoint can never run ahead of, or behind, what is in the streams.
+
+Every batch moves the checkpoint of each shard it carries forward, so a batch whose checkpoint is
+already in place was written before (a retry after a reply lost on the way back): the script then
+writes nothing and returns -1.
 """
 
 from __future__ import annotations
@@ -15,13 +19,22 @@ import redis
 
 _SCRIPT = """
 local maxlen = ARGV[1]
+local marks = nil
+if ARGV[2] ~= '' then
+  marks = cjson.decode(ARGV[2])
+  for i = 1, #marks, 2 do
+    if redis.call('HGET', KEYS[1], marks[i]) == marks[i + 1] then
+      return -1
+    end
+  end
+end
 local n = 0
 for i = 3, #ARGV, 2 do
   redis.call('XADD', ARGV[i], 'MAXLEN', '~', maxlen, '*', unpack(cjson.decode(ARGV[i + 1])))
   n = n + 1
 end
-if ARGV[2] ~= '' then
-  redis.call('HSET', KEYS[1], unpack(cjson.decode(ARGV[2])))
+if marks then
+  redis.call('HSET', KEYS[1], unpack(marks))
 end
 return n
 """
@@ -42,6 +55,7 @@ class StreamWriter:
         """Append ``(stream key, body)`` entries in order; set the checkpoint fields atomically.
 
         ``checkpoint`` is a flat list ``[field, value, ...]`` (empty: leave the checkpoint alone).
+        Returns the number of entries written, or -1 if this checkpoint was already in place.
         """
         args: list[str | bytes] = [self._maxlen, _json_list(checkpoint)]
         for key, body in entries:
@@ -55,3 +69,13 @@ def _json_list(items: Sequence[str]) -> str:
     if not items:
         return ""
     return orjson.dumps(list(items)).decode()
+
+
+def read_checkpoint(client: redis.Redis, prefix: str) -> dict[int, tuple[int, int]]:
+    """shard -> (epoch, seq) of the last frame written."""
+    raw: dict[bytes, bytes] = client.hgetall(checkpoint_key(prefix))  # type: ignore[assignment]
+    out: dict[int, tuple[int, int]] = {}
+    for k, v in raw.items():
+        epoch, _, seq = v.decode().partition(":")
+        out[int(k)] = (int(epoch), int(seq))
+    return out

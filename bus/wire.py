@@ -11,8 +11,17 @@ never re-encodes it (a Lua script decodes it inside Redis). Every value is a str
 decimal, ``None`` as ``""``, level lists and symbol lists as JSON text. The first field is
 ``type`` (``trade``, ``snapshot``, ``delta``, ``status``, ``conn``).
 
-A control message has the topic ``CONTROL_TOPIC``; its body says what (``["end", "<last seq>"]``
-when a shard stops after draining).
+A control message has the topic ``CONTROL_TOPIC``; its body says what: ``["end", "<last seq>"]``
+when a shard stops after draining, ``["tick", "<last seq>"]`` every heartbeat (so the merger sees
+frames lost at the tail of an idle shard). A control message carries the last sequence number in
+its header too and takes no sequence number of its own.
+
+The repair side channel (merger DEALER -> shard ROUTER) has one request frame, ``REPAIR_REQUEST``
+(kind, request id, epoch, first seq, last seq), and a reply of one ``REPAIR_REPLY`` frame (status,
+request id, the shard's epoch, ``covered_to``, the shard's last published seq) followed by the
+frames found, three ZeroMQ frames each exactly as on the bus (topic, header, body). Every seq in
+``first..covered_to`` that is not among them is gone for good (it fell out of the shard's replay
+buffer, or was never sent).
 """
 
 from __future__ import annotations
@@ -28,6 +37,14 @@ from ingest.events import EVENT_TYPES, Event
 
 HEADER = struct.Struct("!HIQ")
 CONTROL_TOPIC = b"\x00ctl"
+
+REPAIR_REQUEST = struct.Struct("!BQIQQ")
+REPAIR_REPLY = struct.Struct("!BQIQQ")
+ASK_FRAMES = 1  # request: send the frames first..last (as many as fit in one reply)
+ACK_END = 2  # request: the merger has everything up to the end marker; the shard may exit
+REPLY_OK = 0
+REPLY_OTHER_EPOCH = 1  # the shard runs another epoch now: the asked epoch's frames are gone
+UNBOUNDED = 2**64 - 1  # "everything after first", e.g. when a restarted merger resumes
 
 _FIELDS: dict[type, tuple[str, ...]] = {cls: tuple(f.name for f in fields(cls)) for cls in EVENT_TYPES.values()}
 _LIST_FIELDS = frozenset({"bids", "asks", "symbols"})
@@ -110,3 +127,40 @@ def decode(body: bytes) -> Event:
 
 def end_body(last_seq: int) -> bytes:
     return orjson.dumps(["end", str(last_seq)])
+
+
+def tick_body(last_seq: int) -> bytes:
+    return orjson.dumps(["tick", str(last_seq)])
+
+
+def control_kind(body: bytes) -> str:
+    """``end`` or ``tick`` (or whatever else a newer shard sends; the merger ignores unknown kinds)."""
+    try:
+        flat = orjson.loads(body)
+        return str(flat[0])
+    except (orjson.JSONDecodeError, IndexError, KeyError, TypeError):
+        raise DecodeError("bad control body", body) from None
+
+
+def repair_request(kind: int, request_id: int, epoch: int, first: int, last: int) -> bytes:
+    return REPAIR_REQUEST.pack(kind, request_id, epoch, first, last)
+
+
+def parse_repair_request(raw: bytes) -> tuple[int, int, int, int, int]:
+    try:
+        kind, rid, epoch, first, last = REPAIR_REQUEST.unpack(raw)
+    except struct.error:
+        raise DecodeError("bad repair request", raw) from None
+    return int(kind), int(rid), int(epoch), int(first), int(last)
+
+
+def repair_reply(status: int, request_id: int, epoch: int, covered_to: int, last_published: int) -> bytes:
+    return REPAIR_REPLY.pack(status, request_id, epoch, covered_to, last_published)
+
+
+def parse_repair_reply(raw: bytes) -> tuple[int, int, int, int, int]:
+    try:
+        status, rid, epoch, covered_to, last_published = REPAIR_REPLY.unpack(raw)
+    except struct.error:
+        raise DecodeError("bad repair reply", raw) from None
+    return int(status), int(rid), int(epoch), int(covered_to), int(last_published)

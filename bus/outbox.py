@@ -1,0 +1,178 @@
+"""What the merger has accepted but Redis does not have yet: a bounded queue, written in order.
+
+While Redis is reachable the outbox is written as fast as it fills (one script call per batch,
+entries and checkpoint together). While Redis is down the merger keeps reading the bus and the
+outbox grows, up to ``limit`` entries; a failed write is retried with a capped, doubling delay, and
+the outage is logged when it starts, every few seconds while it lasts, and when it ends. Past the
+limit the oldest entries are dropped, and never silently: each shard's dropped range is counted,
+logged and written to the ``{prefix}:gaps`` stream ahead of the entries that follow it.
+
+A write whose outcome is unknown (the connection broke after Redis ran the script) is retried; the
+script sees that its checkpoint is already in place and writes nothing twice (`bus.streams`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from dataclasses import dataclass
+
+import orjson
+import redis
+import structlog
+
+from bus.streams import StreamWriter
+
+log = structlog.get_logger("merger")
+
+OUTAGE_LOG_EVERY_S = 5.0
+
+
+@dataclass
+class Entry:
+    key: str
+    body: bytes
+    shard: int  # -1: not a shard's frame (a gap record)
+    epoch: int
+    seq: int
+
+
+@dataclass
+class _Dropped:
+    epoch: int
+    first: int
+    last: int
+    count: int
+
+
+class Outbox:
+    def __init__(self, writer: StreamWriter, batch_size: int, limit: int, gaps_key: str) -> None:
+        self.writer = writer
+        self.batch_size = batch_size
+        self.limit = limit
+        self.gaps_key = gaps_key
+        self.queue: deque[Entry] = deque()
+        self.up = True
+        self.written = 0
+        self.batches = 0
+        self.errors = 0
+        self.dropped = 0
+        self.skipped_rewrites = 0
+        self.outages = 0
+        self._dropped_ranges: dict[int, _Dropped] = {}
+        self._retry_at = 0.0
+        self._delay = 0.05
+        self._down_since = 0.0
+        self._last_outage_log = 0.0
+
+    def __len__(self) -> int:
+        return len(self.queue)
+
+    def add(self, entry: Entry) -> None:
+        self.queue.append(entry)
+        if len(self.queue) > self.limit:
+            self._drop_oldest()
+
+    def ready(self, now: float) -> bool:
+        """Something to write and no back-off pending."""
+        return bool(self.queue) and now >= self._retry_at
+
+    def wait_s(self, now: float) -> float:
+        return max(0.0, self._retry_at - now)
+
+    def flush(self, now: float, budget_s: float) -> bool:
+        """Write batches until the outbox is empty, a write fails or ``budget_s`` is spent; False
+        after a failure (the next attempt waits for the back-off)."""
+        deadline = now + budget_s
+        while self.queue and now >= self._retry_at:
+            batch = [self.queue[i] for i in range(min(self.batch_size, len(self.queue)))]
+            if not self._write(batch):
+                return False
+            for _ in batch:
+                self.queue.popleft()
+            now = time.monotonic()
+            if now >= deadline:
+                break
+        return True
+
+    def _write(self, batch: list[Entry]) -> bool:
+        gaps = self._gap_entries()
+        marks: dict[int, str] = {}
+        for e in batch:
+            if e.shard >= 0:
+                marks[e.shard] = f"{e.epoch}:{e.seq}"
+        checkpoint = [x for shard, mark in sorted(marks.items()) for x in (str(shard), mark)]
+        try:
+            n = self.writer.write([*gaps, *((e.key, e.body) for e in batch)], checkpoint)
+        except redis.RedisError as e:
+            self._failed(e)
+            return False
+        if n < 0:
+            self.skipped_rewrites += 1
+            log.warning("batch was already in redis (an earlier write's reply was lost); not written again",
+                        entries=len(batch))  # fmt: skip
+        else:
+            self.written += sum(1 for e in batch if e.shard >= 0)
+            self._dropped_ranges.clear()
+        self.batches += 1
+        if not self.up:
+            log.warning("redis reachable again; writing what was buffered",
+                        outage_s=round(time.monotonic() - self._down_since, 1), buffered=len(self.queue),
+                        dropped=self.dropped)  # fmt: skip
+        self.up = True
+        self._delay = 0.05
+        self._retry_at = 0.0
+        return True
+
+    def _failed(self, error: redis.RedisError) -> None:
+        self.errors += 1
+        now = time.monotonic()
+        if self.up:
+            self.up = False
+            self.outages += 1
+            self._down_since = self._last_outage_log = now
+            log.error("redis unreachable; buffering entries", error=str(error), buffered=len(self.queue),
+                      limit=self.limit)  # fmt: skip
+        elif now - self._last_outage_log >= OUTAGE_LOG_EVERY_S:
+            self._last_outage_log = now
+            log.error("redis still unreachable", error=str(error), outage_s=round(now - self._down_since, 1),
+                      buffered=len(self.queue), limit=self.limit, dropped=self.dropped)  # fmt: skip
+        self._retry_at = now + self._delay
+        self._delay = min(self._delay * 2, 2.0)
+
+    def _drop_oldest(self) -> None:
+        """Drop a chunk of the oldest entries (a chunk, so a long outage logs a line per chunk, not
+        per entry), remembering each shard's dropped range for the gaps stream."""
+        chunk = max(1, min(len(self.queue) - self.limit + self.limit // 100, len(self.queue)))
+        per_shard: dict[int, _Dropped] = {}
+        for _ in range(chunk):
+            e = self.queue.popleft()
+            if e.shard < 0:
+                continue
+            self.dropped += 1
+            d = per_shard.get(e.shard)
+            if d is None or d.epoch != e.epoch:
+                d = per_shard[e.shard] = _Dropped(e.epoch, e.seq, e.seq, 0)
+            d.last = e.seq
+            d.count += 1
+        for shard, d in per_shard.items():
+            log.error("outage buffer full; oldest entries dropped", shard=shard, epoch=d.epoch,
+                      dropped_from=d.first, dropped_to=d.last, count=d.count, limit=self.limit)  # fmt: skip
+            prev = self._dropped_ranges.get(shard)
+            if prev is not None and prev.epoch == d.epoch:
+                prev.last, prev.count = d.last, prev.count + d.count
+            else:
+                self._dropped_ranges[shard] = d
+
+    def _gap_entries(self) -> list[tuple[str, bytes]]:
+        return [
+            (self.gaps_key, gap_body(shard, d.epoch, d.first, d.last, d.count, "redis outage longer than the buffer"))
+            for shard, d in sorted(self._dropped_ranges.items())
+        ]
+
+
+def gap_body(shard: int, epoch: int, first: int, last: int, count: int, reason: str) -> bytes:
+    """A ``{prefix}:gaps`` entry: bus frames of a shard that will never be in the streams."""
+    return orjson.dumps(["type", "gap", "shard", str(shard), "epoch", str(epoch), "first_seq", str(first),
+                         "last_seq", str(last), "count", str(count), "reason", reason,
+                         "ts_ms", str(int(time.time() * 1000))])  # fmt: skip
