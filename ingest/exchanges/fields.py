@@ -17,9 +17,21 @@ import orjson
 
 from ingest.errors import DecodeError
 
-DECIMAL = re.compile(r"[0-9]+(?:\.[0-9]+)?")
+DECIMAL = re.compile(r"[0-9]{1,40}(?:\.[0-9]{1,40})?")
 """A plain non-negative decimal as exchanges spell prices and quantities: ``"0.35130000"``, ``"5"``
-(no sign, no exponent, no leading or trailing point). Use with ``fullmatch``."""
+(no sign, no exponent, no leading or trailing point, at most 40 digits either side of the point: no
+exchange sends more, and a 5000-digit "number" is garbage). Use with ``fullmatch``."""
+
+INT64_MAX = 2**63 - 1
+"""Ids and nanosecond times must fit a signed 64-bit integer (consumers store them as such)."""
+
+MAX_MS = INT64_MAX // 1_000_000
+"""The latest millisecond time whose nanoseconds still fit `INT64_MAX` (year 2262)."""
+
+ASSET = re.compile(r"[\w.]{1,30}")
+"""One side of a trading pair as exchanges name it: letters and digits of any script, ``_`` and
+``.`` (``ETH2.S``), no separator (``-``, ``/``), blank, control character or lone surrogate, at
+most 30 characters. Use with ``fullmatch``."""
 
 
 def field(msg: dict[str, Any], key: str) -> Any:
@@ -66,12 +78,43 @@ def boolean(msg: dict[str, Any], key: str) -> bool:
     return value
 
 
+def natural(msg: dict[str, Any], key: str) -> int:
+    """``msg[key]`` as for `integer`, and ``0 <= value <= INT64_MAX`` (an id or a count no exchange
+    would send negative). `DecodeError` otherwise."""
+    value = integer(msg, key)
+    if not 0 <= value <= INT64_MAX:
+        raise DecodeError(f"field {key!r} must be a non-negative 64-bit integer, got {value}")
+    return value
+
+
+def ms_time(msg: dict[str, Any], key: str) -> int:
+    """``msg[key]``, an integer time in milliseconds since the epoch, ``0 <= value <= MAX_MS``.
+    `DecodeError` if absent, of another type, or out of that range."""
+    value = integer(msg, key)
+    if not 0 <= value <= MAX_MS:
+        raise DecodeError(f"field {key!r} is not a millisecond time since the epoch: {value}")
+    return value
+
+
+def is_zero(text: str) -> bool:
+    """Whether a `DECIMAL` string is zero (``"0"``, ``"0.00000000"``)."""
+    return not text.strip("0.")
+
+
 def decimal(msg: dict[str, Any], key: str) -> str:
     """``msg[key]``, a string that is a plain non-negative decimal (see `DECIMAL`), returned as sent.
     `DecodeError` if absent, not a string, or not such a decimal."""
     value = string(msg, key)
     if not DECIMAL.fullmatch(value):
         raise DecodeError(f"field {key!r} is not a decimal number: {value[:40]!r}")
+    return value
+
+
+def positive_decimal(msg: dict[str, Any], key: str) -> str:
+    """As `decimal`, and not zero (a trade's price or quantity). `DecodeError` otherwise."""
+    value = decimal(msg, key)
+    if is_zero(value):
+        raise DecodeError(f"field {key!r} must not be zero: {value[:40]!r}")
     return value
 
 

@@ -2,9 +2,11 @@
 
 Each ``parse_*`` takes one already JSON-decoded payload (the ``data`` of a combined-stream frame, or a
 raw payload) and returns the struct, or raises `ingest.errors.DecodeError` if a field is missing or
-has the wrong type. Prices and quantities stay the exchange's decimal strings; they are checked to
-be plain non-negative decimals (``"0.35130000"``), so nothing downstream can choke on them.
-Pure: no I/O, no clock.
+has the wrong type or a value Binance never sends. Prices and quantities stay the exchange's decimal
+strings; they are checked to be plain non-negative decimals (``"0.35130000"``), so nothing downstream
+can choke on them, and a price is never zero (nor a trade's quantity). Ids are non-negative 64-bit
+integers, an update's ``U`` is at most its ``u``, and times are milliseconds since the epoch that
+fit 64-bit nanoseconds. Pure: no I/O, no clock.
 """
 
 from __future__ import annotations
@@ -15,9 +17,12 @@ from typing import Any
 from ingest.errors import DecodeError
 from ingest.exchanges.fields import DECIMAL as _DECIMAL
 from ingest.exchanges.fields import boolean as _bool
-from ingest.exchanges.fields import decimal as _decimal
 from ingest.exchanges.fields import field as _field
 from ingest.exchanges.fields import integer as _int
+from ingest.exchanges.fields import is_zero as _is_zero
+from ingest.exchanges.fields import ms_time as _ms
+from ingest.exchanges.fields import natural as _nat
+from ingest.exchanges.fields import positive_decimal as _positive
 from ingest.exchanges.fields import string as _str
 
 Pair = tuple[str, str]
@@ -122,21 +127,30 @@ def _levels(msg: dict[str, Any], key: str) -> tuple[Pair, ...]:
         if not (isinstance(price, str) and isinstance(qty, str)):
             raise DecodeError(f"field {key!r} holds a level whose price or qty is not a string")
         if not (_DECIMAL.fullmatch(price) and _DECIMAL.fullmatch(qty)):
-            raise DecodeError(f"field {key!r} holds a level that is not decimal: {level[:2]!r}")
+            raise DecodeError(f"field {key!r} holds a level that is not decimal: {_excerpt(level)}")
+        if _is_zero(price):
+            raise DecodeError(f"field {key!r} holds a level at price zero: {_excerpt(level)}")
         out.append((price, qty))
     return tuple(out)
+
+
+def _excerpt(level: list[Any]) -> str:
+    return repr([str(v)[:40] for v in level[:2]])
 
 
 # -- parsers -----------------------------------------------------------------------------------------
 
 
 def parse_depth_update(msg: dict[str, Any]) -> DepthUpdate:
+    first, last = _nat(msg, "U"), _nat(msg, "u")
+    if first > last:
+        raise DecodeError(f"first update id 'U' {first} is after the last 'u' {last}")
     return DepthUpdate(
         e=_str(msg, "e"),
-        E=_int(msg, "E"),
+        E=_ms(msg, "E"),
         s=_str(msg, "s"),
-        U=_int(msg, "U"),
-        u=_int(msg, "u"),
+        U=first,
+        u=last,
         b=_levels(msg, "b"),
         a=_levels(msg, "a"),
     )
@@ -145,12 +159,12 @@ def parse_depth_update(msg: dict[str, Any]) -> DepthUpdate:
 def parse_trade(msg: dict[str, Any]) -> Trade:
     return Trade(
         e=_str(msg, "e"),
-        E=_int(msg, "E"),
+        E=_ms(msg, "E"),
         s=_str(msg, "s"),
-        t=_int(msg, "t"),
-        p=_decimal(msg, "p"),
-        q=_decimal(msg, "q"),
-        T=_int(msg, "T"),
+        t=_nat(msg, "t"),
+        p=_positive(msg, "p"),
+        q=_positive(msg, "q"),
+        T=_ms(msg, "T"),
         m=_bool(msg, "m"),
     )
 
@@ -158,20 +172,20 @@ def parse_trade(msg: dict[str, Any]) -> Trade:
 def parse_agg_trade(msg: dict[str, Any]) -> AggTrade:
     return AggTrade(
         e=_str(msg, "e"),
-        E=_int(msg, "E"),
+        E=_ms(msg, "E"),
         s=_str(msg, "s"),
-        a=_int(msg, "a"),
-        p=_decimal(msg, "p"),
-        q=_decimal(msg, "q"),
-        f=_int(msg, "f"),
-        l=_int(msg, "l"),
-        T=_int(msg, "T"),
+        a=_nat(msg, "a"),
+        p=_positive(msg, "p"),
+        q=_positive(msg, "q"),
+        f=_nat(msg, "f"),
+        l=_nat(msg, "l"),
+        T=_ms(msg, "T"),
         m=_bool(msg, "m"),
     )
 
 
 def parse_server_shutdown(msg: dict[str, Any]) -> ServerShutdown:
-    return ServerShutdown(e=_str(msg, "e"), E=_int(msg, "E"))
+    return ServerShutdown(e=_str(msg, "e"), E=_ms(msg, "E"))
 
 
 def parse_result(msg: dict[str, Any]) -> Result:
@@ -184,5 +198,5 @@ def parse_error(msg: dict[str, Any]) -> Error:
 
 def parse_depth_snapshot(msg: dict[str, Any]) -> DepthSnapshot:
     return DepthSnapshot(
-        lastUpdateId=_int(msg, "lastUpdateId"), bids=_levels(msg, "bids"), asks=_levels(msg, "asks")
+        lastUpdateId=_nat(msg, "lastUpdateId"), bids=_levels(msg, "bids"), asks=_levels(msg, "asks")
     )

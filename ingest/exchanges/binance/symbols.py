@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from functools import lru_cache
 
+from ingest.exchanges.fields import ASSET
+
 # Quote assets seen on Binance Spot. Longest suffix wins, so FDUSD beats a shorter USD-like match and
 # TUSD is not mistaken for a T-ending base with USD.
 QUOTES: frozenset[str] = frozenset(
@@ -24,12 +26,17 @@ _BY_LENGTH: tuple[str, ...] = tuple(sorted(QUOTES, key=len, reverse=True))
 
 @lru_cache(maxsize=4096)
 def canonical_symbol(native: str) -> str:
-    """``"BTCUSDT"`` (any case) -> ``"BTC-USDT"``. Raises ``ValueError`` if no known quote fits."""
+    """``"BTCUSDT"`` (any case) -> ``"BTC-USDT"``. Raises ``ValueError`` if no known quote fits or
+    the base is not an asset name (`ingest.exchanges.fields.ASSET`: no separator, blank or control
+    character)."""
     upper = native.upper()
     for quote in _BY_LENGTH:
         if len(upper) > len(quote) and upper.endswith(quote):
-            return f"{upper[: -len(quote)]}-{quote}"
-    raise ValueError(f"no known quote asset at the end of Binance symbol {native!r}")
+            base = upper[: -len(quote)]
+            if not ASSET.fullmatch(base):
+                break
+            return f"{base}-{quote}"
+    raise ValueError(f"not a Binance symbol with a known quote asset: {native[:40]!r}")
 
 
 def native_symbol(canonical: str) -> str:

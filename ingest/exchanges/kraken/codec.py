@@ -42,11 +42,13 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
+import orjson
+
 from ingest.book.book import ZERO
 from ingest.errors import DecodeError
 from ingest.events import BookDelta, BookSnapshot, Level, Trade
 from ingest.exchanges.base import Decoded, Reply
-from ingest.exchanges.fields import cached_symbol
+from ingest.exchanges.fields import INT64_MAX, cached_symbol
 from ingest.exchanges.kraken import messages as m
 from ingest.exchanges.kraken.symbols import canonical_symbol
 
@@ -231,7 +233,8 @@ def _infer(book: m.Book) -> Precision:
 
 def rfc3339_to_ns(text: str) -> int:
     """``"2023-10-06T17:35:55.440295Z"`` -> integer ns since the epoch, exactly (no float; digits
-    past the nanosecond are truncated). `DecodeError` if it is not an RFC 3339 date-time."""
+    past the nanosecond are truncated). `DecodeError` if it is not an RFC 3339 date-time, or not
+    one whose ns since the epoch fit a signed 64-bit integer (1970 to 2262)."""
     match = _RFC3339.fullmatch(text)
     if match is None:
         raise DecodeError(f"not an RFC 3339 timestamp: {text[:40]!r}")
@@ -247,7 +250,10 @@ def rfc3339_to_ns(text: str) -> int:
     if zone not in ("Z", "z"):
         offset = (int(zone[1:3]) * 3600 + int(zone[4:6]) * 60) * (-1 if zone[0] == "-" else 1)
     fraction = int((match.group(7) or "")[:9].ljust(9, "0"))
-    return (days * 86_400 + hour * 3600 + minute * 60 + second - offset) * 1_000_000_000 + fraction
+    ns = (days * 86_400 + hour * 3600 + minute * 60 + second - offset) * 1_000_000_000 + fraction
+    if not 0 <= ns <= INT64_MAX:
+        raise DecodeError(f"not a time between 1970 and 2262: {text[:40]!r}")
+    return ns
 
 
 def _reject_constant(name: str) -> Any:
@@ -255,9 +261,22 @@ def _reject_constant(name: str) -> Any:
 
 
 def _loads(frame: bytes | str) -> dict[str, Any]:
-    """JSON with exact numbers: decimals as `Decimal`, NaN/Infinity refused."""
+    """JSON with exact numbers: decimals as `Decimal`, NaN/Infinity refused; and, unlike the
+    `json` module alone, only valid Unicode: invalid UTF-8, a lone surrogate (raw, UTF-8-encoded or
+    a ``\\uD800`` escape without its pair) is refused, since such a string could not be encoded for
+    the bus later."""
     try:
-        msg = json.loads(frame, parse_float=Decimal, parse_constant=_reject_constant)
+        if isinstance(frame, bytes):
+            text = frame.decode("utf-8")  # strict, unlike json.loads(bytes), which lets surrogates pass
+        elif isinstance(frame, str):
+            text = frame
+            if not text.isascii():
+                text.encode("utf-8")
+        else:
+            raise TypeError(f"a frame must be bytes or str, not {type(frame).__name__}")
+        if "\\u" in text:
+            orjson.loads(text)  # checks the escapes; only a frame that has some pays for it
+        msg = json.loads(text, parse_float=Decimal, parse_constant=_reject_constant)
     except (ValueError, TypeError, RecursionError) as exc:
         raise DecodeError(f"bad JSON ({exc})", frame if isinstance(frame, bytes | str) else b"") from None
     if not isinstance(msg, dict):

@@ -29,6 +29,7 @@ Pure: no I/O, no clock.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -43,6 +44,7 @@ from ingest.exchanges.kraken import messages as m
 from ingest.exchanges.kraken.codec import EXCHANGE
 from ingest.exchanges.kraken.symbols import canonical_symbol
 
+_DEPTH = re.compile(r"[0-9]{1,9}")
 _IGNORED_EVENTS = frozenset({"systemStatus", "heartbeat"})
 _REPLY_EVENTS = frozenset({"subscriptionStatus", "pong", "error"})
 
@@ -171,7 +173,7 @@ class KrakenV1Codec:
 
     def _note_depth(self, channel_name: str, pair: str) -> None:
         depth = channel_name.partition("-")[2]
-        if channel_name.startswith("book-") and depth.isdigit():
+        if channel_name.startswith("book-") and _DEPTH.fullmatch(depth):
             self._depths[pair] = int(depth)
 
     def _canonical(self, native: str) -> str:

@@ -6,8 +6,12 @@ and returns the struct, or raises `ingest.errors.DecodeError` if a field is miss
 type. v2 sends prices and quantities as JSON numbers: they must be decoded with
 ``parse_float=Decimal`` so that the literal digits survive (``0.10000000`` stays ten digits, never a
 binary float), and they arrive here as `Decimal` (or `int` for a literal without a point); they are
-checked to be finite and non-negative. v1 sends fixed-decimal strings, kept as they are and checked
-to be plain decimals (``"354.11000000"``). Pure: no I/O, no clock.
+checked to be finite, non-negative and of a sane size (at most 28 significant digits, no digit
+beyond the 40th decimal or before the 31st integer one: no exchange sends more, and a
+``1e99999999`` must not become a string of a hundred million digits). v1 sends fixed-decimal
+strings, kept as they are and checked to be plain decimals (``"354.11000000"``). In both versions a
+price is never zero (nor a trade's quantity), trade ids are non-negative, and times fit 64-bit
+nanoseconds since the epoch. Pure: no I/O, no clock.
 """
 
 from __future__ import annotations
@@ -18,9 +22,12 @@ from typing import Any, Literal
 
 from ingest.errors import DecodeError
 from ingest.exchanges.fields import DECIMAL as _DECIMAL
+from ingest.exchanges.fields import INT64_MAX
 from ingest.exchanges.fields import boolean as _bool
 from ingest.exchanges.fields import field as _field
 from ingest.exchanges.fields import integer as _int
+from ingest.exchanges.fields import is_zero as _is_zero
+from ingest.exchanges.fields import natural as _nat
 from ingest.exchanges.fields import opt_integer as _opt_int
 from ingest.exchanges.fields import opt_string as _opt_str
 from ingest.exchanges.fields import string as _str
@@ -168,15 +175,29 @@ def _object(value: Any, what: str) -> dict[str, Any]:
     return value
 
 
-def _number(msg: dict[str, Any], key: str) -> Decimal:
-    """A v2 price or quantity: a JSON number decoded exactly, finite and non-negative."""
+MAX_DIGITS = 28  # significant digits: Decimal's default context, which normalize() rounds to
+MAX_PLACES = 40  # decimals
+MAX_INTEGER_DIGITS = 30
+
+
+def _number(msg: dict[str, Any], key: str, positive: bool = False) -> Decimal:
+    """A v2 price or quantity: a JSON number decoded exactly, finite, non-negative (not zero if
+    ``positive``) and of a sane size (see the module docstring)."""
     value = _field(msg, key)
     if type(value) is int:
+        if value.bit_length() > 100:  # 10**30 < 2**100
+            raise DecodeError(f"field {key!r} is too large a number: {str(value)[:40]}")
         value = Decimal(value)
     if not isinstance(value, Decimal):
         raise DecodeError(f"field {key!r} must be a number, got {type(value).__name__}")
     if not value.is_finite() or value.is_signed():
-        raise DecodeError(f"field {key!r} must be a finite non-negative number, got {value}")
+        raise DecodeError(f"field {key!r} must be a finite non-negative number, got {str(value)[:40]}")
+    digits, exponent = value.as_tuple()[1:]
+    assert isinstance(exponent, int)  # finite
+    if len(digits) > MAX_DIGITS or exponent < -MAX_PLACES or value.adjusted() >= MAX_INTEGER_DIGITS:
+        raise DecodeError(f"field {key!r} is not a price or quantity of a sane size: {str(value)[:40]}")
+    if positive and value.is_zero():
+        raise DecodeError(f"field {key!r} must not be zero")
     return value
 
 
@@ -184,6 +205,21 @@ def _decimal_text(value: Any, what: str) -> str:
     if not isinstance(value, str) or not _DECIMAL.fullmatch(value):
         raise DecodeError(f"{what} must be a decimal string, got {str(value)[:40]!r}")
     return value
+
+
+def _price_text(value: Any, what: str) -> str:
+    text = _decimal_text(value, what)
+    if _is_zero(text):
+        raise DecodeError(f"{what} must not be zero")
+    return text
+
+
+def _time_text(value: Any, what: str) -> str:
+    """Seconds since the epoch as a decimal string whose nanoseconds fit a 64-bit integer."""
+    text = _decimal_text(value, what)
+    if int(text.partition(".")[0]) > INT64_MAX // 1_000_000_000:
+        raise DecodeError(f"{what} is not a time since the epoch: {text[:40]!r}")
+    return text
 
 
 # -- v2 parsers ----------------------------------------------------------------------------------------
@@ -200,7 +236,7 @@ def _entries(msg: dict[str, Any], key: str) -> tuple[Entry, ...]:
     out: list[Entry] = []
     for entry in _list(msg, key):
         entry = _object(entry, f"an entry of {key!r}")
-        out.append((_number(entry, "price"), _number(entry, "qty")))
+        out.append((_number(entry, "price", positive=True), _number(entry, "qty")))
     return tuple(out)
 
 
@@ -233,10 +269,10 @@ def parse_trade(element: Any) -> Trade:
     return Trade(
         symbol=_str(msg, "symbol"),
         side=side,
-        price=_number(msg, "price"),
-        qty=_number(msg, "qty"),
+        price=_number(msg, "price", positive=True),
+        qty=_number(msg, "qty", positive=True),
         ord_type=_str(msg, "ord_type"),
-        trade_id=_int(msg, "trade_id"),
+        trade_id=_nat(msg, "trade_id"),
         timestamp=_str(msg, "timestamp"),
     )
 
@@ -250,7 +286,7 @@ def parse_instrument(data: Any) -> Instrument:
         pair = _object(item, "an entry of 'pairs'")
         symbol = _str(pair, "symbol")
         price_p, qty_p = pair.get("price_precision"), pair.get("qty_precision")
-        if type(price_p) is int and type(qty_p) is int and price_p >= 0 and qty_p >= 0:
+        if type(price_p) is int and type(qty_p) is int and 0 <= price_p <= MAX_PLACES and 0 <= qty_p <= MAX_PLACES:
             pairs.append(Pair(symbol, price_p, qty_p))
     return Instrument(tuple(pairs))
 
@@ -292,9 +328,9 @@ def _levels_v1(msg: dict[str, Any], key: str) -> tuple[LevelV1, ...]:
             raise DecodeError(f"field {key!r} holds a level with an unknown flag {str(level[3])[:10]!r}")
         out.append(
             LevelV1(
-                price=_decimal_text(level[0], f"a price in {key!r}"),
+                price=_price_text(level[0], f"a price in {key!r}"),
                 volume=_decimal_text(level[1], f"a volume in {key!r}"),
-                timestamp=_decimal_text(level[2], f"a timestamp in {key!r}"),
+                timestamp=_time_text(level[2], f"a timestamp in {key!r}"),
                 republish=len(level) == 4,
             )
         )
@@ -322,7 +358,7 @@ def parse_book_update_v1(payloads: list[Any]) -> BookUpdateV1:
             bids.extend(_levels_v1(msg, "b"))
         if "c" in msg:
             c = _str(msg, "c")
-            if not c.isdigit() or len(c) > 10 or int(c) > 0xFFFFFFFF:
+            if not (c.isascii() and c.isdigit()) or len(c) > 10 or int(c) > 0xFFFFFFFF:
                 raise DecodeError(f"field 'c' is not an unsigned 32-bit integer: {c[:20]!r}")
     return BookUpdateV1(a=tuple(asks), b=tuple(bids), c=c)
 
@@ -342,9 +378,9 @@ def parse_trades_v1(payload: Any) -> tuple[TradeV1, ...]:
             raise DecodeError("a trade's orderType and misc must be strings")
         out.append(
             TradeV1(
-                price=_decimal_text(item[0], "a trade price"),
-                volume=_decimal_text(item[1], "a trade volume"),
-                time=_decimal_text(item[2], "a trade time"),
+                price=_price_text(item[0], "a trade price"),
+                volume=_price_text(item[1], "a trade volume"),
+                time=_time_text(item[2], "a trade time"),
                 side=side,
                 orderType=order_type,
                 misc=misc,

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from functools import lru_cache
 
+from ingest.exchanges.fields import ASSET
+
 # Kraken's legacy asset codes (v1, REST) -> the common codes v2 and the canonical names use.
 LEGACY_ASSETS: dict[str, str] = {"XBT": "BTC", "XDG": "DOGE"}
 
@@ -18,8 +20,8 @@ LEGACY_ASSETS: dict[str, str] = {"XBT": "BTC", "XDG": "DOGE"}
 def canonical_symbol(native: str) -> str:
     """``"BTC/USD"`` or ``"XBT/USD"`` -> ``"BTC-USD"``. ``ValueError`` if it is not ``BASE/QUOTE``."""
     base, sep, quote = native.upper().partition("/")
-    if not sep or not base or not quote or "/" in quote:
-        raise ValueError(f"Kraken symbol must be BASE/QUOTE, got {native!r}")
+    if not (sep and ASSET.fullmatch(base) and ASSET.fullmatch(quote)):
+        raise ValueError(f"Kraken symbol must be BASE/QUOTE, got {native[:40]!r}")
     return f"{LEGACY_ASSETS.get(base, base)}-{LEGACY_ASSETS.get(quote, quote)}"
 
 

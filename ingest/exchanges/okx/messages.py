@@ -1,9 +1,12 @@
 """OKX v5 public wire messages as frozen typed structs whose fields copy OKX's keys.
 
 Each ``parse_*`` takes one already JSON-decoded message and returns the struct, or raises
-`ingest.errors.DecodeError` if a field is missing or has the wrong type. Prices and sizes stay the
-exchange's decimal strings (checked to be plain non-negative decimals); OKX's millisecond timestamps
-arrive as strings of digits and are kept as integers. Pure: no I/O, no clock.
+`ingest.errors.DecodeError` if a field is missing, has the wrong type or a value OKX never sends.
+Prices and sizes stay the exchange's decimal strings (checked to be plain non-negative decimals; a
+price is never zero, nor a trade's size); OKX's millisecond timestamps arrive as strings of digits
+and are kept as integers that fit 64-bit nanoseconds; trade ids are strings of digits; seqIds are
+non-negative (``prevSeqId`` -1 in a snapshot) and the checksum a signed 32-bit integer. Pure: no
+I/O, no clock.
 
 Optional fields are the ones older sessions lack: ``seqId``/``prevSeqId`` (book messages before about
 2023), ``checksum`` (REST books), ``count``/``source``/``seqId`` (trades before their introduction).
@@ -17,17 +20,19 @@ from typing import Any, Literal
 
 from ingest.errors import DecodeError
 from ingest.exchanges.fields import DECIMAL as _DECIMAL
-from ingest.exchanges.fields import decimal as _decimal
+from ingest.exchanges.fields import INT64_MAX, MAX_MS
 from ingest.exchanges.fields import field as _field
+from ingest.exchanges.fields import is_zero as _is_zero
 from ingest.exchanges.fields import opt_integer as _opt_int
 from ingest.exchanges.fields import opt_string as _opt_str
+from ingest.exchanges.fields import positive_decimal as _positive
 from ingest.exchanges.fields import string as _str
 
 Pair = tuple[str, str]
 Action = Literal["snapshot", "update"]
 Side = Literal["buy", "sell"]
 
-_DIGITS = re.compile(r"[0-9]+")
+_DIGITS = re.compile(r"[0-9]{1,19}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,9 +162,16 @@ def _code(msg: dict[str, Any], key: str) -> str:
 def _ms(msg: dict[str, Any], key: str) -> int:
     """A millisecond timestamp, a string of digits on the wire."""
     value = _str(msg, key)
-    if not _DIGITS.fullmatch(value):
+    if not _DIGITS.fullmatch(value) or int(value) > MAX_MS:
         raise DecodeError(f"field {key!r} is not a millisecond timestamp: {value[:40]!r}")
     return int(value)
+
+
+def _opt_ranged(msg: dict[str, Any], key: str, lo: int, hi: int) -> int | None:
+    value = _opt_int(msg, key)
+    if value is not None and not lo <= value <= hi:
+        raise DecodeError(f"field {key!r} out of range [{lo}, {hi}]: {value}")
+    return value
 
 
 def _levels(msg: dict[str, Any], key: str) -> tuple[Pair, ...]:
@@ -171,9 +183,15 @@ def _levels(msg: dict[str, Any], key: str) -> tuple[Pair, ...]:
         if not (isinstance(px, str) and isinstance(sz, str)):
             raise DecodeError(f"field {key!r} holds a level whose px or sz is not a string")
         if not (_DECIMAL.fullmatch(px) and _DECIMAL.fullmatch(sz)):
-            raise DecodeError(f"field {key!r} holds a level that is not decimal: {level[:2]!r}")
+            raise DecodeError(f"field {key!r} holds a level that is not decimal: {_excerpt(level)}")
+        if _is_zero(px):
+            raise DecodeError(f"field {key!r} holds a level at price zero: {_excerpt(level)}")
         out.append((px, sz))
     return tuple(out)
+
+
+def _excerpt(level: list[Any]) -> str:
+    return repr([str(v)[:40] for v in level[:2]])
 
 
 def _arg(msg: dict[str, Any]) -> Arg:
@@ -201,9 +219,9 @@ def parse_book_data(msg: dict[str, Any]) -> BookData:
         asks=_levels(msg, "asks"),
         bids=_levels(msg, "bids"),
         ts=_ms(msg, "ts"),
-        checksum=_opt_int(msg, "checksum"),
-        prevSeqId=_opt_int(msg, "prevSeqId"),
-        seqId=_opt_int(msg, "seqId"),
+        checksum=_opt_ranged(msg, "checksum", -(2**31), 2**31 - 1),
+        prevSeqId=_opt_ranged(msg, "prevSeqId", -1, INT64_MAX),
+        seqId=_opt_ranged(msg, "seqId", 0, INT64_MAX),
     )
 
 
@@ -229,18 +247,18 @@ def parse_trade_data(msg: dict[str, Any]) -> TradeData:
             raise DecodeError(f"field 'count' must be a whole number >= 1, got {raw[:40]!r}")
         count = int(raw)
     trade_id = _str(msg, "tradeId")
-    if not trade_id:
-        raise DecodeError("field 'tradeId' is empty")
+    if not _DIGITS.fullmatch(trade_id):
+        raise DecodeError(f"field 'tradeId' is not a string of digits: {trade_id[:40]!r}")
     return TradeData(
         instId=_str(msg, "instId"),
         tradeId=trade_id,
-        px=_decimal(msg, "px"),
-        sz=_decimal(msg, "sz"),
+        px=_positive(msg, "px"),
+        sz=_positive(msg, "sz"),
         side="buy" if side == "buy" else "sell",
         ts=_ms(msg, "ts"),
         count=count,
         source=_opt_str(msg, "source"),
-        seqId=_opt_int(msg, "seqId"),
+        seqId=_opt_ranged(msg, "seqId", 0, INT64_MAX),
     )
 
 

@@ -7,12 +7,14 @@ exactly two non-empty parts.
 
 from __future__ import annotations
 
+from ingest.exchanges.fields import ASSET
+
 
 def _spot(name: str, what: str) -> str:
     upper = name.upper()
     base, sep, quote = upper.partition("-")
-    if not sep or not base or not quote or "-" in quote:
-        raise ValueError(f"{what} must be BASE-QUOTE (OKX spot), got {name!r}")
+    if not (sep and ASSET.fullmatch(base) and ASSET.fullmatch(quote)):
+        raise ValueError(f"{what} must be BASE-QUOTE (OKX spot), got {name[:40]!r}")
     return upper
 
 

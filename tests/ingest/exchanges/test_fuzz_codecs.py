@@ -1,0 +1,583 @@
+"""Every exchange decoder, fuzzed: events out or `DecodeError`, nothing else, for any input.
+
+The decoders are discovered from the exchange registry (`ingest.exchanges.SPECS`): each spec's
+``new_codec``, every distinct codec its ``replay_codec`` gives (for the live URL and for the same host
+with no path, an older protocol version), and each one's ``decode_snapshot``. Each is driven with
+
+- arbitrary bytes and text;
+- arbitrary JSON values whose keys and strings come from the exchange's own vocabulary;
+- structured mutations of real valid messages (the seeds below: the real recordings in
+  ``../shared/recordings/cryptofeed`` and the exchanges' documented examples used by the codec
+  tests): keys dropped, added or duplicated, values swapped for another type, absurd numbers
+  (huge integers, ``1e308``, ``1e999``, NaN/Infinity literals, ``"1e-9"`` prices, negatives),
+  empty and enormous strings, unicode and lone surrogates, oversized arrays, deep nesting; then, on
+  the text, truncation, stray and invalid UTF-8 bytes, str or bytes frames. Several frames go
+  through one codec in a row, so state (Kraken's precisions, v1 channel ids) is exercised too.
+
+Every result must be a list of canonical events, `Reconnect` or `Reply` with well-typed fields
+(`check_decoded`); any exception other than `DecodeError` fails. Runs are derandomized, so CI sees
+the same examples every time.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from ingest.errors import DecodeError
+from ingest.events import BookDelta, BookSnapshot, BookStatus, ConnectionStatus, Trade
+from ingest.exchanges import SPECS
+from ingest.exchanges.base import Codec, Decoded, ExchangeSpec, Reconnect, Reply
+
+RECORDINGS = Path(__file__).resolve().parents[3].parent / "shared" / "recordings" / "cryptofeed"
+TS = 1_700_000_000_123_456_789
+INT64_MAX = 2**63 - 1
+
+# Examples per decoder and strategy; with several frames per example, each decoder sees well over
+# a thousand frames in all. INGEST_FUZZ_SCALE=N runs N times as many, randomly (a deeper search on a
+# developer's machine; CI runs the same derandomized examples every time).
+SCALE = int(os.environ.get("INGEST_FUZZ_SCALE", "0"))
+MUTATION_EXAMPLES = 300
+JSON_EXAMPLES = 100
+RAW_EXAMPLES = 100
+
+
+def fuzz_settings(examples: int) -> settings:
+    return settings(
+        max_examples=examples * max(1, SCALE),
+        derandomize=not SCALE,
+        database=None,
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
+    )
+
+
+# -- seeds: real valid messages ----------------------------------------------------------------------
+
+
+def _recorded(name: str, needles: list[str], limit: int = 1) -> list[str]:
+    """Received frames of a recording holding each needle (``limit`` per needle), in file order."""
+    lines = (RECORDINGS / name).read_text().splitlines()
+    out: list[str] = []
+    for needle in needles:
+        found = [p for h, _, p in (ln.partition(": ") for ln in lines) if p and h[:1].isdigit() and needle in p]
+        assert found, f"no frame with {needle!r} in {name}"
+        out.extend(found[:limit])
+    return out
+
+
+def _trimmed(frame: str, keys: tuple[str, ...], keep: int = 3) -> str:
+    """A long recorded frame with its level lists cut to ``keep`` levels (mutating 1000 levels is
+    slow and adds nothing a few do not)."""
+
+    def cut(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: (v[:keep] if k in keys and isinstance(v, list) else cut(v)) for k, v in value.items()}
+        if isinstance(value, list):
+            return [cut(v) for v in value]
+        return value
+
+    return json.dumps(cut(json.loads(frame)), separators=(",", ":"))
+
+
+def _binance_seeds() -> list[str]:
+    recorded = _recorded(
+        "BINANCE.ws.1.0",
+        ['"e":"depthUpdate"', '"e":"aggTrade"', "@bookTicker", '"e":"kline"', '"U":499869765'],
+    )
+    return [
+        *(_trimmed(f, ("b", "a")) for f in recorded),
+        '{"stream":"bnbbtc@trade","data":{"e":"trade","E":1672515782136,"s":"BNBBTC","t":12345,'
+        '"p":"0.001","q":"100","T":1672515782136,"m":true,"M":true}}',
+        '{"e":"depthUpdate","E":1672515782136,"s":"BNBBTC","U":157,"u":160,"b":[["0.0024","10"]],'
+        '"a":[["0.0026","100"]]}',
+        '{"e":"aggTrade","E":1672515782136,"s":"BNBBTC","a":12345,"p":"0.001","q":"100","f":100,"l":105,'
+        '"T":1672515782136,"m":true,"M":true}',
+        '{"stream":"!serverShutdown","data":{"e":"serverShutdown","E":1}}',
+        '{"result":null,"id":1}',
+        '{"result":["btcusdt@aggTrade"],"id":"ab-3"}',
+        '{"code":2,"msg":"Invalid request: unknown variant","id":7}',
+        '{"stream":"bnbbtc@depth5@100ms","data":{"lastUpdateId":160,"bids":[["0.0024","10"]],"asks":[]}}',
+    ]
+
+
+def _binance_snapshots() -> list[tuple[str, str]]:
+    out: list[tuple[str, str]] = []
+    for line in (RECORDINGS / "BINANCE.http.0.0").read_text().splitlines():
+        if "symbol=" not in line:
+            continue
+        native = line.partition("symbol=")[2].partition("&")[0]
+        out.append((_trimmed(line.partition(": ")[2].partition(" header: ")[0], ("bids", "asks")), native))
+    out.append(('{"code":-1121,"msg":"Invalid symbol."}', "BTCUSDT"))
+    return out
+
+
+KRAKEN_V2_INSTRUMENT = (
+    '{"channel":"instrument","type":"snapshot","data":{"assets":[{"id":"USD","status":"enabled",'
+    '"precision":4}],"pairs":[{"symbol":"BTC/USD","base":"BTC","quote":"USD","status":"online",'
+    '"qty_precision":8,"qty_increment":0.00000001,"price_precision":1,"price_increment":0.1},'
+    '{"symbol":"MATIC/USD","qty_precision":8,"price_precision":4}]}}'
+)
+
+
+def _kraken_seeds() -> list[str]:
+    v1_book = _recorded("KRAKEN.ws.50.0", ['"as":[', '"c":"', '{"a":[', '{"b":['])
+    v1_other = _recorded(
+        "KRAKEN.ws.48.0", ['"event":"systemStatus"', '"channelName":"trade"', '"trade","', '"event":"heartbeat"']
+    )
+    return [
+        # v2 (docs examples, as in test_kraken_codec.py)
+        KRAKEN_V2_INSTRUMENT,
+        '{"channel":"book","type":"snapshot","data":[{"symbol":"BTC/USD","bids":[{"price":45283.5,'
+        '"qty":0.10000000},{"price":45283.4,"qty":1.54582015}],"asks":[{"price":45285.2,"qty":0.00100000}],'
+        '"checksum":3310070434,"timestamp":"2023-10-06T17:35:55.440295Z"}]}',
+        '{"channel":"book","type":"update","data":[{"symbol":"MATIC/USD","bids":[{"price":0.5657,'
+        '"qty":1098.3947558}],"asks":[],"checksum":2114181697,"timestamp":"2023-10-06T17:35:55.440295Z"}]}',
+        '{"channel":"book","type":"snapshot","data":[{"symbol":"ETH/EUR","bids":[{"price":1500.10,"qty":0.50}],'
+        '"asks":[{"price":1500.25,"qty":1.5}],"checksum":1}]}',
+        '{"channel":"trade","type":"update","data":[{"symbol":"MATIC/USD","side":"buy","price":0.5147,'
+        '"qty":6423.46326,"ord_type":"limit","trade_id":4665846,"timestamp":"2023-09-25T07:48:36.925533Z"},'
+        '{"symbol":"MATIC/USD","side":"sell","price":0.5146,"qty":1.0,"ord_type":"market","trade_id":4665847,'
+        '"timestamp":"2023-09-25T07:48:37+01:00"}]}',
+        '{"channel":"heartbeat"}',
+        '{"channel":"status","type":"update","data":[{"version":"2.0.0","system":"online","api_version":"v2"}]}',
+        '{"channel":"ticker","type":"update","data":[{"symbol":"BTC/USD","bid":1.5}]}',
+        '{"method":"subscribe","result":{"channel":"book","depth":10,"snapshot":true,"symbol":"ALGO/USD"},'
+        '"success":true,"time_in":"2023-09-25T09:04:31.742599Z","time_out":"2023-09-25T09:04:31.742648Z"}',
+        '{"error":"Currency pair not supported XBT/USDD","method":"subscribe","req_id":2,"success":false}',
+        '{"method":"pong","req_id":101,"time_in":"2023-09-24T14:10:23.799685Z"}',
+        # v1 (the real recordings)
+        *(_trimmed(f, ("as", "bs", "a", "b")) for f in v1_book),
+        *v1_other,
+        '{"event":"pong","reqid":42}',
+        '{"errorMessage":"Currency pair not supported","event":"subscriptionStatus","pair":"XBT/USDD",'
+        '"status":"error","subscription":{"name":"book"},"reqid":7}',
+    ]
+
+
+def _okx_seeds() -> list[str]:
+    arg = '"arg":{"channel":"books","instId":"BTC-USDT"}'
+    trades = '"arg":{"channel":"trades","instId":"BTC-USDT"}'
+    return [
+        f'{{{arg},"action":"snapshot","data":[{{"asks":[["8476.98","415","0","13"],["8477","7","0","2"]],'
+        '"bids":[["8476.97","256","0","12"],["8475.55","101","0","1"]],"ts":"1597026383085",'
+        '"checksum":-855196043,"prevSeqId":-1,"seqId":123456}]}',
+        f'{{{arg},"action":"update","data":[{{"asks":[["8476.98","0","0","0"]],"bids":[["8476.97","300","0","14"]],'
+        '"ts":"1597026383185","checksum":0,"prevSeqId":123456,"seqId":123470}]}',
+        f'{{{arg},"action":"update","data":[{{"asks":[],"bids":[["1","2","0","1"]],"ts":"6","checksum":7}}]}}',
+        f'{{{trades},"data":[{{"instId":"BTC-USDT","tradeId":"130639474","px":"42219.9","sz":"0.12060306",'
+        '"side":"buy","ts":"1630048897897","count":"3","source":"0","seqId":1234}]}',
+        '{"arg":{"channel":"trades","instId":"ETH-BTC"},"data":[{"instId":"ETH-BTC","tradeId":"11","px":"0.05",'
+        '"sz":"2","side":"sell","ts":"10"}]}',
+        '{"id":"1512","event":"subscribe","arg":{"channel":"books","instId":"BTC-USDT"},"connId":"a4d3ae55"}',
+        '{"id":"1512","event":"error","code":"60012","msg":"Invalid request","connId":"a4d3ae55"}',
+        '{"event":"notice","code":"64008","msg":"The connection will soon be closed","connId":"a4d3ae55"}',
+        '{"event":"channel-conn-count","channel":"orders","connCount":"2","connId":"a4d3ae55"}',
+        '{"arg":{"channel":"tickers","instId":"BTC-USDT"},"data":[{"instId":"BTC-USDT","last":"9999.99"}]}',
+        "pong",
+    ]
+
+
+def _okx_snapshots() -> list[tuple[str, str]]:
+    return [
+        (
+            '{"code":"0","msg":"","data":[{"asks":[["41006.8","0.60038921","0","1"]],'
+            '"bids":[["41006.3","0.30178218","0","2"]],"ts":"1629966436396","seqId":123}]}',
+            "BTC-USDT",
+        ),
+        ('{"code":"51001","msg":"Instrument ID does not exist","data":[]}', "BTC-USDT"),
+    ]
+
+
+SEEDS: dict[str, list[str]] = {"binance": _binance_seeds(), "kraken": _kraken_seeds(), "okx": _okx_seeds()}
+SNAPSHOT_SEEDS: dict[str, list[tuple[str, str]]] = {
+    "binance": _binance_snapshots(),
+    "kraken": [('{"error":[],"result":{"XXBTZUSD":{"asks":[["1.0","2.0",1]],"bids":[]}}}', "BTC/USD")],
+    "okx": _okx_snapshots(),
+}
+
+
+# -- the decoders --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Decoder:
+    id: str
+    exchange: str
+    new: Callable[[], Codec]
+
+
+def _bare(url: str) -> str:
+    """The URL's host alone: an older protocol version's endpoint (``wss://ws.kraken.com``)."""
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, "", "", ""))
+
+
+def _decoders() -> list[Decoder]:
+    out: list[Decoder] = []
+    for name, spec in sorted(SPECS.items()):
+        seen: set[type] = set()
+        makers: list[Callable[[], Codec]] = [lambda spec=spec: spec.new_codec({})]
+        if spec.replay_codec is not None:
+            replay = spec.replay_codec
+            makers += [lambda url=url, replay=replay: replay(url) for url in (spec.ws_url, _bare(spec.ws_url))]
+        for make in makers:
+            kind = type(make())
+            if kind not in seen:
+                seen.add(kind)
+                out.append(Decoder(f"{name}-{kind.__name__}", name, make))
+    return out
+
+
+DECODERS = _decoders()
+BY_EXCHANGE: dict[str, list[Decoder]] = {}
+for _d in DECODERS:
+    BY_EXCHANGE.setdefault(_d.exchange, []).append(_d)
+
+
+def spec_ids(spec: ExchangeSpec) -> str:
+    return spec.name
+
+
+# -- the contract --------------------------------------------------------------------------------------
+
+PLAIN_DECIMAL = re.compile(r"[0-9]+(?:\.[0-9]+)?")
+
+
+def _text(value: Any, what: str) -> str:
+    assert type(value) is str, f"{what} is {type(value).__name__}, not str"
+    value.encode("utf-8")  # a lone surrogate cannot be published
+    return value
+
+
+def _decimal(value: Any, what: str, *, positive: bool = False) -> Decimal:
+    _text(value, what)
+    assert PLAIN_DECIMAL.fullmatch(value), f"{what} is not a plain decimal: {value[:60]!r}"
+    number = Decimal(value)
+    assert number.is_finite()
+    if positive:
+        assert number > 0, f"{what} is zero"
+    return number
+
+
+def _int(value: Any, what: str, lo: int = -INT64_MAX - 1, hi: int = INT64_MAX) -> int:
+    assert type(value) is int, f"{what} is {type(value).__name__}, not int"
+    assert lo <= value <= hi, f"{what} out of range: {value}"
+    return value
+
+
+def _opt_int(value: Any, what: str, lo: int = -INT64_MAX - 1, hi: int = INT64_MAX) -> None:
+    if value is not None:
+        _int(value, what, lo, hi)
+
+
+def _symbol(event: Any, exchange: str) -> None:
+    assert event.exchange == exchange
+    symbol = _text(event.symbol, "symbol")
+    base, sep, quote = symbol.partition("-")
+    assert sep and base and quote and "-" not in quote, f"symbol is not BASE-QUOTE: {symbol!r}"
+    assert symbol.isprintable() and not any(c.isspace() for c in symbol), f"odd symbol {symbol!r}"
+    assert _text(event.native, "native")
+
+
+def _levels(levels: Any, what: str, *, deletes: bool) -> None:
+    assert type(levels) is tuple, f"{what} is {type(levels).__name__}"
+    for level in levels:
+        assert type(level) is tuple and len(level) == 2, f"{what} holds {level!r}"
+        price, qty = level
+        _decimal(price, f"{what} price", positive=True)
+        if not (deletes and qty == "0"):
+            _decimal(qty, f"{what} qty", positive=deletes)
+
+
+def check_decoded(item: Decoded, exchange: str) -> None:
+    """One decoded item: the right type, every field well-typed and in range."""
+    if isinstance(item, Reply):
+        _text(item.request_id, "request_id")
+        if item.error is not None:
+            _text(item.error, "error")
+        return
+    if isinstance(item, Reconnect):
+        _text(item.reason, "reason")
+        return
+    assert isinstance(item, Trade | BookSnapshot | BookDelta | BookStatus | ConnectionStatus), repr(item)
+    _symbol(item, exchange)
+    _int(item.ts_recv, "ts_recv")
+    if isinstance(item, Trade):
+        assert _text(item.trade_id, "trade_id")
+        _decimal(item.price, "price", positive=True)
+        _decimal(item.qty, "qty", positive=True)
+        assert item.side in ("buy", "sell"), item.side
+        _int(item.ts_exchange, "ts_exchange", 0)
+    elif isinstance(item, BookSnapshot | BookDelta):
+        delta = isinstance(item, BookDelta)
+        _levels(item.bids, "bids", deletes=delta)
+        _levels(item.asks, "asks", deletes=delta)
+        _opt_int(item.seq, "seq")
+        if isinstance(item, BookDelta):
+            _opt_int(item.first_seq, "first_seq")
+        _opt_int(item.checksum, "checksum", -(2**31), 2**32 - 1)
+        _int(item.ts_exchange, "ts_exchange", 0)
+    else:
+        raise AssertionError(f"a codec produced {type(item).__name__}")
+
+
+def decode_all(decoder: Decoder, frames: list[bytes | str]) -> None:
+    """Feed ``frames`` to one codec in order; each must give checked items or `DecodeError`."""
+    codec = decoder.new()
+    for frame in frames:
+        try:
+            out = codec.decode(frame, TS)
+        except DecodeError as exc:
+            assert str(exc), "a DecodeError must say what was wrong"
+            continue
+        assert type(out) is list, f"decode returned {type(out).__name__}"
+        for item in out:
+            check_decoded(item, decoder.exchange)
+
+
+def snapshot_one(decoder: Decoder, body: bytes | str, native: str) -> None:
+    codec = decoder.new()
+    try:
+        snap = codec.decode_snapshot(body, native, TS)
+    except DecodeError as exc:
+        assert str(exc)
+        return
+    assert isinstance(snap, BookSnapshot), f"decode_snapshot returned {type(snap).__name__}"
+    check_decoded(snap, decoder.exchange)
+
+
+# -- mutations -----------------------------------------------------------------------------------------
+
+
+class Raw(str):
+    """JSON text emitted as is: number literals kept digit for digit, NaN, 1e999, escapes."""
+
+
+@dataclass
+class Dup:
+    """An object written with repeated keys: ``pairs`` in order."""
+
+    pairs: list[tuple[str, Any]]
+
+
+def dump(value: Any, ascii_only: bool) -> str:
+    if isinstance(value, Raw):
+        return str(value)
+    if isinstance(value, Dup):
+        return "{" + ",".join(f"{dump(k, ascii_only)}:{dump(v, ascii_only)}" for k, v in value.pairs) + "}"
+    if isinstance(value, dict):
+        return "{" + ",".join(f"{dump(k, ascii_only)}:{dump(v, ascii_only)}" for k, v in value.items()) + "}"
+    if isinstance(value, list):
+        return "[" + ",".join(dump(v, ascii_only) for v in value) + "]"
+    return json.dumps(value, ensure_ascii=ascii_only)
+
+
+def parse(frame: str) -> Any:
+    """A seed as a tree whose numbers are `Raw` (so ``0.10000000`` survives a round trip)."""
+    try:
+        return json.loads(frame, parse_float=Raw, parse_int=Raw)
+    except ValueError:
+        return Raw(frame)  # OKX's literal "pong"
+
+
+def paths(value: Any, prefix: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
+    yield prefix
+    if isinstance(value, dict):
+        for k, v in value.items():
+            yield from paths(v, (*prefix, k))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            yield from paths(v, (*prefix, i))
+
+
+def get(value: Any, path: tuple[Any, ...]) -> Any:
+    for p in path:
+        value = value[p]
+    return value
+
+
+NASTY_NUMBERS = [
+    "0", "-0", "-1", "1", "0.0", "1e308", "-1e308", "1e999", "-1e999", "1E-9", "1e-400", "2.5e-7",
+    "NaN", "Infinity", "-Infinity", "9223372036854775807", "9223372036854775808", "18446744073709551616",
+    "-9223372036854775809", "123456789012345678901234567890", "9" * 5000, "0." + "0" * 3000 + "1",
+    "1" + "0" * 400 + ".5", "1e99999999", "1E-99999999", "0.000000000000000000000000000001",
+]  # fmt: skip
+NASTY_STRINGS = [
+    "", "0", "0.0", "00", "-1", "-0.5", "1e-9", "1E+3", "1e308", "NaN", "nan", "Infinity", "-inf", " 1", "1 ",
+    "1.", ".5", "0x10", "1_000", "+1", "١٢٣", "²", "1.2.3", "9" * 5000, "0." + "0" * 5000 + "1", "a" * 10000,
+    "\x00", "é中😀", "BTC/USD", "XBT/USD", "BTC-USDT", "BTCUSDT", "BTC-USDT-SWAP", "A-B/USD", "BTC USDT",
+    "book-1000", "book-²", "trade", "buy", "sell", "b", "s", "r", "snapshot", "update", "99999999999",
+    "1970-01-01T00:00:00Z", "1969-12-31T23:59:59Z", "9999-12-31T23:59:60.999999999999Z",
+    "2023-02-30T00:00:00Z", "2023-10-06T17:35:55.440295+99:99", "4294967296", "1618678132.9" + "9" * 5000,
+]  # fmt: skip
+NASTY_RAW = [
+    '"\\ud800"', '"BTC\\udfff/USD"', '"\\u0000"', '"\\ud83d\\ude00"', "[" * 3000 + "]" * 3000,
+    "{" + '"a":{' * 2000 + "}" * 2001, "true", "false", "null", "[]", "{}", "[[]]", '[""]', '[["1"]]',
+    '[["1","2","3","4","5"]]', '[{"price":1,"qty":1}]', '{"price":"1","qty":"1"}',
+]  # fmt: skip
+
+
+def replacements(original: Any, vocab: list[str]) -> st.SearchStrategy[Any]:
+    swaps: list[Any] = [None, True, False, [], {}, [original], {"x": original}]
+    if isinstance(original, Raw):
+        swaps.append(str(original))  # number -> string
+    elif isinstance(original, str):
+        swaps.append(Raw(original) if PLAIN_DECIMAL.fullmatch(original) else Raw("1"))  # string -> number
+    elif isinstance(original, list):
+        swaps += [dict(enumerate(original)), original * 500 if original else [None] * 500]
+    elif isinstance(original, dict):
+        swaps += [list(original.values()), list(original)]
+    return st.one_of(
+        st.sampled_from(swaps),
+        st.sampled_from([Raw(n) for n in NASTY_NUMBERS]),
+        st.sampled_from(NASTY_STRINGS),
+        st.sampled_from([Raw(r) for r in NASTY_RAW]),
+        st.sampled_from(vocab),
+        st.integers(min_value=-(2**70), max_value=2**70),
+        st.floats(),  # json.dumps writes NaN and Infinity as such
+        st.text(max_size=30),
+    )
+
+
+@st.composite
+def mutated(draw: st.DrawFn, seeds: list[str], vocab: list[str]) -> bytes | str:
+    """A seed with 1-4 structural mutations, then perhaps a textual one."""
+    tree = parse(draw(st.sampled_from(seeds)))
+    for _ in range(draw(st.integers(1, 4))):
+        path = draw(st.sampled_from(list(paths(tree))))
+        target = get(tree, path)
+        op = draw(st.sampled_from(["replace", "replace", "drop", "add", "duplicate"]))
+        if not path:
+            op = "replace" if op in ("drop",) else op
+        parent = get(tree, path[:-1]) if path else None
+        if op == "drop" and isinstance(parent, dict | list):
+            del parent[path[-1]]
+        elif op == "add" and isinstance(target, dict):
+            target[draw(st.sampled_from(vocab))] = draw(replacements(None, vocab))
+        elif op == "duplicate" and isinstance(target, dict) and target:
+            key = draw(st.sampled_from(list(target)))
+            pairs = list(target.items())
+            extra = (key, draw(replacements(target[key], vocab)))
+            pairs.insert(draw(st.integers(0, len(pairs))), extra)
+            replaced = Dup(pairs)
+            if path:
+                get(tree, path[:-1])[path[-1]] = replaced
+            else:
+                tree = replaced
+            break  # a Dup node is not walked further
+        else:
+            new = draw(replacements(target, vocab))
+            if path:
+                parent[path[-1]] = new
+            else:
+                tree = new
+    text = dump(tree, draw(st.booleans()))
+    how = draw(st.sampled_from(["str", "bytes", "bytes", "truncate", "stray-byte", "bom"]))
+    if how == "str":
+        return text
+    data = text.encode("utf-8", "surrogatepass")
+    if how == "truncate":
+        return data[: draw(st.integers(0, max(0, len(data) - 1)))]
+    if how == "stray-byte":
+        at = draw(st.integers(0, len(data)))
+        stray = draw(st.sampled_from([b"\xff", b"\xc3", b"\x00", b"\xed\xa0\x80", b",", b"]", b'"']))
+        return data[:at] + stray + data[at:]
+    if how == "bom":
+        return b"\xef\xbb\xbf" + data
+    return data
+
+
+def vocabulary(seeds: list[str]) -> list[str]:
+    """Every key and string value of an exchange's seeds."""
+    words: set[str] = set()
+    for seed in seeds:
+        for path in paths(tree := parse(seed)):
+            words.update(p for p in path if isinstance(p, str))
+            value = get(tree, path)
+            if isinstance(value, str) and not isinstance(value, Raw):
+                words.add(value)
+    return sorted(words)
+
+
+def json_values(vocab: list[str]) -> st.SearchStrategy[Any]:
+    leaves = st.one_of(
+        st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=20), st.sampled_from(vocab)
+    )
+    return st.recursive(
+        leaves,
+        lambda children: st.lists(children, max_size=6) | st.dictionaries(st.sampled_from(vocab) | st.text(), children),
+        max_leaves=40,
+    )
+
+
+# -- the tests -----------------------------------------------------------------------------------------
+
+
+def test_every_exchange_has_seeds_and_every_seed_decodes() -> None:
+    """A new exchange cannot slip past the fuzzing: it needs seeds, and the seeds must be valid."""
+    assert set(SEEDS) == set(SPECS) == set(SNAPSHOT_SEEDS)
+    for exchange, seeds in SEEDS.items():
+        for seed in seeds:
+            ok = 0
+            for decoder in BY_EXCHANGE[exchange]:
+                try:
+                    decoder.new().decode(seed, TS)
+                    ok += 1
+                except DecodeError:
+                    pass
+            assert ok, f"no {exchange} decoder accepts the seed {seed[:120]!r}"
+
+
+@pytest.mark.parametrize("decoder", DECODERS, ids=lambda d: d.id)
+@fuzz_settings(MUTATION_EXAMPLES)
+@given(data=st.data())
+def test_mutated_real_messages(decoder: Decoder, data: st.DataObject) -> None:
+    seeds = SEEDS[decoder.exchange]
+    vocab = VOCAB[decoder.exchange]
+    frames = data.draw(st.lists(mutated(seeds, vocab) | st.sampled_from(seeds), min_size=1, max_size=3))
+    decode_all(decoder, frames)
+
+
+@pytest.mark.parametrize("decoder", DECODERS, ids=lambda d: d.id)
+@fuzz_settings(JSON_EXAMPLES)
+@given(data=st.data())
+def test_arbitrary_json(decoder: Decoder, data: st.DataObject) -> None:
+    value = data.draw(json_values(VOCAB[decoder.exchange]))
+    text = json.dumps(value, ensure_ascii=data.draw(st.booleans()))
+    decode_all(decoder, [text, text.encode("utf-8", "surrogatepass")])
+
+
+@pytest.mark.parametrize("decoder", DECODERS, ids=lambda d: d.id)
+@fuzz_settings(RAW_EXAMPLES)
+@given(frame=st.binary(max_size=400) | st.text(max_size=400))
+def test_arbitrary_bytes_and_text(decoder: Decoder, frame: bytes | str) -> None:
+    decode_all(decoder, [frame])
+
+
+@pytest.mark.parametrize("decoder", DECODERS, ids=lambda d: d.id)
+@fuzz_settings(MUTATION_EXAMPLES)
+@given(data=st.data())
+def test_snapshot_bodies(decoder: Decoder, data: st.DataObject) -> None:
+    seeds = SNAPSHOT_SEEDS[decoder.exchange]
+    bodies = [body for body, _ in seeds]
+    native = data.draw(st.sampled_from([n for _, n in seeds]))
+    body = data.draw(
+        mutated(bodies, SNAPSHOT_VOCAB[decoder.exchange]) | st.sampled_from(bodies) | st.binary(max_size=200)
+    )
+    snapshot_one(decoder, body, native)
+
+
+VOCAB = {name: vocabulary(seeds) for name, seeds in SEEDS.items()}
+SNAPSHOT_VOCAB = {name: vocabulary([b for b, _ in seeds]) for name, seeds in SNAPSHOT_SEEDS.items()}
