@@ -1,11 +1,17 @@
-"""One feed connection: the only place that owns a WebSocket and fetches REST snapshots.
+"""One feed connection: the only place that owns WebSockets and fetches REST snapshots.
 
-`FeedConnection.run()` keeps one connection to one exchange up for a set of symbols: connect,
-subscribe, decode every frame with the exchange's codec, pass book deltas through each symbol's
-`BookSync`, fetch snapshots when a sync asks, publish every resulting event. It reconnects with
-jittered backoff (reset after a healthy period), treats silence longer than the exchange's
-liveness timeout as a dead connection, and never lets bad exchange data crash the shard (decode
-errors are counted and logged with context).
+`FeedConnection.run()` keeps a set of symbols of one exchange flowing. It runs ``redundancy`` lanes;
+each lane keeps one WebSocket *session* up: connect, subscribe, decode every frame with the
+exchange's codec, pass book deltas through the session's own `BookSync` per symbol, fetch snapshots
+when a sync asks. What the sessions produce goes through one `Arbiter`, so every event is published
+once however many sessions carry it (see ``arbiter.py``).
+
+A lane reconnects with jittered backoff (reset after a healthy period), treats silence longer than
+the exchange's liveness timeout as a dead session, and never lets bad exchange data crash the shard
+(decode errors are counted and logged with context). When the exchange announces that it will close
+a session (OKX's ``notice`` 64008, Binance's ``serverShutdown``), the lane makes before it breaks:
+a successor session subscribes and waits until its books are valid, and only then is the old one
+closed; the arbiter splices the two, so nothing is lost or repeated.
 
 Everything exchange-specific comes from the `ExchangeSpec`; this module never names an exchange.
 """
@@ -14,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -23,14 +30,16 @@ import structlog
 from ingest.book.sync import BookSync, NeedSnapshot, sync_for
 from ingest.clock import now_ns
 from ingest.errors import ConnectionLost, DecodeError, RemoteError, is_retryable
-from ingest.events import BookDelta, BookSnapshot, ConnectionStatus, Event, Trade
+from ingest.events import BookDelta, BookSnapshot, BookStatus, ConnectionStatus, Event, Trade
 from ingest.exchanges.base import Channel, ExchangeSpec, Reconnect, Reply, Subscription
+from ingest.session.arbiter import Arbiter
 from ingest.session.backoff import backoff
 
 log = structlog.get_logger("feed")
 
 HEALTHY_AFTER_S = 30.0
 SNAPSHOT_CONCURRENCY = 4
+HANDOVER_TIMEOUT_S = 20.0  # the longest an announced close waits for the successor's books
 
 
 @dataclass(slots=True)
@@ -38,6 +47,7 @@ class ConnectionStats:
     frames: int = 0
     decode_errors: int = 0
     reconnects: int = 0
+    handovers: int = 0
     snapshots_fetched: int = 0
     snapshot_errors: int = 0
     trade_gaps: int = 0
@@ -64,57 +74,179 @@ class FeedConnection:
         self.conn_id = conn_id
         self.ws_url = ws_url or spec.ws_url
         self.rest_url = rest_url or spec.rest_url
+        self.depth = depth
         self.natives = {spec.native_symbol(s): s for s in symbols}
         self.subscription = Subscription(tuple(self.natives), self.channels, depth or spec.default_depth)
-        self.codec = spec.new_codec(self.natives)
-        self.syncs: dict[str, BookSync] = {}
-        if "book" in self.channels:
-            self.syncs = {n: sync_for(spec, s, n, depth) for n, s in self.natives.items()}
+        self.arbiter = Arbiter(spec.sequence_rule)
         self.stats = ConnectionStats()
-        self._ws: aiohttp.ClientWebSocketResponse | None = None
-        self._snapshot_tasks: dict[str, asyncio.Task[None]] = {}
-        self._resubscribed: dict[str, tuple[int, float]] = {}  # native -> (attempts in a row, when)
-        self._last_trade_id: dict[str, int] = {}  # native -> highest trade id seen, across reconnects
+        self.sessions: dict[int, Session] = {}  # live sessions by id
+        self.latest: Session | None = None  # the newest session of lane 0 (tests read its books)
+        self._ids = itertools.count()
+        self._last_trade_id: dict[str, int] = {}  # native -> highest trade id published
         self._snapshot_gate = asyncio.Semaphore(SNAPSHOT_CONCURRENCY)
-        self._http: aiohttp.ClientSession | None = None
         self._log = log.bind(exchange=spec.name, connection=conn_id)
+
+    @property
+    def syncs(self) -> dict[str, BookSync]:
+        """The books of the newest session of the first lane, by native symbol."""
+        return self.latest.syncs if self.latest is not None else {}
 
     async def run(self) -> None:
         """Run until cancelled."""
-        delays = backoff()
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as http:
-            self._http = http
-            while True:
-                started = asyncio.get_running_loop().time()
-                try:
-                    await self._session(http)
-                    reason = "closed by the exchange"
-                except asyncio.CancelledError:
-                    self._disconnected("stopping")
-                    raise
-                except Exception as e:
-                    if not is_retryable(e) and not isinstance(e, aiohttp.ClientError):
-                        self._disconnected(f"fatal: {e!r}")
-                        raise
-                    reason = f"{type(e).__name__}: {e}"
-                self._disconnected(reason)
-                if asyncio.get_running_loop().time() - started > HEALTHY_AFTER_S:
-                    delays = backoff()
-                delay = next(delays)
-                self.stats.reconnects += 1
-                self._log.warning("reconnecting", reason=reason, delay=round(delay, 3))
-                await asyncio.sleep(delay)
+            try:
+                await asyncio.gather(*(self._lane(http, lane) for lane in range(self.redundancy)))
+            finally:
+                await self.close()
 
-    async def _session(self, http: aiohttp.ClientSession) -> None:
-        spec = self.spec
-        url = spec.connect_url(self.ws_url, self.subscription)
+    async def _lane(self, http: aiohttp.ClientSession, lane: int) -> None:
+        delays = backoff()
+        name = self.conn_id if self.redundancy == 1 else f"{self.conn_id}-r{lane}"
+        session = self._open(http, name, lane)
+        while True:
+            announced = asyncio.ensure_future(session.announced.wait())
+            try:
+                await asyncio.wait([session.task, announced], return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                announced.cancel()
+            if not session.task.done():
+                session = await self._hand_over(http, session, name, lane)
+                continue
+            reason = session.task.result()
+            if session.lifetime() > HEALTHY_AFTER_S:
+                delays = backoff()
+            delay = next(delays)
+            self.stats.reconnects += 1
+            self._log.warning("reconnecting", session=name, reason=reason, delay=round(delay, 3))
+            await asyncio.sleep(delay)
+            session = self._open(http, name, lane)
+
+    async def _hand_over(self, http: aiohttp.ClientSession, old: Session, name: str, lane: int) -> Session:
+        """Make before break: a successor subscribes; once its books are valid (or the old session
+        ends, or the wait times out) the old session is closed and the successor carries on."""
+        self.stats.handovers += 1
+        self._log.info("handing over", session=name)
+        new = self._open(http, name, lane)
+        ready = asyncio.ensure_future(new.ready.wait())
+        try:
+            first = asyncio.FIRST_COMPLETED
+            await asyncio.wait([ready, new.task, old.task], timeout=HANDOVER_TIMEOUT_S, return_when=first)
+        finally:
+            ready.cancel()
+        await old.close("handed over")
+        return new
+
+    def _open(self, http: aiohttp.ClientSession, name: str, lane: int) -> Session:
+        session = Session(self, next(self._ids), name, http)
+        self.sessions[session.id] = session
+        self.arbiter.open(session.id)
+        if lane == 0:
+            self.latest = session
+        session.task = asyncio.create_task(session.run(), name=f"{name}#{session.id}")
+        return session
+
+    def closed(self, session: Session) -> None:
+        self.sessions.pop(session.id, None)
+        self.arbiter.forget(session.id)
+
+    # -- what the sessions deliver ----------------------------------------------------------------
+
+    def book_event(self, session: Session, event: Event, sync: BookSync) -> None:
+        for out in self.arbiter.book(session.id, event, sync, self._syncs_of):
+            self.publish(out)
+
+    def _syncs_of(self, native: str) -> dict[int, BookSync]:
+        """Every live session's book of ``native``, by session id."""
+        return {sid: s.syncs[native] for sid, s in self.sessions.items() if native in s.syncs}
+
+    def trade(self, trade: Trade) -> None:
+        if self.arbiter.trade(trade):
+            self._check_trade_id(trade)
+            self.publish(trade)
+
+    def _check_trade_id(self, trade: Trade) -> None:
+        """Where the exchange numbers each symbol's trades consecutively, a jump is logged and
+        counted with the missing range (filling it from REST history is the backfill's job)."""
+        if not self.spec.trade_ids_contiguous or not trade.trade_id.isdigit():
+            return
+        tid = int(trade.trade_id)
+        last = self._last_trade_id.get(trade.native)
+        self._last_trade_id[trade.native] = tid if last is None else max(last, tid)
+        if last is not None and tid > last + 1:
+            self.stats.trade_gaps += 1
+            self.stats.trades_missing += tid - last - 1
+            self._log.warning("trade ids missing", symbol=trade.symbol, first=last + 1, last=tid - 1)
+
+    async def close(self) -> None:
+        """Close every session (idempotent)."""
+        for session in list(self.sessions.values()):
+            await session.close("stopping")
+
+
+class Session:
+    """One WebSocket and what lives and dies with it: its codec, a `BookSync` per symbol, its
+    snapshot requests. ``task`` runs it and returns why it ended."""
+
+    def __init__(self, feed: FeedConnection, sid: int, name: str, http: aiohttp.ClientSession) -> None:
+        spec = feed.spec
+        self.feed = feed
+        self.spec = spec
+        self.id = sid
+        self.name = name
+        self.http = http
+        self.codec = spec.new_codec(feed.natives)
+        self.syncs: dict[str, BookSync] = {}
+        if "book" in feed.channels:
+            self.syncs = {n: sync_for(spec, s, n, feed.depth) for n, s in feed.natives.items()}
+        self.ready = asyncio.Event()  # every book valid (at once for a trades-only session)
+        self.announced = asyncio.Event()  # the exchange said it will close this session
+        self.task: asyncio.Task[str]
+        self._ws: aiohttp.ClientWebSocketResponse | None = None
+        self._snapshot_tasks: dict[str, asyncio.Task[None]] = {}
+        self._resubscribed: dict[str, tuple[int, float]] = {}  # native -> (attempts in a row, when)
+        self._started = asyncio.get_running_loop().time()
+        self._ended = False
+        self._log = feed._log.bind(session=f"{name}#{sid}")
+
+    def lifetime(self) -> float:
+        return asyncio.get_running_loop().time() - self._started
+
+    async def run(self) -> str:
+        """Connect and read until the session ends; the reason it ended. Retryable failures end it;
+        anything else (a bug, a fatal refusal) is raised after the session is wound up."""
+        try:
+            await self._connect_and_read()
+            reason = "closed by the exchange"
+        except asyncio.CancelledError:
+            self._end("stopping")
+            raise
+        except Exception as e:
+            reason = f"{type(e).__name__}: {e}"
+            if not is_retryable(e) and not isinstance(e, aiohttp.ClientError):
+                self._end(f"fatal: {e!r}")
+                raise
+        self._end(reason)
+        return reason
+
+    async def close(self, reason: str) -> None:
+        """End the session from outside (handover, shard stop)."""
+        self.task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await self.task
+        self._end(reason)
+
+    async def _connect_and_read(self) -> None:
+        spec, feed = self.spec, self.feed
+        url = spec.connect_url(feed.ws_url, feed.subscription)
         heartbeat = spec.ping_interval if spec.ws_ping else None
-        async with http.ws_connect(url, heartbeat=heartbeat, autoping=True, max_msg_size=16 * 2**20) as ws:
+        async with self.http.ws_connect(url, heartbeat=heartbeat, autoping=True, max_msg_size=16 * 2**20) as ws:
             self._ws = ws
-            for frame in spec.subscribe_frames(self.subscription):
+            for frame in spec.subscribe_frames(feed.subscription):
                 await ws.send_str(frame)
-            self._log.info("connected", symbols=len(self.natives))
-            self.publish(self._conn_status("connected", "subscribed"))
+            self._log.info("connected", symbols=len(feed.natives))
+            feed.publish(self._conn_status("connected", "subscribed"))
+            if not self.syncs:
+                self.ready.set()
             if spec.snapshot_source == "rest":
                 for native in self.syncs:
                     self._request_snapshot(NeedSnapshot(native, "connected"))
@@ -143,50 +275,45 @@ class FeedConnection:
                     raise ConnectionLost(f"websocket error: {ws.exception()!r}")
 
     def _on_frame(self, data: bytes | str) -> None:
-        ts = now_ns()
-        self.stats.frames += 1
+        feed = self.feed
+        feed.stats.frames += 1
         try:
-            decoded = self.codec.decode(data, ts)
+            decoded = self.codec.decode(data, now_ns())
         except DecodeError as e:
-            self.stats.decode_errors += 1
+            feed.stats.decode_errors += 1
             self._log.warning("undecodable frame", error=str(e))
             return
         for item in decoded:
             if isinstance(item, Trade):
-                if item.native in self.natives:
-                    self._check_trade_id(item)
-                    self.publish(item)
+                if item.native in feed.natives:
+                    feed.trade(item)
             elif isinstance(item, BookDelta | BookSnapshot):
                 sync = self.syncs.get(item.native)
                 if sync is not None:
-                    actions = sync.on_delta(item) if isinstance(item, BookDelta) else sync.on_snapshot(item)
-                    self._act(actions)
+                    self._act(sync, sync.on_delta(item) if isinstance(item, BookDelta) else sync.on_snapshot(item))
             elif isinstance(item, Reconnect):
-                raise ConnectionLost(f"exchange asked to reconnect: {item.reason}")
+                if not self.announced.is_set():
+                    self._log.info("the exchange announced a close", reason=item.reason)
+                    self.announced.set()
             elif isinstance(item, Reply) and item.error is not None:
                 self._log.error("request refused", request=item.request_id, error=item.error)
 
-    def _check_trade_id(self, trade: Trade) -> None:
-        """Where the exchange numbers each symbol's trades consecutively, a jump is logged and
-        counted with the missing range (filling it from REST history is the backfill's job)."""
-        if not self.spec.trade_ids_contiguous or not trade.trade_id.isdigit():
-            return
-        tid = int(trade.trade_id)
-        last = self._last_trade_id.get(trade.native)
-        self._last_trade_id[trade.native] = tid if last is None else max(last, tid)
-        if last is not None and tid > last + 1:
-            self.stats.trade_gaps += 1
-            self.stats.trades_missing += tid - last - 1
-            self._log.warning("trade ids missing", symbol=trade.symbol, first=last + 1, last=tid - 1)
-
-    def _act(self, actions: Sequence[Event | NeedSnapshot]) -> None:
+    def _act(self, sync: BookSync, actions: Sequence[Event | NeedSnapshot]) -> None:
         for a in actions:
             if isinstance(a, NeedSnapshot):
                 self._request_snapshot(a)
             else:
-                self.publish(a)
+                self.feed.book_event(self, a, sync)
+                if isinstance(a, BookStatus) and a.state == "valid" and not self.ready.is_set():
+                    self._check_ready()
+
+    def _check_ready(self) -> None:
+        if all(s.state == "live" for s in self.syncs.values()):
+            self.ready.set()
 
     def _request_snapshot(self, need: NeedSnapshot) -> None:
+        if self._ended:
+            return
         task = self._snapshot_tasks.get(need.native)
         if task is not None and not task.done():
             return
@@ -207,47 +334,47 @@ class FeedConnection:
             await asyncio.sleep(min(0.25 * 2 ** (count - 2), 30.0))
         if self._ws is None or self._ws.closed:
             return
-        self._log.info("resubscribing", symbol=self.natives[native], attempt=count)
-        for frame in frames(native, self.subscription):
+        self._log.info("resubscribing", symbol=self.feed.natives[native], attempt=count)
+        for frame in frames(native, self.feed.subscription):
             await self._ws.send_str(frame)
 
     async def _fetch_snapshot(self, native: str) -> None:
-        assert self._http is not None
-        url = self.spec.snapshot_url(self.rest_url, native)
+        feed = self.feed
+        url = self.spec.snapshot_url(feed.rest_url, native)
         delays = backoff(initial=0.2, cap=10.0)
         while True:
             try:
-                async with self._snapshot_gate, self._http.get(url) as resp:
+                async with feed._snapshot_gate, self.http.get(url) as resp:
                     body = await resp.read()
                     if resp.status != 200:
                         raise RemoteError(f"snapshot HTTP {resp.status}: {body[:200]!r}")
                 snapshot = self.codec.decode_snapshot(body, native, now_ns())
             except (aiohttp.ClientError, TimeoutError, RemoteError) as e:
-                self.stats.snapshot_errors += 1
+                feed.stats.snapshot_errors += 1
                 delay = next(delays)
-                self._log.warning("snapshot failed", symbol=self.natives[native], error=str(e), delay=delay)
+                self._log.warning("snapshot failed", symbol=feed.natives[native], error=str(e), delay=delay)
                 await asyncio.sleep(delay)
                 continue
-            self.stats.snapshots_fetched += 1
-            self._act(self.syncs[native].on_snapshot(snapshot))
+            feed.stats.snapshots_fetched += 1
+            sync = self.syncs[native]
+            self._act(sync, sync.on_snapshot(snapshot))
             return
 
-    def _disconnected(self, reason: str) -> None:
+    def _end(self, reason: str) -> None:
+        """Wind the session up once: its books reset (through the arbiter, so a standby takes over
+        where one is valid), its snapshot requests cancelled, the disconnect published."""
+        if self._ended:
+            return
+        self._ended = True
         for task in self._snapshot_tasks.values():
             task.cancel()
         self._snapshot_tasks.clear()
         ts = now_ns()
         for sync in self.syncs.values():
-            self._act([a for a in sync.reset(reason, ts) if not isinstance(a, NeedSnapshot)])
-        self.publish(self._conn_status("disconnected", reason))
+            self._act(sync, [a for a in sync.reset(reason, ts) if not isinstance(a, NeedSnapshot)])
+        self.feed.closed(self)
+        self.feed.publish(self._conn_status("disconnected", reason))
 
     def _conn_status(self, state: str, reason: str) -> ConnectionStatus:
-        return ConnectionStatus(
-            self.spec.name, "*", "*", self.conn_id, state, reason, tuple(self.natives.values()), now_ns()  # type: ignore[arg-type]
-        )
-
-    async def close(self) -> None:
-        for task in self._snapshot_tasks.values():
-            task.cancel()
-        with contextlib.suppress(Exception):
-            await asyncio.gather(*self._snapshot_tasks.values(), return_exceptions=True)
+        natives = tuple(self.feed.natives.values())
+        return ConnectionStatus(self.spec.name, "*", "*", self.name, state, reason, natives, now_ns())  # type: ignore[arg-type]

@@ -3,12 +3,14 @@
 One aiohttp server (one port) serves every simulated exchange under ``/<exchange>/...`` (WebSocket
 and REST; the exchange module owns the paths below its prefix) and the control API under ``/_sim``:
 
-- ``POST /_sim/fault`` ``{"kind": "drop"|"stall"|"skip"|"corrupt"|"chain", "exchange": .., "symbol": optional,
-  "seconds": for stall, "count": for the others}`` -> ``{"ok": true, "affected": n}`` (400 + ``{"error"}``):
+- ``POST /_sim/fault`` ``{"kind": "drop"|"stall"|"notice"|"skip"|"corrupt"|"chain", "exchange": ..,
+  "symbol": optional, "seconds": for stall and notice, "count": for the others}`` -> ``{"ok": true, "affected": n}`` (400 + ``{"error"}``):
   *drop* aborts the TCP connections (all of the exchange's, or those carrying the symbol) with no
   WebSocket close frame; *stall* makes them send nothing at all for ``seconds`` (no data, no pings,
   no pong replies; data generated meanwhile is held and sent afterwards, within the back-pressure
-  bound); *skip* makes the next book updates of the symbol (all symbols if none is named) leave
+  bound); *notice* (exchanges that announce a close: the module has an ``announce_close(conn)``)
+  sends the exchange's announcement on those connections and closes them cleanly ``seconds`` later
+  (default 2; OKX warns about 60 s ahead); *skip* makes the next book updates of the symbol (all symbols if none is named) leave
   out ``count`` update ids whose changes the market did make, so a client must resync; *corrupt*
   (exchanges that checksum their books: the exchange module has a ``corrupt(symbol, count)``) makes
   the next ``count`` book updates of the symbol (all symbols if none is named) carry a wrong checksum;
@@ -44,15 +46,20 @@ from ingest.settings import SimulatorSettings
 from tools.sim.exchanges import discover
 from tools.sim.market import MarketEvent, SymbolMarket
 from tools.sim.truth import TruthLog
-from tools.sim.venue import ExchangeSim, Venue
+from tools.sim.venue import Connection, ExchangeSim, Venue
 
 log = logging.getLogger(__name__)
 
 TICK = 0.01
 MAX_CATCH_UP = 1.0  # seconds of market time one clock tick may generate after a pause
-FAULT_KINDS = ("drop", "stall", "skip", "corrupt", "chain")
-# Book faults only some exchanges' simulators offer (as a method of that name), and why one cannot.
-_OFFERED = {"corrupt": "sends no book checksum to corrupt", "chain": "has no sequence chain to break"}
+FAULT_KINDS = ("drop", "stall", "notice", "skip", "corrupt", "chain")
+NOTICE_SECONDS = 2.0
+# Faults only some exchanges' simulators offer (as a method of that name), and why one cannot.
+_OFFERED = {
+    "corrupt": "sends no book checksum to corrupt",
+    "chain": "has no sequence chain to break",
+    "announce_close": "announces no closes",
+}
 
 
 # The one place that names exchanges: name -> the module's `ExchangeSim` factory.
@@ -95,6 +102,7 @@ class Simulator:
             self._sims[exchange] = EXCHANGES[exchange](venue)
         self._carry = {(e, s): 0.0 for e, v in self.venues.items() for s in v.markets}
         self._faults: list[dict[str, Any]] = []
+        self._closing: set[asyncio.Task[None]] = set()  # connections an announced close will end
         self._runner: web.AppRunner | None = None
         self._clock: asyncio.Task[None] | None = None
         self._frozen: dict[str, Any] | None = None
@@ -207,11 +215,21 @@ class Simulator:
             for conn in targets:
                 conn.abort()
             affected = len(targets)
-        elif kind == "stall":
+        elif kind in ("stall", "notice"):
+            if kind == "notice" and seconds is None:
+                seconds = NOTICE_SECONDS
             if not isinstance(seconds, int | float) or isinstance(seconds, bool) or seconds <= 0:
-                raise ValueError("stall needs seconds > 0")
+                raise ValueError(f"{kind} needs seconds > 0")
+            announce = getattr(self._sims[exchange], "announce_close", None)
+            if kind == "notice" and announce is None:
+                raise ValueError(f"{exchange} {_OFFERED['announce_close']}")
             for conn in targets:
-                conn.stall(float(seconds))
+                if announce is not None and kind == "notice":
+                    announce(conn)
+                    self._closing.add(asyncio.get_running_loop().create_task(_close_later(conn, float(seconds))))
+                    self._closing = {t for t in self._closing if not t.done()}
+                else:
+                    conn.stall(float(seconds))
             affected = len(targets)
         else:
             n = 1 if count is None else count
@@ -301,6 +319,11 @@ class Simulator:
 
     async def _http_status(self, request: web.Request) -> web.Response:
         return _json(self.status())
+
+
+async def _close_later(conn: Connection, seconds: float) -> None:
+    await asyncio.sleep(seconds)
+    await conn.close()
 
 
 def _json(body: Any, status: int = 200) -> web.Response:

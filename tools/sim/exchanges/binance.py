@@ -22,6 +22,7 @@ when the taker sold.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -77,6 +78,12 @@ class BinanceSim:
 
     def skip(self, symbol: str, count: int) -> None:
         self._skip[symbol] = self._skip.get(symbol, 0) + count
+
+    def announce_close(self, conn: Connection) -> None:
+        """``serverShutdown``, which Binance sends before a server goes down."""
+        data = {"e": "serverShutdown", "E": time.time_ns() // 1_000_000}
+        wrapped = {"stream": "!serverShutdown", "data": data} if self._combined.get(conn.id, True) else data
+        conn.send(orjson.dumps(wrapped).decode())
 
     def status(self) -> dict[str, Any]:
         return {"skipped": dict(self.skipped), "skip_pending": {s: n for s, n in self._skip.items() if n}}

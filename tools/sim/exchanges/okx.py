@@ -27,7 +27,8 @@ itself (the same endpoint, so the simulator's generic ``ws_url`` works as a feed
   seconds is dropped (TCP closed, no close frame), subscribed or not. The venue's generic WebSocket
   pings still run; clients answer those without seeing them.
 
-Faults: *skip* leaves the changes of the next ``count`` update ids of a symbol out of the wire; the
+Faults: *notice* sends ``{"event":"notice","code":"64008",..}`` (the venue closes the connection a
+little later). *skip* leaves the changes of the next ``count`` update ids of a symbol out of the wire; the
 chain still counts them, so the next update's ``prevSeqId`` names a ``seqId`` no client saw. *chain*
 breaks the chain without losing anything: the next ``count`` updates of a symbol carry a
 ``prevSeqId`` that is not the previous update's ``seqId``, their changes intact. *corrupt* sends a
@@ -170,6 +171,7 @@ class OkxSim:
         self.keepalives = 0
         self.pings = 0
         self.idle_drops = 0
+        self.notices = 0
 
     # -- ExchangeSim -----------------------------------------------------------------------------
 
@@ -187,8 +189,21 @@ class OkxSim:
         """The corrupt fault: the next ``count`` book updates of ``symbol`` carry a wrong checksum."""
         self._chains[symbol].corrupt += count
 
+    def announce_close(self, conn: Connection) -> None:
+        """The notice OKX sends about 60 s before it closes a connection for a service upgrade."""
+        client = self._clients.get(conn.id)
+        notice = {
+            "event": "notice",
+            "code": "64008",
+            "msg": "The connection will soon be closed for a service upgrade. Please reconnect.",
+            "connId": client.conn_id if client else f"{conn.id:08x}",
+        }
+        conn.send(orjson.dumps(notice).decode())
+        self.notices += 1
+
     def status(self) -> dict[str, Any]:
         return {
+            "notices": self.notices,
             "book_faults": ["skip", "chain", "corrupt"],  # what `ingest run --simulate --faults` may fire
             "skipped": dict(self.skipped),
             "skip_pending": {s: c.skip for s, c in self._chains.items() if c.skip},
