@@ -4,19 +4,19 @@ One aiohttp server (one port) serves every simulated exchange under ``/<exchange
 and REST; the exchange module owns the paths below its prefix) and the control API under ``/_sim``:
 
 - ``POST /_sim/fault`` ``{"kind": "drop"|"stall"|"notice"|"skip"|"corrupt"|"chain", "exchange": ..,
-  "symbol": optional, "seconds": for stall and notice, "count": for the others}`` -> ``{"ok": true, "affected": n}`` (400 + ``{"error"}``):
-  *drop* aborts the TCP connections (all of the exchange's, or those carrying the symbol) with no
-  WebSocket close frame; *stall* makes them send nothing at all for ``seconds`` (no data, no pings,
-  no pong replies; data generated meanwhile is held and sent afterwards, within the back-pressure
-  bound); *notice* (exchanges that announce a close: the module has an ``announce_close(conn)``)
-  sends the exchange's announcement on those connections and closes them cleanly ``seconds`` later
-  (default 2; OKX warns about 60 s ahead); *skip* makes the next book updates of the symbol (all symbols if none is named) leave
-  out ``count`` update ids whose changes the market did make, so a client must resync; *corrupt*
-  (exchanges that checksum their books: the exchange module has a ``corrupt(symbol, count)``) makes
-  the next ``count`` book updates of the symbol (all symbols if none is named) carry a wrong checksum;
-  *chain* (exchanges whose updates name the previous one, with a ``chain(symbol, count)``) makes the
-  next ``count`` book updates of the symbol name a predecessor that was never sent, their changes
-  intact, so only the chain check can tell.
+  "symbol": optional, "seconds": for stall and notice, "count": for the others}`` -> ``{"ok": true,
+  "affected": n}`` (400 + ``{"error"}``): *drop* aborts the TCP connections (all of the exchange's, or
+  those carrying the symbol) with no WebSocket close frame; *stall* makes them send nothing at all for
+  ``seconds`` (no data, no pings, no pong replies; data generated meanwhile is held and sent
+  afterwards, within the back-pressure bound); *notice* (exchanges that announce a close: the module
+  has an ``announce_close(conn)``) sends the exchange's announcement on those connections and closes
+  them cleanly ``seconds`` later (default 2; OKX warns about 60 s ahead); *skip* makes the next book
+  updates of the symbol (all symbols if none is named) leave out ``count`` update ids whose changes
+  the market did make, so a client must resync; *corrupt* (exchanges that checksum their books: the
+  exchange module has a ``corrupt(symbol, count)``) makes the next ``count`` book updates of the symbol
+  (all symbols if none is named) carry a wrong checksum; *chain* (exchanges whose updates name the
+  previous one, with a ``chain(symbol, count)``) makes the next ``count`` book updates of the symbol
+  name a predecessor that was never sent, their changes intact, so only the chain check can tell.
 - ``POST /_sim/freeze`` -> what `Simulator.freeze` returns; ``GET /_sim/status`` -> `Simulator.status`.
 
 Generic code never names an exchange: `EXCHANGES` is discovered from `tools.sim.exchanges`, whose modules provide an
