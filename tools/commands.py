@@ -13,10 +13,11 @@ import redis
 
 from bus import wire
 from ingest import logs
-from ingest.errors import UserError
+from ingest.errors import SettingsError, UserError
 from ingest.settings import Settings, dump, load, reference
 from shards.plan import make_plan
 from tools.cli import print_json
+from tools.sim.exchanges import check_options as check_sim_options
 from tools.sim.faults import Fault, schedule
 from tools.sim.process import SimulatorProcess
 from tools.sim.truth import load_truth
@@ -24,6 +25,10 @@ from tools.sim.truth import load_truth
 
 def _load(path: str, shards: int | None = None) -> Settings:
     settings = load(path)
+    try:
+        check_sim_options(settings.simulator.options)
+    except ValueError as e:
+        raise SettingsError(settings.source, "simulator.options", str(e)) from None
     if shards is not None:
         settings = dataclasses.replace(settings, cluster=dataclasses.replace(settings.cluster, shards=shards))
     return settings
@@ -33,7 +38,7 @@ def check_config(args: argparse.Namespace) -> int:
     if args.reference:
         sys.stdout.write(reference())
         return 0
-    settings = load(args.path)
+    settings = _load(args.path)
     sys.stdout.write(dump(settings))
     print(
         f"# ok: {len(settings.feeds)} feeds, {sum(len(f.symbols) for f in settings.feeds)} symbols, "

@@ -142,6 +142,11 @@ def test_check_config_reports_bad_settings_in_one_line(tmp_path: Path) -> None:
     assert r.stderr.strip() == f'ingest: error: {bad}: redis.maxlen: must be a whole number (got \'lots\')'
     ok = _run("check-config", str(ROOT / "settings.toml"))
     assert ok.returncode == 0 and '[[feeds]]\nexchange = "binance"' in ok.stdout
+    bad.write_text("[simulator.options.okx]\nchecksum = 1\n")
+    r = _run("check-config", str(bad))
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    want = "simulator.options: okx: okx simulator option 'checksum' must be true or false"
+    assert r.stderr.strip() == f"ingest: error: {bad}: {want}"
 
 
 def test_bad_arguments_are_one_clear_line() -> None:

@@ -80,8 +80,10 @@ class Simulator:
         max_send_buffer: int = 8 << 20,
         options: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> None:
-        """``options``: per exchange, settings its module reads from `Venue.options` (and validates)."""
-        options = options or {}
+        """``options``: per exchange, settings its module reads from `Venue.options` (and validates);
+        by default the settings' ``options`` table."""
+        if options is None:  # the settings' table may name exchanges this run does not simulate
+            options = {e: o for e, o in settings.options.items() if e in feeds}
         unknown = sorted(set(feeds) - set(EXCHANGES))
         if unknown:
             raise ValueError(f"no simulator for exchange(s) {unknown} (known: {sorted(EXCHANGES)})")

@@ -457,3 +457,14 @@ def test_event_sequence_is_the_seeds_whatever_the_timing(tmp_path: Path, symbols
     fa, fb = [t for t in a if t[0] >= start], [t for t in b if t[0] >= start]
     k = min(len(fa), len(fb))
     assert k > 10 and fa[:k] == fb[:k]
+
+
+def test_protocol_options_come_from_the_settings_table(tmp_path: Path) -> None:
+    """``[simulator.options.<exchange>]`` reaches that exchange's simulator; a table for an exchange
+    this run does not simulate is ignored; the module validates what it is given."""
+    settings = SimulatorSettings(options={"okx": {"checksum": True, "reset_interval": 5.0}, "kraken": {}})
+    sim = Simulator(settings, {"okx": ["BTC-USDT"]}, tmp_path / "truth.jsonl")
+    options = sim.status()["exchanges"]["okx"]["options"]
+    assert options["checksum"] is True and options["reset_interval"] == 5.0
+    with pytest.raises(ValueError, match="unknown okx simulator option"):
+        Simulator(SimulatorSettings(options={"okx": {"chksum": True}}), {"okx": ["BTC-USDT"]}, tmp_path / "t2.jsonl")

@@ -90,7 +90,8 @@ def checksum(bids: Sequence[Level], asks: Sequence[Level]) -> int:
     return crc - (1 << 32) if crc >= 1 << 31 else crc
 
 
-def _options(raw: Mapping[str, Any]) -> dict[str, Any]:
+def check_options(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """The options with defaults filled in; ``ValueError`` naming the first bad one."""
     unknown = sorted(set(raw) - set(_OPTIONS))
     if unknown:
         raise ValueError(f"unknown okx simulator option(s) {unknown} (known: {sorted(_OPTIONS)})")
@@ -153,7 +154,7 @@ class OkxSim:
 
     def __init__(self, venue: Venue) -> None:
         self.venue = venue
-        self.options = _options(venue.options)
+        self.options = check_options(venue.options)
         now = time.monotonic()
         self._chains: dict[str, _Chain] = {}
         for symbol, market in venue.markets.items():
