@@ -45,10 +45,13 @@ def free_port() -> int:
 class EmbeddedRedis:
     """Start with `start()`, stop with `stop()`; `url` is what clients connect to."""
 
-    def __init__(self, data_dir: Path, port: int = 0, appendonly: bool = True) -> None:
+    def __init__(self, data_dir: Path, port: int = 0, appendonly: bool = True, fsync_always: bool = False) -> None:
         self.data_dir = data_dir
         self.port = port or free_port()
         self.appendonly = appendonly
+        # fsync_always: every write is on disk before Redis answers it, so a Redis that crashes and
+        # is started again (by the supervisor) still has every batch the merger saw acknowledged.
+        self.fsync_always = fsync_always
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -63,6 +66,7 @@ class EmbeddedRedis:
             "--bind", "127.0.0.1",
             "--dir", str(self.data_dir),
             "--appendonly", "yes" if self.appendonly else "no",
+            "--appendfsync", "always" if self.fsync_always else "everysec",
             "--save", "",
             "--daemonize", "no",
             "--logfile", str(self.data_dir / "redis.log"),
@@ -85,6 +89,10 @@ class EmbeddedRedis:
                 time.sleep(0.05)
         client.close()
         return self
+
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
 
     def stop(self, timeout: float = 10.0) -> None:
         if self.proc is None:

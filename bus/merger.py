@@ -146,7 +146,7 @@ class Merger:
                     self._give_up_drain()
                     break
         self._report()
-        log.info("merger stopped", **{k: v for k, v in self.stats.as_dict().items() if k != "updated_ms"})
+        log.info("merger stopped", **{f.name: getattr(self.stats, f.name) for f in fields(self.stats)})
 
     def resume(self) -> bool:
         """Read the checkpoint (retrying while Redis is unreachable) and ask each shard for what

@@ -1,9 +1,21 @@
 """The parent process: Redis, the merger and the shard workers, started, watched and stopped.
 
-Signal handlers only record the signal; the supervision loop acts on it. A worker or
-the merger that dies while the cluster runs is started again after ``restart_delay``. Stopping
-drains: workers get SIGTERM first and publish everything they received followed by an end marker;
-then the merger gets SIGTERM and writes everything until it has every shard's end marker.
+Signal handlers only record the signal; the supervision loop acts on it. Stopping drains: workers
+get SIGTERM first and publish everything they received followed by an end marker; then the merger
+gets SIGTERM and writes everything until it has every shard's end marker.
+
+While the cluster runs, `check_children` restarts:
+
+- a child that died, after its restart delay: ``restart_delay``, doubled for every further death
+  soon after a start (``HEALTHY_AFTER_S``), capped at ``restart_delay_max``; reset once the child
+  has lived that long. Three quick deaths in a row are reported as a crash loop (log + counter);
+- a hung child: each child beats a shared heartbeat from inside its main loop every
+  ``heartbeat_interval`` (`shards.heartbeat`); one silent for ``hang_timeout`` is killed (SIGKILL)
+  and then restarted like a dead one;
+- the embedded Redis, if it died: on the same port and data folder (append-only), so the merger,
+  which buffers meanwhile, reconnects on its own.
+
+``var/pids.json`` shows who is who and these counters.
 """
 
 from __future__ import annotations
@@ -12,7 +24,7 @@ import os
 import signal
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any
 
@@ -22,27 +34,48 @@ import structlog
 
 from bus.embedded_redis import EmbeddedRedis
 from bus.merger import run_merger
+from ingest.errors import UserError
 from ingest.settings import Settings
+from shards.heartbeat import Heartbeat
 from shards.plan import Plan, make_plan
 from shards.worker import run_worker
 
 log = structlog.get_logger("supervisor")
 _ctx = mp.get_context("spawn")
 
+HEALTHY_AFTER_S = 10.0  # a child that lived this long was healthy: its restart delay starts over
+CRASH_LOOP_DEATHS = 3  # quick deaths in a row that make a crash loop
+
 
 @dataclass
 class Child:
+    """A child process; ``target(*args, **kwargs, heartbeat=...)`` is its entry point."""
+
     name: str
     target: Callable[..., None]
     args: tuple[Any, ...]
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    heartbeat: Heartbeat = field(default_factory=Heartbeat)
     proc: Any = None
     restarts: int = 0
+    hangs: int = 0
+    quick_deaths: int = 0
+    crash_loops: int = 0
+    delay: float = 0.0
+    started_at: float = 0.0
     died_at: float | None = None
 
     def start(self) -> None:
-        self.proc = _ctx.Process(target=self.target, args=self.args, name=self.name, daemon=False)
+        self.heartbeat.beat()  # a fresh start gets a full hang_timeout to come up
+        kwargs = {**self.kwargs, "heartbeat": self.heartbeat}
+        self.proc = _ctx.Process(target=self.target, args=self.args, kwargs=kwargs, name=self.name, daemon=False)
         self.proc.start()
+        self.started_at = time.monotonic()
         self.died_at = None
+
+    def counters(self) -> dict[str, Any]:
+        return {"pid": self.pid, "restarts": self.restarts, "hangs": self.hangs, "quick_deaths": self.quick_deaths,
+                "crash_loops": self.crash_loops, "restart_delay": self.delay}  # fmt: skip
 
     @property
     def alive(self) -> bool:
@@ -66,12 +99,15 @@ class Cluster:
         self.workers: list[Child] = []
         self._stop_signal: int | None = None
         self._stopping = False
+        self.redis_restarts = 0
+        self._redis_died_at: float | None = None
+        self._redis_delay = settings.cluster.restart_delay
 
     # -- lifecycle ------------------------------------------------------------------------------
 
     def start_redis(self) -> str:
         if self.settings.redis.url == "embedded":
-            self.redis = EmbeddedRedis(self.settings.var_path / "redis").start()
+            self.redis = EmbeddedRedis(self.settings.var_path / "redis", fsync_always=True).start()
             self.redis_url = self.redis.url
             log.info("embedded redis started", url=self.redis_url, dir=str(self.redis.data_dir))
         return self.redis_url
@@ -83,10 +119,12 @@ class Cluster:
         r = self.settings.redis
         c = self.settings.cluster
         endpoints = self.settings.bus_endpoints()
+        repair = [self.settings.repair_endpoint(i) for i in range(len(endpoints))]
         self.merger = Child(
             "merger", run_merger,
             (endpoints, self.redis_url, r.key_prefix, r.maxlen, r.batch_size, r.batch_interval, c.drain_timeout,
              self.settings.log.level, self.settings.log.format),
+            {"repair_endpoints": repair, "outage_buffer": r.outage_buffer, "heartbeat_interval": c.heartbeat_interval},
         )  # fmt: skip
         self.merger.start()
         self.workers = [
@@ -100,7 +138,7 @@ class Cluster:
     def _write_pids(self) -> None:
         """``var/pids.json``: who is who, for operators and tests (rewritten on every restart)."""
         pids = {"parent": os.getpid(), "merger": self.merger.pid if self.merger else None,
-                "shards": [w.pid for w in self.workers]}  # fmt: skip
+                "shards": [w.pid for w in self.workers], **self.health()}  # fmt: skip
         tmp = self.settings.var_path / "pids.json.tmp"
         tmp.write_bytes(orjson.dumps(pids))
         os.replace(tmp, self.settings.var_path / "pids.json")
@@ -129,23 +167,78 @@ class Cluster:
         if self._stop_signal is not None:
             log.info("stop requested", signal=signal.Signals(self._stop_signal).name)
 
+    def health(self) -> dict[str, Any]:
+        """The supervision counters: per child, and the embedded Redis's restarts."""
+        children = [*([self.merger] if self.merger else []), *self.workers]
+        return {"children": {c.name: c.counters() for c in children}, "redis_restarts": self.redis_restarts,
+                "redis": None if self.redis is None or self.redis.proc is None else self.redis.proc.pid}  # fmt: skip
+
     def check_children(self) -> None:
-        """Restart any child that died (after ``restart_delay``)."""
+        """Kill the hung, restart the dead (after their restart delay), restart a dead embedded Redis."""
         if self._stopping:
             return
-        now = time.monotonic()
+        self._check_redis()
+        c = self.settings.cluster
         for child in [*self.workers, *([self.merger] if self.merger else [])]:
+            now = time.monotonic()
             if child.alive:
-                continue
+                silent = child.heartbeat.age()
+                if silent < c.hang_timeout:
+                    if child.quick_deaths and now - child.started_at >= HEALTHY_AFTER_S:
+                        log.info("child healthy again; restart delay reset", child=child.name)
+                        child.quick_deaths = 0
+                    continue
+                child.hangs += 1
+                log.error("child hung (no heartbeat); killing it", child=child.name, pid=child.pid,
+                          silent_s=round(silent, 1), hangs=child.hangs)  # fmt: skip
+                child.proc.kill()
+                child.proc.join(5)
             if child.died_at is None:
-                child.died_at = now
-                code = child.proc.exitcode if child.proc is not None else None
-                log.warning("child died", child=child.name, exitcode=code)
-            elif now - child.died_at >= self.settings.cluster.restart_delay:
+                self._died(child, now)
+            elif now - child.died_at >= child.delay:
                 child.restarts += 1
                 child.start()
                 self._write_pids()
                 log.info("child restarted", child=child.name, restarts=child.restarts, pid=child.pid)
+
+    def _died(self, child: Child, now: float) -> None:
+        c = self.settings.cluster
+        child.died_at = now
+        lived = now - child.started_at
+        child.quick_deaths = child.quick_deaths + 1 if lived < HEALTHY_AFTER_S else 0
+        child.delay = min(c.restart_delay * 2 ** max(0, child.quick_deaths - 1), c.restart_delay_max)
+        code = child.proc.exitcode if child.proc is not None else None
+        log.warning("child died", child=child.name, exitcode=code, lived_s=round(lived, 1), restart_in_s=child.delay)
+        if child.quick_deaths >= CRASH_LOOP_DEATHS:
+            if child.quick_deaths == CRASH_LOOP_DEATHS:
+                child.crash_loops += 1
+            log.error("child in a crash loop; backing off", child=child.name, quick_deaths=child.quick_deaths,
+                      restart_in_s=child.delay, crash_loops=child.crash_loops)  # fmt: skip
+        self._write_pids()
+
+    def _check_redis(self) -> None:
+        """Start the embedded Redis again if it died: same port, same append-only data folder."""
+        if self.redis is None or self.redis.alive:
+            return
+        now = time.monotonic()
+        if self._redis_died_at is None:
+            self._redis_died_at = now
+            log.error("embedded redis died; restarting it", port=self.redis.port, restart_in_s=self._redis_delay)
+            return
+        if now - self._redis_died_at < self._redis_delay:
+            return
+        try:
+            self.redis.start()
+        except UserError as e:
+            self._redis_died_at = now
+            self._redis_delay = min(self._redis_delay * 2, self.settings.cluster.restart_delay_max)
+            log.error("embedded redis did not start again; retrying", error=str(e), restart_in_s=self._redis_delay)
+            return
+        self.redis_restarts += 1
+        self._redis_died_at = None
+        self._redis_delay = self.settings.cluster.restart_delay
+        log.warning("embedded redis restarted", url=self.redis.url, restarts=self.redis_restarts)
+        self._write_pids()
 
     def stop(self) -> None:
         """Drain and stop the children: workers first, then the merger. Redis stays up (`close`)."""

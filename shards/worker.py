@@ -1,8 +1,13 @@
 """One shard: a process with its own event loop, feed connections, books and bus publisher.
 
-Started by the supervisor with its share of the plan. It binds its PUB endpoint, waits for the
-merger to subscribe, runs one `FeedConnection` per (exchange, chunk of symbols), and on SIGTERM
-stops reading, publishes the end marker after everything it received, and exits.
+Started by the supervisor with its share of the plan. It binds its PUB endpoint and its repair
+endpoint, waits for the merger to subscribe, runs one `FeedConnection` per (exchange, chunk of
+symbols), and on SIGTERM stops reading, publishes the end marker after everything it received,
+answers the merger's last repair requests until the merger acknowledges the end, and exits.
+
+An upkeep task on the event loop answers repair requests (every few milliseconds), and every
+``heartbeat_interval`` beats the parent's heartbeat and sends a tick with the last seq on the bus.
+Being on the loop is the point: a blocked loop stops beating, and the parent restarts the shard.
 """
 
 from __future__ import annotations
@@ -10,7 +15,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+import time
 from collections.abc import Sequence
+from typing import Any
 
 import structlog
 
@@ -25,6 +32,7 @@ from shards.plan import Assignment
 log = structlog.get_logger("shard")
 
 SUBSCRIBER_WAIT_S = 30.0
+REPAIR_POLL_S = 0.005
 
 
 def connections_for(
@@ -54,17 +62,37 @@ def connections_for(
     return out
 
 
-async def _serve(settings: Settings, shard: int, assignments: Sequence[Assignment]) -> None:
-    publisher = Publisher(settings.bus_endpoint(shard), shard)
+async def _upkeep(publisher: Publisher, interval: float, heartbeat: Any, live: asyncio.Event) -> None:
+    """Answer repair requests; beat, and once ``live`` tick, every ``interval`` seconds."""
+    last = 0.0
+    while True:
+        publisher.serve_repairs()
+        now = time.monotonic()
+        if now - last >= interval:
+            last = now
+            if heartbeat is not None:
+                heartbeat.beat()
+            if live.is_set():  # before, a helper thread waits on the bus socket (not thread-safe)
+                publisher.tick()
+        await asyncio.sleep(REPAIR_POLL_S)
+
+
+async def _serve(settings: Settings, shard: int, assignments: Sequence[Assignment], heartbeat: Any) -> None:
+    cs = settings.cluster
+    publisher = Publisher(settings.bus_endpoint(shard), shard, repair_endpoint=settings.repair_endpoint(shard),
+                          replay_buffer=cs.replay_buffer)  # fmt: skip
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
+    live = asyncio.Event()
+    upkeep = asyncio.create_task(_upkeep(publisher, cs.heartbeat_interval, heartbeat, live), name="upkeep")
     waited = 0.0
     while not stop.is_set() and not await loop.run_in_executor(None, publisher.wait_for_subscriber, 0.5):
         waited += 0.5
         if waited >= SUBSCRIBER_WAIT_S:
             log.warning("no subscriber yet; publishing anyway", waited_s=waited)
             break
+    live.set()
     conns = connections_for(settings, shard, assignments, publisher)
     tasks = [asyncio.create_task(c.run(), name=c.conn_id) for c in conns]
     log.info("shard started", connections=len(conns), symbols=len(assignments), epoch=publisher.epoch)
@@ -77,20 +105,31 @@ async def _serve(settings: Settings, shard: int, assignments: Sequence[Assignmen
             await t
         if t in done and t.exception() is not None:
             log.error("connection failed for good", connection=t.get_name(), error=repr(t.exception()))
-    for c in conns:
-        await c.close()
+    for conn in conns:
+        await conn.close()
     publisher.drain_subscriptions()
-    publisher.close(settings.cluster.drain_timeout)
-    log.info("shard stopped", published=publisher.seq)
+    publisher.send_end()
+    # The merger may still miss frames before the end marker: serve its repairs until it says it has
+    # everything (or half the drain time passes: the parent waits for us no longer than the whole).
+    deadline = time.monotonic() + cs.drain_timeout / 2
+    while not publisher.end_acked and time.monotonic() < deadline:
+        await asyncio.sleep(REPAIR_POLL_S)
+    upkeep.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await upkeep
+    if not publisher.end_acked:
+        log.warning("the merger did not acknowledge the end marker", last_seq=publisher.seq)
+    publisher.close(cs.drain_timeout / 2)
+    log.info("shard stopped", published=publisher.seq, repaired=publisher.repaired_frames)
 
 
-def run_worker(settings: Settings, shard: int, assignments: Sequence[Assignment]) -> None:
-    """Process entry point."""
+def run_worker(settings: Settings, shard: int, assignments: Sequence[Assignment], heartbeat: Any = None) -> None:
+    """Process entry point; ``heartbeat`` (a `shards.heartbeat.Heartbeat`) is beaten from the event loop."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the parent, which drains us
     logs.configure(settings.log.level, settings.log.format, shard=shard)
     try:
         import uvloop
 
-        uvloop.run(_serve(settings, shard, assignments))
+        uvloop.run(_serve(settings, shard, assignments, heartbeat))
     except ImportError:
-        asyncio.run(_serve(settings, shard, assignments))
+        asyncio.run(_serve(settings, shard, assignments, heartbeat))
