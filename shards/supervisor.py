@@ -99,6 +99,7 @@ class Cluster:
         self.workers: list[Child] = []
         self._stop_signal: int | None = None
         self._stopping = False
+        self.healthy_after = HEALTHY_AFTER_S
         self.redis_restarts = 0
         self._redis_died_at: float | None = None
         self._redis_delay = settings.cluster.restart_delay
@@ -184,7 +185,7 @@ class Cluster:
             if child.alive:
                 silent = child.heartbeat.age()
                 if silent < c.hang_timeout:
-                    if child.quick_deaths and now - child.started_at >= HEALTHY_AFTER_S:
+                    if child.quick_deaths and now - child.started_at >= self.healthy_after:
                         log.info("child healthy again; restart delay reset", child=child.name)
                         child.quick_deaths = 0
                     continue
@@ -205,7 +206,7 @@ class Cluster:
         c = self.settings.cluster
         child.died_at = now
         lived = now - child.started_at
-        child.quick_deaths = child.quick_deaths + 1 if lived < HEALTHY_AFTER_S else 0
+        child.quick_deaths = child.quick_deaths + 1 if lived < self.healthy_after else 0
         child.delay = min(c.restart_delay * 2 ** max(0, child.quick_deaths - 1), c.restart_delay_max)
         code = child.proc.exitcode if child.proc is not None else None
         log.warning("child died", child=child.name, exitcode=code, lived_s=round(lived, 1), restart_in_s=child.delay)

@@ -1,0 +1,102 @@
+"""The supervisor with real child processes: a hung worker (SIGSTOP) is killed and restarted, a crash
+loop backs off, a dead embedded Redis is started again with its data."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import orjson
+import redis
+
+from ingest.settings import Settings, from_dict
+from shards.supervisor import Child, Cluster
+
+
+def _settings(tmp: Path, redis_url: str = "embedded", **cluster: Any) -> Settings:
+    raw = {
+        "cluster": {"shards": 1, "heartbeat_interval": 0.2, "hang_timeout": 3.0, "restart_delay": 0.1,
+                    "restart_delay_max": 0.4, "drain_timeout": 5.0, **cluster},
+        "redis": {"url": redis_url},
+        "log": {"format": "json"},
+        # Nothing listens there: the shard's connection keeps retrying, its event loop keeps running.
+        "feeds": [{"exchange": "binance", "symbols": ["BTC-USDT"], "ws_url": "ws://127.0.0.1:1",
+                   "rest_url": "http://127.0.0.1:1"}],
+    }  # fmt: skip
+    return from_dict(raw, str(tmp / "settings.toml"))
+
+
+def _supervise_until(cluster: Cluster, cond: Callable[[], bool], timeout: float = 90.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        cluster.check_children()
+        time.sleep(0.05)
+
+
+def _crash(heartbeat: Any) -> None:
+    raise SystemExit(3)
+
+
+def _live_and_beat(heartbeat: Any) -> None:
+    while True:
+        heartbeat.beat()
+        time.sleep(0.05)
+
+
+def test_a_hung_worker_is_killed_and_restarted(tmp_path: Path, redis_client: redis.Redis) -> None:
+    url = f"redis://127.0.0.1:{redis_client.connection_pool.connection_kwargs['port']}/0"
+    with Cluster(_settings(tmp_path, url)) as cluster:
+        cluster.start()
+        worker = cluster.workers[0]
+        _supervise_until(cluster, lambda: time.monotonic() - worker.started_at > 1 and worker.heartbeat.age() < 0.5)
+        victim = worker.pid
+        assert victim is not None
+        os.kill(victim, signal.SIGSTOP)  # alive, but its event loop no longer runs
+        _supervise_until(cluster, lambda: worker.restarts == 1 and worker.alive)
+        assert worker.hangs == 1 and worker.pid != victim
+        pids = orjson.loads((tmp_path / "var" / "pids.json").read_bytes())
+        assert pids["shards"] == [worker.pid] and pids["children"]["shard-0"]["hangs"] == 1
+        _supervise_until(cluster, lambda: worker.heartbeat.age() < 0.5 and time.monotonic() - worker.started_at > 1)
+        assert cluster.merger is not None and cluster.merger.hangs == 0 and cluster.merger.alive
+
+
+def test_a_crash_loop_backs_off_and_a_healthy_run_resets_the_delay(tmp_path: Path) -> None:
+    cluster = Cluster(_settings(tmp_path))
+    cluster.settings.var_path.mkdir()
+    cluster.healthy_after = 1.5
+    child = Child("crashy", _crash, ())
+    cluster.workers = [child]
+    child.start()
+    delays = []
+    while child.restarts < 5:
+        _supervise_until(cluster, lambda: child.died_at is not None)
+        delays.append(child.delay)
+        _supervise_until(cluster, lambda: child.died_at is None)  # restarted after its delay
+    assert delays[:5] == [0.1, 0.2, 0.4, 0.4, 0.4]  # doubles from restart_delay, capped at restart_delay_max
+    assert child.crash_loops == 1 and child.quick_deaths >= 5
+    child.target = _live_and_beat  # the fault is gone: the next start lives
+    _supervise_until(cluster, lambda: child.alive and child.quick_deaths == 0)
+    child.proc.kill()
+    _supervise_until(cluster, lambda: child.died_at is not None)
+    assert child.delay == 0.1 and child.quick_deaths == 0
+    child.proc.join()
+    cluster._stopping = True
+
+
+def test_a_dead_embedded_redis_is_started_again_with_its_data(tmp_path: Path) -> None:
+    cluster = Cluster(_settings(tmp_path))
+    try:
+        url = cluster.start_redis()
+        client = redis.Redis.from_url(url)
+        client.set("kept", "yes")
+        assert cluster.redis is not None and cluster.redis.proc is not None
+        os.kill(cluster.redis.proc.pid, signal.SIGKILL)
+        _supervise_until(cluster, lambda: cluster.redis_restarts == 1)
+        assert client.get("kept") == b"yes"  # same port, and the append-only file had it
+    finally:
+        cluster.close()
