@@ -23,7 +23,9 @@ ConnState = Literal["connected", "disconnected"]
 
 @dataclass(frozen=True, slots=True)
 class Trade:
-    """One trade. ``side`` is the taker's side. ``trade_id`` is the exchange's id as a string."""
+    """One trade. ``side`` is the taker's side. ``trade_id`` is the exchange's id as a string.
+    ``origin`` is ``"live"`` for trades from the stream, ``"backfill"`` for trades fetched from the
+    exchange's trade history to fill a hole (published in id order with the live ones)."""
 
     kind: ClassVar[str] = "trade"
     channel: ClassVar[str] = "trade"
@@ -35,6 +37,23 @@ class Trade:
     qty: str
     side: Side
     ts_exchange: int
+    ts_recv: int
+    origin: Literal["live", "backfill"] = "live"
+
+
+@dataclass(frozen=True, slots=True)
+class TradeGap:
+    """Trades ``gap_from``..``gap_to`` (exchange trade ids, inclusive) were missed and could not be
+    fetched from the exchange's history; published in the trade stream where they belong."""
+
+    kind: ClassVar[str] = "trade_gap"
+    channel: ClassVar[str] = "trade"
+    exchange: str
+    symbol: str
+    native: str
+    gap_from: int
+    gap_to: int
+    reason: str
     ts_recv: int
 
 
@@ -117,8 +136,8 @@ class ConnectionStatus:
     ts_recv: int
 
 
-Event = Trade | BookSnapshot | BookDelta | BookStatus | ConnectionStatus
+Event = Trade | TradeGap | BookSnapshot | BookDelta | BookStatus | ConnectionStatus
 
 EVENT_TYPES: dict[str, type[Event]] = {
-    cls.kind: cls for cls in (Trade, BookSnapshot, BookDelta, BookStatus, ConnectionStatus)
+    cls.kind: cls for cls in (Trade, TradeGap, BookSnapshot, BookDelta, BookStatus, ConnectionStatus)
 }

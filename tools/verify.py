@@ -1,7 +1,9 @@
 """Compare what landed in Redis with the simulator's ground truth.
 
 Trades: every trade the simulator generated after a symbol's first subscription must be in that
-symbol's trade stream exactly once, in id order, with the same price, quantity and side. Books: the
+symbol's trade stream exactly once, in id order, with the same price, quantity and side, or inside
+a published trade gap (counted as ``lost_reported``, never as ``lost``); every gap must cover real
+trades that are not in the stream (else it counts in ``gaps_false``). Books: the
 book rebuilt from its stream (last snapshot plus the deltas after it) must equal the simulator's
 final book at every level, at the depth the simulated exchange serves it (the whole book where the
 exchange's snapshots cover it, the subscribed depth where the exchange truncates).
@@ -20,7 +22,7 @@ import redis
 
 from bus import wire
 from ingest.book.book import OrderBook
-from ingest.events import BookDelta, BookSnapshot, Trade
+from ingest.events import BookDelta, BookSnapshot, Trade, TradeGap
 from tools.sim.truth import GroundTruth, TruthBook, load_truth
 
 PAGE = 10_000
@@ -62,6 +64,8 @@ def verify(client: redis.Redis, prefix: str, truth: GroundTruth, since: str = "-
         "duplicated": 0,
         "out_of_order": 0,
         "trades_mismatched": 0,
+        "lost_reported": 0,
+        "gaps_false": 0,
         "books_checked": 0,
         "books_mismatched": 0,
     }
@@ -69,17 +73,24 @@ def verify(client: redis.Redis, prefix: str, truth: GroundTruth, since: str = "-
         key = f"{prefix}:trade:{exchange}:{symbol}"
         want = {str(t.trade_id): t for t in expected}
         seen: list[str] = []
+        gaps: list[TradeGap] = []
         for fields in stream_entries(client, key, since):
             ev = wire.decode_fields(fields)
+            if isinstance(ev, TradeGap):
+                gaps.append(ev)
+                continue
             assert isinstance(ev, Trade)
             seen.append(ev.trade_id)
             t = want.get(ev.trade_id)
             if t is not None and (ev.price, ev.qty, ev.side) != (t.price, t.qty, t.side):
                 result["trades_mismatched"] += 1
         counts = Counter(seen)
+        reported = {str(i) for g in gaps for i in range(g.gap_from, g.gap_to + 1)}
+        result["gaps_false"] += sum(1 for i in reported if i in counts or i not in want)
         result["trades_expected"] += len(want)
         result["trades_found"] += sum(1 for i in want if i in counts)
-        result["lost"] += sum(1 for i in want if i not in counts)
+        result["lost"] += sum(1 for i in want if i not in counts and i not in reported)
+        result["lost_reported"] += sum(1 for i in want if i not in counts and i in reported)
         result["duplicated"] += sum(c - 1 for c in counts.values() if c > 1)
         result["out_of_order"] += sum(1 for a, b in itertools.pairwise(seen) if int(b) < int(a))
     for (exchange, symbol), tb in sorted(truth.books.items()):
@@ -89,7 +100,10 @@ def verify(client: redis.Redis, prefix: str, truth: GroundTruth, since: str = "-
     result["verified"] = (
         result["books_checked"] > 0
         and result["trades_expected"] > 0
-        and all(result[k] == 0 for k in ("lost", "duplicated", "out_of_order", "trades_mismatched", "books_mismatched"))
+        and all(
+            result[k] == 0
+            for k in ("lost", "duplicated", "out_of_order", "trades_mismatched", "gaps_false", "books_mismatched")
+        )
     )
     return result
 
@@ -99,7 +113,10 @@ def caught_up(client: redis.Redis, prefix: str, truth: GroundTruth, since: str =
     for (exchange, symbol), trades in truth.trades.items():
         if trades:
             rows = cast(Rows, client.xrevrange(f"{prefix}:trade:{exchange}:{symbol}", max="+", min=since, count=1))
-            if not rows or int(rows[0][1][b"trade_id"]) < trades[-1].trade_id:
+            if not rows:
+                return False
+            last = rows[0][1]
+            if int(last.get(b"trade_id") or last[b"gap_to"]) < trades[-1].trade_id:
                 return False
     for (exchange, symbol), tb in truth.books.items():
         key = f"{prefix}:book:{exchange}:{symbol}"

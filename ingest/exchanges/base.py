@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Literal, Protocol
 
 from ingest.book.book import OrderBook
-from ingest.events import BookDelta, BookSnapshot, Event
+from ingest.events import BookDelta, BookSnapshot, Event, Trade
 
 Verdict = Literal["drop", "apply", "gap"]
 Channel = Literal["trades", "book"]
@@ -73,6 +73,23 @@ class Subscription:
 
 
 @dataclass(frozen=True)
+class TradeHistory:
+    """The exchange's REST trade history, read to backfill trades a feed missed (trade ids are
+    integers that grow with time).
+
+    ``page_url(rest_url, native, after, before)``: the first page to read for the trades between the
+    two (exclusive); ``next_url(rest_url, native, after, before, page)``: the page to read after one
+    that held ``page``, or None when the range is covered or the history has nothing more;
+    ``decode(body, native, symbol, ts_recv)``: a page's trades, in any order (raises `DecodeError`).
+    """
+
+    page_url: Callable[[str, str, Trade, Trade], str]
+    next_url: Callable[[str, str, Trade, Trade, list[Trade]], str | None]
+    decode: Callable[[bytes, str, str, int], list[Trade]]
+    max_pages: int = 20
+
+
+@dataclass(frozen=True)
 class ExchangeSpec:
     """Per-exchange facts the generic runner reads."""
 
@@ -111,5 +128,7 @@ class ExchangeSpec:
     resubscribe_frames: Callable[[str, Subscription], list[str]] | None = None
     # Each symbol's trade ids are consecutive integers, so a jump means trades were missed.
     trade_ids_contiguous: bool = False
+    # Where trades missed while disconnected (or in a jump of ids) can be fetched from.
+    trade_history: TradeHistory | None = None
     # The codec for a recorded session, chosen by its connection URL (older protocol versions).
     replay_codec: Callable[[str], Codec] | None = None

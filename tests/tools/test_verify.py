@@ -6,7 +6,7 @@ import redis
 
 from bus import wire
 from bus.streams import StreamWriter
-from ingest.events import BookDelta, BookSnapshot, BookStatus, Trade
+from ingest.events import BookDelta, BookSnapshot, BookStatus, Trade, TradeGap
 from tools.sim.truth import GroundTruth, TruthBook, TruthTrade
 from tools.verify import PAGE, rebuild_book, stream_entries, verify
 
@@ -56,5 +56,22 @@ def test_verify_finds_lost_duplicated_reordered_and_wrong_trades_and_books(redis
     result = verify(redis_client, "md", truth)
     assert result == {
         "verified": False, "trades_expected": 4, "trades_found": 3, "lost": 1, "duplicated": 1,
-        "out_of_order": 1, "trades_mismatched": 1, "books_checked": 1, "books_mismatched": 1,
+        "out_of_order": 1, "trades_mismatched": 1, "lost_reported": 0, "gaps_false": 0,
+        "books_checked": 1, "books_mismatched": 1,
     }  # fmt: skip
+
+
+def test_verify_counts_reported_gaps_apart_and_catches_false_ones(redis_client: redis.Redis) -> None:
+    """Trades inside a published gap are reported losses, not silent ones; a gap over trades that are
+    in the stream, or over ids that were never trades, is false."""
+    args = ("binance", "BTC-USDT", "BTCUSDT")
+    _write(redis_client, [
+        _trade(1), TradeGap(*args, 2, 3, "not in the trade history", 0), _trade(4),
+        TradeGap(*args, 4, 4, "wrong", 0), _trade(5), TradeGap(*args, 9, 9, "never a trade", 0),
+    ])  # fmt: skip
+    truth = GroundTruth(
+        trades={("binance", "BTC-USDT"): [TruthTrade(i, "1.5", "2", "buy", i) for i in (1, 2, 3, 4, 5, 6)]},
+        books={},
+    )
+    result = verify(redis_client, "md", truth)
+    assert (result["lost"], result["lost_reported"], result["gaps_false"]) == (1, 2, 2)

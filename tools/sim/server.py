@@ -10,7 +10,9 @@ and REST; the exchange module owns the paths below its prefix) and the control A
   ``seconds`` (no data, no pings, no pong replies; data generated meanwhile is held and sent
   afterwards, within the back-pressure bound); *notice* (exchanges that announce a close: the module
   has an ``announce_close(conn)``) sends the exchange's announcement on those connections and closes
-  them cleanly ``seconds`` later (default 2; OKX warns about 60 s ahead); *skip* makes the next book
+  them cleanly ``seconds`` later (default 2; OKX warns about 60 s ahead); *forget* empties the
+  REST trade history of the symbol (all if none is named), so trades missed just before cannot be
+  backfilled; *skip* makes the next book
   updates of the symbol (all symbols if none is named) leave out ``count`` update ids whose changes
   the market did make, so a client must resync; *corrupt* (exchanges that checksum their books: the
   exchange module has a ``corrupt(symbol, count)``) makes the next ``count`` book updates of the symbol
@@ -52,7 +54,7 @@ log = logging.getLogger(__name__)
 
 TICK = 0.01
 MAX_CATCH_UP = 1.0  # seconds of market time one clock tick may generate after a pause
-FAULT_KINDS = ("drop", "stall", "notice", "skip", "corrupt", "chain")
+FAULT_KINDS = ("drop", "stall", "notice", "forget", "skip", "corrupt", "chain")
 NOTICE_SECONDS = 2.0
 # Faults only some exchanges' simulators offer (as a method of that name), and why one cannot.
 _OFFERED = {
@@ -233,6 +235,11 @@ class Simulator:
                 else:
                     conn.stall(float(seconds))
             affected = len(targets)
+        elif kind == "forget":
+            symbols = [symbol] if symbol is not None else list(venue.markets)
+            for s in symbols:
+                venue.forget_trades(s)
+            affected = len(symbols)
         else:
             n = 1 if count is None else count
             if not isinstance(n, int) or isinstance(n, bool) or n < 1:
@@ -287,6 +294,7 @@ class Simulator:
                         continue
                     # Spread the tick's events over the time it covers, for realistic timestamps.
                     events = [market.step(last_ns + (now_ns - last_ns) * (i + 1) // n) for i in range(n)]
+                    venue.record_trades(symbol, events)
                     if self.truth.watching(exchange, symbol):
                         for ev in events:
                             t = ev.trade

@@ -29,8 +29,10 @@ from typing import Any, Protocol
 
 from aiohttp import WSMsgType, web
 
-from tools.sim.market import MarketEvent, SymbolMarket
+from tools.sim.market import MarketEvent, MarketTrade, SymbolMarket
 from tools.sim.truth import TruthLog
+
+HISTORY_TRADES = 10_000  # trades per symbol the REST trade history serves
 
 log = logging.getLogger(__name__)
 
@@ -206,6 +208,10 @@ class Venue:
         # Levels per side a symbol's book is served at, for exchanges that serve a window of the book
         # (set by the exchange module); the truth log's final book is that window. Absent: the whole book.
         self.book_depth: dict[str, int] = {}
+        # Each symbol's recent trades with their times, for the exchanges' REST trade history.
+        self.trades: dict[str, deque[tuple[MarketTrade, int]]] = {
+            s: deque(maxlen=HISTORY_TRADES) for s in markets
+        }
         self.accepted = 0
         self.slow_drops = 0
         self.pong_timeouts = 0
@@ -219,6 +225,23 @@ class Venue:
         self.connections.add(conn)
         self.accepted += 1
         return conn
+
+    def record_trades(self, symbol: str, events: Sequence[MarketEvent]) -> None:
+        history = self.trades[symbol]
+        for ev in events:
+            if ev.trade is not None:
+                history.append((ev.trade, ev.ts_ns))
+
+    def forget_trades(self, symbol: str) -> None:
+        """The *forget* fault: the history loses what it holds, so a backfill cannot fill a hole."""
+        self.trades[symbol].clear()
+
+    def history(self, symbol: str, from_id: int | None, limit: int) -> list[tuple[MarketTrade, int]]:
+        """Up to ``limit`` trades from id ``from_id`` on, oldest first (the newest ``limit`` if None)."""
+        trades = self.trades[symbol]
+        if from_id is None:
+            return list(trades)[-limit:]
+        return [t for t in trades if t[0].trade_id >= from_id][:limit]
 
     def subscribe(self, conn: Connection, stream: str, symbol: str) -> None:
         """Add a stream to a connection; the first subscription of a symbol goes in the truth log."""

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 from ingest.exchanges.base import Channel, ExchangeSpec, Subscription
 from ingest.exchanges.binance.codec import EXCHANGE, BinanceCodec
+from ingest.exchanges.binance.history import HISTORY
 from ingest.exchanges.binance.sequence import BinanceRule
 from ingest.exchanges.binance.symbols import canonical_symbol, native_symbol
 
@@ -54,6 +55,7 @@ SPEC = ExchangeSpec(
     new_codec=BinanceCodec,
     sequence_rule=BinanceRule(),
     trade_ids_contiguous=True,  # @trade `t` (and @aggTrade `a`) count up by one per symbol
+    trade_history=HISTORY,
     ping_interval=10.0,
     liveness_timeout=30.0,
 )

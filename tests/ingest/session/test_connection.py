@@ -1,4 +1,5 @@
-"""A feed connection against the real simulator on loopback: sync, gap resync, drop, stall."""
+"""A feed connection against the real simulator on loopback: sync, gap resync, drop and stall with
+the trades missed meanwhile backfilled from the REST history, or reported when the history lost them."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from typing import Any
 import pytest
 from live import books_from, until
 
-from ingest.events import BookDelta, BookSnapshot, BookStatus, ConnectionStatus, Event, Trade
+from ingest.events import BookDelta, BookSnapshot, BookStatus, ConnectionStatus, Event, Trade, TradeGap
 from ingest.exchanges import get_spec
 from ingest.session.connection import FeedConnection
 from ingest.settings import SimulatorSettings
@@ -82,6 +83,7 @@ def test_gap_resyncs_that_symbol_only(tmp_path: Path) -> None:
 @pytest.mark.parametrize("fault", ["drop", "stall"])
 def test_dropped_or_stalled_connection_reconnects_and_resyncs(tmp_path: Path, fault: str) -> None:
     async def scenario(sim: Simulator, events: list[Event]) -> None:
+        await until(lambda: {e.symbol for e in events if isinstance(e, Trade)} == set(SYMBOLS))
         sim.fault(fault, "binance", **({"seconds": 4.0} if fault == "stall" else {}))
         await until(lambda: any(isinstance(e, ConnectionStatus) and e.state == "disconnected" for e in events))
         await until(lambda: sum(isinstance(e, BookSnapshot) for e in events) == 2 * len(SYMBOLS), 15)
@@ -92,12 +94,13 @@ def test_dropped_or_stalled_connection_reconnects_and_resyncs(tmp_path: Path, fa
     assert states[:3] == ["connected", "disconnected", "connected"]
     resyncing = [e.symbol for e in events if isinstance(e, BookStatus) and e.state == "resyncing"]
     assert set(SYMBOLS) <= set(resyncing)
-    trades = [int(e.trade_id) for e in events if isinstance(e, Trade) and e.symbol == "BTC-USDT"]
-    assert trades == sorted(trades) and len(set(trades)) == len(trades)
-    # Trades made while disconnected are missing: the jump in ids is counted, exactly.
-    ids = {s: [int(e.trade_id) for e in events if isinstance(e, Trade) and e.symbol == s] for s in SYMBOLS}
-    jumps = sum(b - a - 1 for s in SYMBOLS for a, b in zip(ids[s], ids[s][1:], strict=False) if b > a + 1)
-    assert LAST[0].stats.trades_missing == jumps
+    # Trades made while disconnected were fetched from the trade history: every id once, in order.
+    for symbol in SYMBOLS:
+        ids = [int(e.trade_id) for e in events if isinstance(e, Trade) and e.symbol == symbol]
+        assert ids == list(range(ids[0], ids[0] + len(ids))), symbol
+    backfilled = [e for e in events if isinstance(e, Trade) and e.origin == "backfill"]
+    assert len(backfilled) == LAST[0].stats.trades_backfilled > 0
+    assert not any(isinstance(e, TradeGap) for e in events)
     _assert_books_match(sim, events)
 
 
@@ -128,3 +131,27 @@ def test_server_pings_are_answered(tmp_path: Path) -> None:
     states = [e.state for e in events if isinstance(e, ConnectionStatus)]
     assert states == ["connected", "disconnected"]  # the disconnect is our own stop at the end
     assert status["exchanges"]["binance"]["pong_timeouts"] == 0
+
+
+def test_trades_the_history_lost_are_published_as_a_gap(tmp_path: Path) -> None:
+    """Trades missed during a disconnection that the exchange's history no longer holds are reported
+    as a `TradeGap` in their place; the rest of the hole is backfilled."""
+
+    async def scenario(sim: Simulator, events: list[Event]) -> None:
+        await until(lambda: {e.symbol for e in events if isinstance(e, Trade)} == set(SYMBOLS))
+        sim.fault("drop", "binance")
+        await asyncio.sleep(0.1)
+        sim.fault("forget", "binance")
+        await until(lambda: any(isinstance(e, TradeGap) for e in events), 15)
+        await asyncio.sleep(0.5)
+
+    events, _, _ = asyncio.run(_run(tmp_path, scenario))
+    gaps = [e for e in events if isinstance(e, TradeGap)]
+    assert gaps and all(g.reason == "not in the trade history" for g in gaps)
+    for symbol in {g.symbol for g in gaps}:
+        stream = [e for e in events if isinstance(e, Trade | TradeGap) and e.symbol == symbol]
+        ids: list[int] = []
+        for e in stream:  # trades and gaps together cover every id once, in order
+            ids += [int(e.trade_id)] if isinstance(e, Trade) else list(range(e.gap_from, e.gap_to + 1))
+        assert ids == list(range(ids[0], ids[0] + len(ids))), symbol
+    assert LAST[0].stats.trades_unfilled == sum(g.gap_to - g.gap_from + 1 for g in gaps)

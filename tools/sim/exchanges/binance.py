@@ -11,6 +11,9 @@ Paths (below the venue prefix ``/binance``):
   ``{"code":2,"msg":"Invalid request: ..","id":..}`` / ``{"code":3,"msg":"Invalid JSON: .."}``.
 - ``GET /api/v3/depth?symbol=BTCUSDT&limit=N`` -> ``{"lastUpdateId","bids","asks"}`` (limit default
   100, above 5000 truncated to 5000, capped by the book) or HTTP 400 with a Binance error body.
+- ``GET /api/v3/historicalTrades?symbol=BTCUSDT&fromId=N&limit=M`` -> the trades from id N on, oldest
+  first, at most M (default 500, max 1000; without fromId the newest M), each ``{"id","price","qty",
+  "quoteQty","time","isBuyerMaker","isBestMatch"}``, from the venue's recent history.
 
 Depth messages: one per clock tick per symbol that changed, aggregating that tick's updates
 ``U..u`` (each price once, its final quantity), so ``U == previous u + 1`` always, except after the
@@ -23,6 +26,7 @@ from __future__ import annotations
 
 import re
 import time
+from decimal import Decimal
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -74,6 +78,7 @@ class BinanceSim:
             web.get(f"{prefix}/ws", self._raw_stream),
             web.get(f"{prefix}/ws/{{streams:.+}}", self._raw_stream),
             web.get(f"{prefix}/api/v3/depth", self._depth),
+            web.get(f"{prefix}/api/v3/historicalTrades", self._historical_trades),
         ]
 
     def skip(self, symbol: str, count: int) -> None:
@@ -289,6 +294,31 @@ class BinanceSim:
         # No await between reading the id and the book: they describe the same instant.
         bids, asks = market.book(limit)
         body = {"lastUpdateId": market.update_id, "bids": bids, "asks": asks}
+        return web.Response(body=orjson.dumps(body), content_type="application/json")
+
+
+    async def _historical_trades(self, request: web.Request) -> web.Response:
+        q = request.query
+        canonical = self._by_native.get(q.get("symbol", ""))
+        if canonical is None:
+            return _error(-1121, "Invalid symbol.")
+        raw_limit, raw_from = q.get("limit", "500"), q.get("fromId")
+        if not raw_limit.isdigit() or (raw_from is not None and not raw_from.isdigit()):
+            return _error(-1100, "Illegal characters found in a parameter.")
+        limit = min(max(int(raw_limit), 1), 1000)
+        trades = self.venue.history(canonical, None if raw_from is None else int(raw_from), limit)
+        body = [
+            {
+                "id": t.trade_id,
+                "price": t.price,
+                "qty": t.qty,
+                "quoteQty": f"{Decimal(t.price) * Decimal(t.qty):.8f}",
+                "time": ts // 1_000_000,
+                "isBuyerMaker": t.side == "sell",
+                "isBestMatch": True,
+            }
+            for t, ts in trades
+        ]
         return web.Response(body=orjson.dumps(body), content_type="application/json")
 
 
