@@ -36,6 +36,7 @@ from ingest.exchanges.base import Codec, ExchangeSpec, Subscription
 from ingest.exchanges.kraken.checksum import book_checksum
 from ingest.exchanges.kraken.codec import EXCHANGE, KrakenCodec
 from ingest.exchanges.kraken.codec_v1 import KrakenV1Codec
+from ingest.exchanges.kraken.history import HISTORY
 from ingest.exchanges.kraken.sequence import KrakenRule
 from ingest.exchanges.kraken.symbols import canonical_symbol, native_symbol
 
@@ -111,6 +112,7 @@ SPEC = ExchangeSpec(
     snapshot_source="stream",
     book_depths=DEPTHS,
     trade_ids_contiguous=True,  # "a sequence number, unique per book" (Kraken v2 trade docs)
+    trade_history=HISTORY,
     native_symbol=native_symbol,
     canonical_symbol=canonical_symbol,
     connect_url=connect_url,

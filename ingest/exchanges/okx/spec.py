@@ -25,6 +25,7 @@ import orjson
 from ingest.exchanges.base import Channel, ExchangeSpec, Subscription
 from ingest.exchanges.okx.checksum import book_checksum
 from ingest.exchanges.okx.codec import EXCHANGE, OkxCodec
+from ingest.exchanges.okx.history import HISTORY
 from ingest.exchanges.okx.sequence import OkxRule
 from ingest.exchanges.okx.symbols import canonical_symbol, native_symbol
 
@@ -109,6 +110,7 @@ SPEC = ExchangeSpec(
     snapshot_url=snapshot_url,
     new_codec=OkxCodec,
     sequence_rule=OkxRule(),
+    trade_history=HISTORY,
     ws_ping=False,
     app_ping="ping",
     # The docs' rule: a timer N < 30 s reset by every inbound message; at N send "ping", and with no

@@ -21,6 +21,20 @@ or ``"success":false`` with an ``error``), ``ping`` with ``pong``. Channels:
 - ``heartbeat``: ``{"channel":"heartbeat"}`` after a second with nothing else sent, once anything
   is subscribed.
 
+REST (below the same prefix): ``GET /0/public/Trades?pair=XBTUSD&since=<time>&count=N`` (Kraken's
+"Get Recent Trades"), from the venue's recent trade history (`Venue.trades`; the *forget* fault
+empties it): the trades strictly after ``since`` (nanoseconds, or seconds when below 10^12; without
+it the newest ``count``), oldest first, at most ``count`` (default and maximum 1000), as
+``{"error":[],"result":{"<altname>":[[price, volume, time, "b"|"s", "m", "", trade_id], ..],
+"last":"<ns>"}}``: price and volume the model's 8-decimal strings (the precision the ``instrument``
+channel announces), ``time`` a JSON number of seconds with microseconds (the WebSocket timestamps'
+precision), ``"b"``/``"s"`` the taker's side, ``trade_id`` the WebSocket's, ``last`` the newest
+returned trade's time in ns (``since`` itself when none is). ``pair`` may be the v2 name
+(``BTC/USD``), the altname (``XBTUSD``, legacy asset codes) or the plain concatenation (``BTCUSD``);
+the result is keyed by the altname. A pair not simulated gets ``{"error":["EQuery:Unknown asset
+pair"]}`` and a malformed ``since``/``count`` ``{"error":["EGeneral:Invalid arguments"]}``, with
+HTTP 200 as Kraken answers.
+
 Faults: *skip* leaves the next ``count`` updates of a symbol's book out (only updates that change the
 top 10 levels count, so the checksum can reveal the loss; the market made the changes); *corrupt*
 sends a wrong checksum in the next ``count`` updates of a symbol. The final book in the truth log is
@@ -30,7 +44,9 @@ the top ``depth`` levels of the market (`Venue.book_depth`), the book a Kraken c
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
+import itertools
 import time
 import zlib
 from collections import deque
@@ -55,11 +71,25 @@ TRADE_SNAPSHOT = 50
 HEARTBEAT_S = 1.0
 HEARTBEAT = '{"channel":"heartbeat"}'
 ZERO = "0.00000000"
+TRADES_PAGE = 1000  # Kraken's largest ``count`` for /0/public/Trades
+SECONDS_BELOW = 10**12  # a ``since`` below this is in seconds, above it in nanoseconds
+LEGACY_ASSETS = {"BTC": "XBT", "DOGE": "XDG"}  # Kraken's REST altnames keep the legacy asset codes
 
 
 def native(symbol: str) -> str:
     """``BTC-USD`` -> ``BTC/USD``."""
     return symbol.replace("-", "/")
+
+
+def altname(symbol: str) -> str:
+    """``BTC-USD`` -> ``XBTUSD``: the REST name, legacy asset codes and no separator."""
+    base, _, quote = symbol.partition("-")
+    return LEGACY_ASSETS.get(base, base) + LEGACY_ASSETS.get(quote, quote)
+
+
+def rest_time(ts_ns: int) -> str:
+    """Integer ns -> seconds with microseconds, ``1688669597.827736``, written as a JSON number."""
+    return f"{ts_ns // 1_000_000_000}.{ts_ns % 1_000_000_000 // 1000:06d}"
 
 
 def rfc3339(ts_ns: int) -> str:
@@ -120,6 +150,8 @@ class KrakenSim:
     def __init__(self, venue: Venue) -> None:
         self.venue = venue
         self._by_native = {native(s): s for s in venue.markets}
+        # Every name the REST API accepts for a pair: v2 name, altname, plain concatenation.
+        self._by_rest_name = {name: s for s in venue.markets for name in (native(s), altname(s), s.replace("-", ""))}
         self._clients: dict[int, _Client] = {}
         self._views: dict[str, dict[int, _View]] = {s: {} for s in venue.markets}  # symbol -> depth -> window
         self._recent: dict[str, deque[str]] = {s: deque(maxlen=TRADE_SNAPSHOT) for s in venue.markets}
@@ -131,7 +163,11 @@ class KrakenSim:
     # -- ExchangeSim -----------------------------------------------------------------------------
 
     def routes(self, prefix: str) -> list[web.RouteDef]:
-        return [web.get(prefix, self._serve), web.get(f"{prefix}/v2", self._serve)]
+        return [
+            web.get(prefix, self._serve),
+            web.get(f"{prefix}/v2", self._serve),
+            web.get(f"{prefix}/0/public/Trades", self._recent_trades),
+        ]
 
     def skip(self, symbol: str, count: int) -> None:
         self._skip[symbol] = self._skip.get(symbol, 0) + count
@@ -377,9 +413,41 @@ class KrakenSim:
             f'"qty":{t.qty},"ord_type":"market","trade_id":{t.trade_id},"timestamp":"{rfc3339(ev.ts_ns)}"}}'
         )
 
+    # -- REST --------------------------------------------------------------------------------------
+
+    async def _recent_trades(self, request: web.Request) -> web.Response:
+        q = request.query
+        canonical = self._by_rest_name.get(q.get("pair", "").upper())
+        if canonical is None:
+            return _rest({"error": ["EQuery:Unknown asset pair"]})
+        raw_since, raw_count = q.get("since"), q.get("count", str(TRADES_PAGE))
+        if (raw_since is not None and not raw_since.isdigit()) or not raw_count.isdigit() or int(raw_count) < 1:
+            return _rest({"error": ["EGeneral:Invalid arguments"]})
+        count = min(int(raw_count), TRADES_PAGE)
+        history = self.venue.trades[canonical]
+        if raw_since is None:
+            since = 0
+            rows = list(history)[-count:]
+        else:
+            since = int(raw_since) * (1_000_000_000 if int(raw_since) < SECONDS_BELOW else 1)
+            start = bisect.bisect_right(history, since, key=lambda entry: entry[1])  # times only grow
+            rows = list(itertools.islice(history, start, start + count))
+        trades = ",".join(
+            f"[{orjson.dumps(t.price).decode()},{orjson.dumps(t.qty).decode()},{rest_time(ts)},"
+            f'"{t.side[0]}","m","",{t.trade_id}]'
+            for t, ts in rows
+        )
+        last = rows[-1][1] if rows else since
+        text = f'{{"error":[],"result":{{{orjson.dumps(altname(canonical)).decode()}:[{trades}],"last":"{last}"}}}}'
+        return web.Response(text=text, content_type="application/json")
+
     @staticmethod
     def _now_ns() -> int:
         return time.time_ns()
+
+
+def _rest(body: dict[str, Any]) -> web.Response:
+    return web.Response(body=orjson.dumps(body), content_type="application/json")
 
 
 def _diff(old: list[Level], new: list[Level], alive: set[str]) -> list[Level]:

@@ -23,6 +23,16 @@ itself (the same endpoint, so the simulator's generic ``ws_url`` works as a feed
   With ``aggregate_trades``, consecutive fills of one tick at the same price and side go out as one
   element: ``tradeId`` the last fill's id, ``count`` the fills, ``sz`` their total. The truth log still
   lists every fill, so a run verified trade by trade must leave this off (the default).
+- REST ``GET /api/v5/market/history-trades?instId=BTC-USDT&type=1&after=<tradeId>&before=<tradeId>&limit=N``
+  (OKX's "Get trades history"), from the venue's recent trade history (`Venue.trades`; the *forget*
+  fault empties it): ``after`` asks for trades older than that tradeId, ``before`` for newer ones
+  (``type=2``: both are millisecond times instead), newest first, at most ``limit`` (default and
+  maximum 100): the newest of the range, or with only ``before`` the oldest above it. Rows are
+  ``{"instId","side","sz","px","tradeId","ts","source":"0"}``, one per fill (as the truth log lists
+  them, whatever ``aggregate_trades`` says), ``side`` the taker's, in ``{"code":"0","msg":"","data":
+  [..]}``. An instId not simulated gets ``{"code":"51001","msg":"Instrument ID doesn't exist.",
+  "data":[]}``, a malformed parameter ``{"code":"51000","msg":"Parameter <name> error","data":[]}``
+  (HTTP 200 both).
 - The 30-second rule: a connection that sends no ``ping`` and is sent no data for ``idle_timeout``
   seconds is dropped (TCP closed, no close frame), subscribed or not. The venue's generic WebSocket
   pings still run; clients answer those without seeing them.
@@ -57,7 +67,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from tools.sim.market import SCALE, MarketEvent, fmt8
+from tools.sim.market import SCALE, MarketEvent, MarketTrade, fmt8
 from tools.sim.venue import Connection, Venue
 
 log = logging.getLogger(__name__)
@@ -67,6 +77,7 @@ Level = tuple[str, str]
 ZERO = "0.00000000"
 CHECKSUM_LEVELS = 25
 CHANNELS = ("books", "trades")
+HISTORY_LIMIT = 100  # OKX's largest ``limit`` for /api/v5/market/history-trades
 _ID = re.compile(r"^[A-Za-z0-9]{1,32}$")
 _OPTIONS: dict[str, tuple[type, Any]] = {
     "checksum": (bool, False),
@@ -177,7 +188,11 @@ class OkxSim:
     # -- ExchangeSim -----------------------------------------------------------------------------
 
     def routes(self, prefix: str) -> list[web.RouteDef]:
-        return [web.get(f"{prefix}/ws/v5/public", self._serve), web.get(prefix, self._serve)]
+        return [
+            web.get(f"{prefix}/ws/v5/public", self._serve),
+            web.get(prefix, self._serve),
+            web.get(f"{prefix}/api/v5/market/history-trades", self._history_trades),
+        ]
 
     def skip(self, symbol: str, count: int) -> None:
         self._chains[symbol].skip += count
@@ -353,6 +368,49 @@ class OkxSim:
         arg = {"channel": "trades", "instId": symbol}
         return [orjson.dumps({"arg": arg, "data": [e]}).decode() for e in elements]
 
+    # -- REST ------------------------------------------------------------------------------------
+
+    async def _history_trades(self, request: web.Request) -> web.Response:
+        q = request.query
+        inst = q.get("instId", "")
+        if inst not in self.venue.markets:
+            return _rest_error("51001", "Instrument ID doesn't exist.")
+        params: dict[str, int | None] = {}
+        for name, default in (("type", "1"), ("after", None), ("before", None), ("limit", str(HISTORY_LIMIT))):
+            raw = q.get(name, default)
+            if raw is not None and not raw.isdigit():
+                return _rest_error("51000", f"Parameter {name} error")
+            params[name] = None if raw is None else int(raw)
+        kind, after, before, limit = params["type"], params["after"], params["before"], params["limit"]
+        if kind not in (1, 2):
+            return _rest_error("51000", "Parameter type error")
+        if limit is None or limit < 1:
+            return _rest_error("51000", "Parameter limit error")
+        limit = min(limit, HISTORY_LIMIT)
+
+        def key(entry: tuple[MarketTrade, int]) -> int:
+            return entry[0].trade_id if kind == 1 else entry[1] // 1_000_000
+
+        rows = [
+            e
+            for e in self.venue.trades[inst]
+            if (after is None or key(e) < after) and (before is None or key(e) > before)
+        ]
+        rows = rows[:limit] if before is not None and after is None else rows[-limit:]
+        data = [
+            {
+                "instId": inst,
+                "side": t.side,
+                "sz": t.qty,
+                "px": t.price,
+                "tradeId": str(t.trade_id),
+                "ts": str(ts // 1_000_000),
+                "source": "0",
+            }
+            for t, ts in reversed(rows)
+        ]
+        return web.Response(body=orjson.dumps({"code": "0", "msg": "", "data": data}), content_type="application/json")
+
     # -- WebSocket -------------------------------------------------------------------------------
 
     async def _serve(self, request: web.Request) -> web.StreamResponse:
@@ -450,6 +508,10 @@ class OkxSim:
             if channel == "books":  # a subscribe (or a repeated one) always starts with a snapshot
                 self._send(conn, client, self._snapshot(inst))
                 client.books[inst] = time.monotonic()
+
+
+def _rest_error(code: str, msg: str) -> web.Response:
+    return web.Response(body=orjson.dumps({"code": code, "msg": msg, "data": []}), content_type="application/json")
 
 
 SIM = OkxSim
