@@ -55,6 +55,7 @@ class Child:
     target: Callable[..., None]
     args: tuple[Any, ...]
     kwargs: dict[str, Any] = field(default_factory=dict)
+    tell_restarts: bool = False  # pass ``restarts=`` (how many times it was started again) to the target
     heartbeat: Heartbeat = field(default_factory=Heartbeat)
     proc: Any = None
     restarts: int = 0
@@ -68,6 +69,8 @@ class Child:
     def start(self) -> None:
         self.heartbeat.beat()  # a fresh start gets a full hang_timeout to come up
         kwargs = {**self.kwargs, "heartbeat": self.heartbeat}
+        if self.tell_restarts:
+            kwargs["restarts"] = self.restarts
         self.proc = _ctx.Process(target=self.target, args=self.args, kwargs=kwargs, name=self.name, daemon=False)
         self.proc.start()
         self.started_at = time.monotonic()
@@ -129,7 +132,9 @@ class Cluster:
         )  # fmt: skip
         self.merger.start()
         self.workers = [
-            Child(f"shard-{i}", run_worker, (self.settings, i, self.plan.shards[i])) for i in range(len(endpoints))
+            Child(f"shard-{i}", run_worker, (self.settings, i, self.plan.shards[i]), {"redis_url": self.redis_url},
+                  tell_restarts=True)
+            for i in range(len(endpoints))
         ]
         for w in self.workers:
             w.start()

@@ -17,12 +17,15 @@ import contextlib
 import signal
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
+import redis
 import structlog
 
+from bus import wire
 from bus.publisher import Publisher
 from ingest import logs
+from ingest.events import Trade
 from ingest.exchanges import get_spec
 from ingest.exchanges.base import CHANNELS, Channel
 from ingest.session.connection import FeedConnection
@@ -33,6 +36,7 @@ log = structlog.get_logger("shard")
 
 SUBSCRIBER_WAIT_S = 30.0
 REPAIR_POLL_S = 0.005
+RESUME_WAIT_S = 10.0
 
 
 def connections_for(
@@ -77,7 +81,45 @@ async def _upkeep(publisher: Publisher, interval: float, heartbeat: Any, live: a
         await asyncio.sleep(REPAIR_POLL_S)
 
 
-async def _serve(settings: Settings, shard: int, assignments: Sequence[Assignment], heartbeat: Any) -> None:
+def last_trades(redis_url: str, prefix: str, assignments: Sequence[Assignment]) -> dict[str, dict[str, Trade]]:
+    """The last trade in Redis of each assigned symbol that has trades, by exchange and native symbol
+    (waiting up to `RESUME_WAIT_S` for a Redis that is coming back)."""
+    client = redis.Redis.from_url(redis_url, socket_timeout=2.0)
+
+    def key(a: Assignment) -> str:
+        return f"{prefix}:trade:{a.exchange}:{a.symbol}"
+
+    deadline = time.monotonic() + RESUME_WAIT_S
+    while True:
+        try:
+            out: dict[str, dict[str, Trade]] = {}
+            for a in assignments:
+                if "trades" not in a.channels:
+                    continue
+                rows = cast(list[tuple[bytes, dict[bytes, bytes]]], client.xrevrange(key(a), count=20))
+                for _, raw in rows:
+                    event = wire.decode_fields({k.decode(): v.decode() for k, v in raw.items()})
+                    if isinstance(event, Trade):
+                        out.setdefault(a.exchange, {})[event.native] = event
+                        break
+            return out
+        except redis.RedisError as e:
+            if time.monotonic() > deadline:
+                log.error("cannot read the last trades: what the restart missed is not backfilled", error=str(e))
+                return {}
+            time.sleep(0.5)
+        finally:
+            client.close()
+
+
+async def _serve(
+    settings: Settings,
+    shard: int,
+    assignments: Sequence[Assignment],
+    heartbeat: Any,
+    redis_url: str = "",
+    restarts: int = 0,
+) -> None:
     cs = settings.cluster
     publisher = Publisher(settings.bus_endpoint(shard), shard, repair_endpoint=settings.repair_endpoint(shard),
                           replay_buffer=cs.replay_buffer)  # fmt: skip
@@ -94,6 +136,10 @@ async def _serve(settings: Settings, shard: int, assignments: Sequence[Assignmen
             break
     live.set()
     conns = connections_for(settings, shard, assignments, publisher)
+    if restarts and redis_url:  # what the shard's previous life published: carry its trades on
+        last = await loop.run_in_executor(None, last_trades, redis_url, settings.redis.key_prefix, assignments)
+        for conn in conns:
+            conn.resume_trades(last.get(conn.spec.name, {}))
     tasks = [asyncio.create_task(c.run(), name=c.conn_id) for c in conns]
     log.info("shard started", connections=len(conns), symbols=len(assignments), epoch=publisher.epoch)
     stopper = asyncio.create_task(stop.wait())
@@ -123,13 +169,22 @@ async def _serve(settings: Settings, shard: int, assignments: Sequence[Assignmen
     log.info("shard stopped", published=publisher.seq, repaired=publisher.repaired_frames)
 
 
-def run_worker(settings: Settings, shard: int, assignments: Sequence[Assignment], heartbeat: Any = None) -> None:
-    """Process entry point; ``heartbeat`` (a `shards.heartbeat.Heartbeat`) is beaten from the event loop."""
+def run_worker(
+    settings: Settings,
+    shard: int,
+    assignments: Sequence[Assignment],
+    heartbeat: Any = None,
+    redis_url: str = "",
+    restarts: int = 0,
+) -> None:
+    """Process entry point; ``heartbeat`` (a `shards.heartbeat.Heartbeat`) is beaten from the event loop.
+    A restarted shard (``restarts`` > 0) reads its symbols' last trades from ``redis_url`` and
+    backfills the trades it missed while it was down."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the parent, which drains us
     logs.configure(settings.log.level, settings.log.format, shard=shard)
     try:
         import uvloop
 
-        uvloop.run(_serve(settings, shard, assignments, heartbeat))
+        uvloop.run(_serve(settings, shard, assignments, heartbeat, redis_url, restarts))
     except ImportError:
-        asyncio.run(_serve(settings, shard, assignments, heartbeat))
+        asyncio.run(_serve(settings, shard, assignments, heartbeat, redis_url, restarts))

@@ -63,6 +63,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="with --simulate: every 2 s break one book on purpose (skipped updates, a corrupted checksum, a broken "
         "sequence chain, as each exchange allows); every break must be detected and resynced, nothing lost",
     )
+    run.add_argument(
+        "--chaos",
+        action="store_true",
+        help="with --simulate: every 3 s a fault anywhere: book faults as --faults, dropped, stalled and "
+        "announced-closed connections, malformed frames, SIGKILL of a shard, of the merger or of the "
+        "embedded Redis; with --verify, nothing may be lost, repeated or reordered and every book must match",
+    )
     run.add_argument("--shards", type=_positive_int, metavar="N", help="override cluster.shards")
 
     sim = sub.add_parser(

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
+import os
+import signal
 import sys
 import time
-from typing import cast
+from typing import TYPE_CHECKING, Any, cast
 
 import orjson
 import redis
@@ -18,9 +21,12 @@ from ingest.settings import Settings, dump, load, reference
 from shards.plan import make_plan
 from tools.cli import print_json
 from tools.sim.exchanges import check_options as check_sim_options
-from tools.sim.faults import Fault, schedule
+from tools.sim.faults import CLUSTER, STALL_SECONDS, Fault, chaos_schedule, schedule
 from tools.sim.process import SimulatorProcess
 from tools.sim.truth import load_truth
+
+if TYPE_CHECKING:
+    from shards.supervisor import Cluster
 
 
 def _load(path: str, shards: int | None = None) -> Settings:
@@ -119,8 +125,10 @@ def run(args: argparse.Namespace) -> int:
     from tools.verify import verify, wait_caught_up
 
     settings = _load(args.settings, args.shards)
-    if args.faults and not args.simulate:
-        raise UserError("--faults needs --simulate: faults are injected by the simulator")
+    if (args.faults or args.chaos) and not args.simulate:
+        raise UserError("--faults and --chaos need --simulate: faults are injected through the simulator")
+    if args.faults and args.chaos:
+        raise UserError("--chaos already includes the --faults schedule: give one of them")
     if args.verify and not args.simulate:
         raise UserError("--verify needs --simulate: the simulator's ground truth is what Redis is checked against")
     if not settings.feeds:
@@ -139,8 +147,10 @@ def run(args: argparse.Namespace) -> int:
         cluster.start()
         started = time.monotonic()
         until = (lambda: time.monotonic() - started >= args.duration) if args.duration else (lambda: False)
-        faults = _fault_schedule(simulator, settings, args.duration or 3600.0) if simulator and args.faults else []
-        ticker = _Ticker(client, settings, started, simulator, faults)
+        faults: list[Fault] = []
+        if simulator is not None and (args.faults or args.chaos):
+            faults = _fault_schedule(simulator, cluster, args.duration or 3600.0, chaos=args.chaos)
+        ticker = _Ticker(client, cluster, started, simulator, faults)
         cluster.supervise(until, on_tick=ticker.tick)
         caught_up = True
         if simulator is not None and args.verify and not cluster.stop_requested:
@@ -152,7 +162,7 @@ def run(args: argparse.Namespace) -> int:
         ticker.progress()
         if args.verify:
             result = verify(client, settings.redis.key_prefix, load_truth(truth_path), since)
-            if args.faults:
+            if args.faults or args.chaos:
                 result["faults_injected"] = len(ticker.fired)
             if not caught_up:
                 print("# the cluster had not caught up with the simulator when the run ended", file=sys.stderr)
@@ -172,13 +182,14 @@ class _Ticker:
     def __init__(
         self,
         client: redis.Redis,
-        settings: Settings,
+        cluster: Cluster,
         started: float,
         simulator: SimulatorProcess | None,
         faults: list[Fault],
     ) -> None:
         self.client = client
-        self.settings = settings
+        self.cluster = cluster
+        self.settings = cluster.settings
         self.started = started
         self.last_progress = started
         self.simulator = simulator
@@ -192,9 +203,32 @@ class _Ticker:
             self.progress()
         while self.faults and self.simulator is not None and now - self.started >= self.faults[0].at:
             f = self.faults.pop(0)
-            self.simulator.fault(f.kind, f.exchange, symbol=f.symbol, count=f.count)
+            if f.exchange == CLUSTER:
+                what = self._kill(f)
+            else:
+                params: dict[str, Any] = {"symbol": f.symbol}
+                if f.kind in ("stall", "notice"):
+                    params["seconds"] = STALL_SECONDS
+                elif f.kind != "drop":
+                    params["count"] = f.count
+                self.simulator.fault(f.kind, f.exchange, **params)
+                what = f"{f.kind} x{f.count} on {f.exchange} {f.symbol}"
             self.fired.append(f)
-            print(f"# fault: {f.kind} x{f.count} on {f.exchange} {f.symbol}", file=sys.stderr, flush=True)
+            print(f"# fault: {what}", file=sys.stderr, flush=True)
+
+    def _kill(self, f: Fault) -> str:
+        """SIGKILL one of the cluster's processes (the supervisor must bring it back)."""
+        c = self.cluster
+        if f.kind == "kill-shard":
+            pid, name = c.workers[f.count % len(c.workers)].pid, f"shard {f.count % len(c.workers)}"
+        elif f.kind == "kill-merger":
+            pid, name = c.merger.pid if c.merger else None, "the merger"
+        else:
+            pid, name = (c.redis.proc.pid if c.redis and c.redis.proc else None), "the embedded redis"
+        if pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        return f"SIGKILL {name} (pid {pid})"
 
     def progress(self) -> None:
         """One stderr line with the merger's counters (from Redis) and the time since the start."""
@@ -209,9 +243,17 @@ class _Ticker:
         print(f"# {time.monotonic() - self.started:6.1f}s {shown}", file=sys.stderr, flush=True)
 
 
-def _fault_schedule(simulator: SimulatorProcess, settings: Settings, duration: float) -> list[Fault]:
-    offered = {e: s.get("book_faults", ["skip"]) for e, s in simulator.status()["exchanges"].items()}
-    return schedule(_feed_symbols(settings), offered, duration, seed=settings.simulator.seed)
+def _fault_schedule(simulator: SimulatorProcess, cluster: Cluster, duration: float, chaos: bool) -> list[Fault]:
+    settings = cluster.settings
+    status = simulator.status()["exchanges"]
+    books = {e: s.get("book_faults", ["skip"]) for e, s in status.items()}
+    if not chaos:
+        return schedule(_feed_symbols(settings), books, duration, seed=settings.simulator.seed)
+    offered = {e: [*books[e], *s.get("connection_faults", [])] for e, s in status.items()}
+    return chaos_schedule(
+        _feed_symbols(settings), offered, duration, shards=settings.shard_count(),
+        embedded_redis=cluster.redis is not None, seed=settings.simulator.seed,
+    )  # fmt: skip
 
 
 def _connect_redis(url: str) -> redis.Redis:

@@ -28,7 +28,7 @@ import asyncio
 import contextlib
 import dataclasses
 import itertools
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 import aiohttp
@@ -98,6 +98,14 @@ class FeedConnection:
         self._http: aiohttp.ClientSession | None = None
         self._snapshot_gate = asyncio.Semaphore(SNAPSHOT_CONCURRENCY)
         self._log = log.bind(exchange=spec.name, connection=conn_id)
+
+    def resume_trades(self, last: Mapping[str, Trade]) -> None:
+        """Carry on from trades published before this process started (a restarted shard): each
+        symbol's first trade is checked against them, and the hole between backfilled."""
+        for native, trade in last.items():
+            if native in self.natives:
+                self._last_trade[native] = trade
+                self._uncovered.add(native)
 
     @property
     def syncs(self) -> dict[str, BookSync]:
@@ -264,6 +272,8 @@ class FeedConnection:
                 self.arbiter.trade(event)  # a live copy arriving later is a duplicate
                 self._last_trade[native] = event
             self.publish(event)
+        # Every id below ``before`` is now published or reported: continuity resumes from there.
+        self._last_trade[native] = dataclasses.replace(self._last_trade.get(native, after), trade_id=str(hi - 1))
         for t in held:
             self._admit(t)
 

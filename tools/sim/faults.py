@@ -1,10 +1,13 @@
-"""A deterministic schedule of book-integrity faults for ``ingest run --simulate --faults``.
+"""Deterministic fault schedules for ``ingest run --simulate --faults`` and ``--chaos``.
 
-Each fault hits one symbol of one exchange: skipped updates (every exchange), and the faults an
-exchange's simulator offers on top (a corrupted checksum, a broken sequence chain). None of them
-may cost a trade or leave a wrong book: the adapters must detect each and resync that symbol. Faults
-that cut connections (and so lose trades until backfill exists) are not in this schedule.
-Pure: the caller fires each fault when its time comes.
+``--faults`` (`schedule`): book-integrity faults, each on one symbol of one exchange: skipped updates
+(every exchange) and what an exchange's simulator offers on top (a corrupted checksum, a broken
+sequence chain). The adapters must detect each and resync that symbol.
+
+``--chaos`` (`chaos_schedule`): those, plus faults on connections (drop, stall, a malformed frame,
+an announced close where the exchange announces them) and on the cluster's own processes (SIGKILL
+of a shard or of the merger, SIGKILL of the embedded Redis). None may cost a trade or leave a wrong
+book. Pure: the caller fires each fault when its time comes.
 """
 
 from __future__ import annotations
@@ -14,6 +17,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 BOOK_FAULTS = ("skip", "corrupt", "chain")
+CONNECTION_FAULTS = ("drop", "stall", "garble", "notice")
+PROCESS_FAULTS = ("kill-shard", "kill-merger", "kill-redis")
+CLUSTER = "cluster"  # the `exchange` of a process fault
+STALL_SECONDS = 3.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,4 +57,38 @@ def schedule(
         )
         t += every
         turn += 1
+    return out
+
+
+def chaos_schedule(
+    symbols: Mapping[str, Sequence[str]],
+    offered: Mapping[str, Sequence[str]],
+    duration: float,
+    *,
+    shards: int,
+    embedded_redis: bool,
+    every: float = 3.0,
+    seed: int = 7,
+    quiet_tail: float = 10.0,
+) -> list[Fault]:
+    """A fault every ``every`` seconds from 3 s after the start, none in the last ``quiet_tail``.
+    Every third fault is a process fault (shard, merger and Redis kills take turns; a shard fault's
+    ``count`` is the shard number); the others rotate over the exchanges, drawing one of the faults
+    ``offered[exchange]`` (book and connection faults its simulator has) and a symbol."""
+    rng = random.Random(seed)
+    exchanges = sorted(e for e in symbols if symbols[e] and offered.get(e))
+    processes = [k for k in PROCESS_FAULTS if embedded_redis or k != "kill-redis"]
+    out: list[Fault] = []
+    t, turn, n = 3.0, 0, 0
+    while t <= duration - quiet_tail:
+        if n % 3 == 2 and processes:
+            kind = processes[(n // 3) % len(processes)]
+            out.append(Fault(t, kind, CLUSTER, "", rng.randrange(shards) if kind == "kill-shard" else 0))
+        elif exchanges:
+            exchange = exchanges[turn % len(exchanges)]
+            turn += 1
+            kind = rng.choice(list(offered[exchange]))
+            out.append(Fault(t, kind, exchange, rng.choice(list(symbols[exchange])), rng.randint(1, 3)))
+        t += every
+        n += 1
     return out

@@ -12,7 +12,8 @@ and REST; the exchange module owns the paths below its prefix) and the control A
   has an ``announce_close(conn)``) sends the exchange's announcement on those connections and closes
   them cleanly ``seconds`` later (default 2; OKX warns about 60 s ahead); *forget* empties the
   REST trade history of the symbol (all if none is named), so trades missed just before cannot be
-  backfilled; *skip* makes the next book
+  backfilled; *garble* sends ``count`` malformed frames (broken JSON, binary, absurd numbers) on the
+  connections; *skip* makes the next book
   updates of the symbol (all symbols if none is named) leave out ``count`` update ids whose changes
   the market did make, so a client must resync; *corrupt* (exchanges that checksum their books: the
   exchange module has a ``corrupt(symbol, count)``) makes the next ``count`` book updates of the symbol
@@ -54,7 +55,8 @@ log = logging.getLogger(__name__)
 
 TICK = 0.01
 MAX_CATCH_UP = 1.0  # seconds of market time one clock tick may generate after a pause
-FAULT_KINDS = ("drop", "stall", "notice", "forget", "skip", "corrupt", "chain")
+FAULT_KINDS = ("drop", "stall", "notice", "garble", "forget", "skip", "corrupt", "chain")
+GARBLE = ('{"garbled":', b"\x00\xff binary garbage", "[1,2", '{"e":"trade","p":-1e999}')
 NOTICE_SECONDS = 2.0
 # Faults only some exchanges' simulators offer (as a method of that name), and why one cannot.
 _OFFERED = {
@@ -235,6 +237,12 @@ class Simulator:
                 else:
                     conn.stall(float(seconds))
             affected = len(targets)
+        elif kind == "garble":
+            n = 1 if count is None else count
+            for conn in targets:
+                for i in range(n):
+                    conn.send(GARBLE[i % len(GARBLE)])
+            affected = len(targets)
         elif kind == "forget":
             symbols = [symbol] if symbol is not None else list(venue.markets)
             for s in symbols:
@@ -260,9 +268,16 @@ class Simulator:
         return {
             "frozen": self._frozen is not None,
             "settings": asdict(self.settings),
-            "exchanges": {e: v.status() | self._sims[e].status() for e, v in self.venues.items()},
+            "exchanges": {
+                e: v.status() | self._sims[e].status() | {"connection_faults": self._connection_faults(e)}
+                for e, v in self.venues.items()
+            },
             "faults": list(self._faults),
         }
+
+    def _connection_faults(self, exchange: str) -> list[str]:
+        announces = getattr(self._sims[exchange], "announce_close", None) is not None
+        return ["drop", "stall", "garble", *(["notice"] if announces else [])]
 
     # -- internals -------------------------------------------------------------------------------
 

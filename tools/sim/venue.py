@@ -69,7 +69,7 @@ class Connection:
         self.closed = False
         self._transport = request.transport
         self._loop = asyncio.get_running_loop()
-        self._data: deque[str] = deque()
+        self._data: deque[str | bytes] = deque()
         self._queued = 0  # bytes in _data
         self._control: deque[tuple[bool, bytes]] = deque()  # (is_ping, payload): pings and pongs
         self._wake = asyncio.Event()
@@ -80,8 +80,9 @@ class Connection:
     def stalled(self) -> bool:
         return self._loop.time() < self._stall_until
 
-    def send(self, text: str) -> None:
-        """Queue a text frame. Drops the connection if its backlog passes the venue's bound."""
+    def send(self, text: str | bytes) -> None:
+        """Queue a text frame (bytes: a binary frame). Drops the connection if its backlog passes the
+        venue's bound."""
         if self.closed:
             return
         self._data.append(text)
@@ -158,7 +159,7 @@ class Connection:
                     else:
                         text = self._data.popleft()
                         self._queued -= len(text)
-                        await self.ws.send_str(text)
+                        await (self.ws.send_str(text) if isinstance(text, str) else self.ws.send_bytes(text))
         except (ConnectionError, RuntimeError):
             self.abort()
 

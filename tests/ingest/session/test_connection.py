@@ -14,6 +14,7 @@ from live import books_from, until
 
 from ingest.events import BookDelta, BookSnapshot, BookStatus, ConnectionStatus, Event, Trade, TradeGap
 from ingest.exchanges import get_spec
+from ingest.exchanges.base import ExchangeSpec
 from ingest.session.connection import FeedConnection
 from ingest.settings import SimulatorSettings
 from tools.sim.server import Simulator
@@ -30,12 +31,14 @@ Scenario = Callable[[Simulator, list[Event]], Awaitable[None]]
 LAST: list[FeedConnection] = []  # the connection of the latest _run, for its counters
 
 
-async def _run(tmp_path: Path, scenario: Scenario) -> tuple[list[Event], Simulator, dict[str, Any]]:
+async def _run(
+    tmp_path: Path, scenario: Scenario, spec: ExchangeSpec = SPEC
+) -> tuple[list[Event], Simulator, dict[str, Any]]:
     sim = Simulator(SimulatorSettings(rate=200.0, levels=20), {"binance": SYMBOLS}, tmp_path / "truth.jsonl")
     await sim.start()
     events: list[Event] = []
     conn = FeedConnection(
-        SPEC, SYMBOLS, ("trades", "book"), events.append, "t0",
+        spec, SYMBOLS, ("trades", "book"), events.append, "t0",
         ws_url=sim.ws_url("binance"), rest_url=sim.rest_url("binance"),
     )  # fmt: skip
     LAST[:] = [conn]
@@ -133,9 +136,11 @@ def test_server_pings_are_answered(tmp_path: Path) -> None:
     assert status["exchanges"]["binance"]["pong_timeouts"] == 0
 
 
-def test_trades_the_history_lost_are_published_as_a_gap(tmp_path: Path) -> None:
-    """Trades missed during a disconnection that the exchange's history no longer holds are reported
-    as a `TradeGap` in their place; the rest of the hole is backfilled."""
+@pytest.mark.parametrize("history", [True, False])
+def test_trades_the_history_lost_are_published_as_a_gap(tmp_path: Path, history: bool) -> None:
+    """Trades missed during a disconnection that the exchange's history no longer holds (or where
+    the exchange has no history to read) are reported as one `TradeGap` in their place; the rest of
+    the hole is backfilled."""
 
     async def scenario(sim: Simulator, events: list[Event]) -> None:
         await until(lambda: {e.symbol for e in events if isinstance(e, Trade)} == set(SYMBOLS))
@@ -145,9 +150,12 @@ def test_trades_the_history_lost_are_published_as_a_gap(tmp_path: Path) -> None:
         await until(lambda: any(isinstance(e, TradeGap) for e in events), 15)
         await asyncio.sleep(0.5)
 
-    events, _, _ = asyncio.run(_run(tmp_path, scenario))
+    spec = SPEC if history else dataclasses.replace(SPEC, trade_history=None)
+    events, _, _ = asyncio.run(_run(tmp_path, scenario, spec))
     gaps = [e for e in events if isinstance(e, TradeGap)]
-    assert gaps and all(g.reason == "not in the trade history" for g in gaps)
+    reason = "not in the trade history" if history else "trade history unavailable"
+    assert gaps and all(g.reason == reason for g in gaps)
+    assert len(gaps) <= len(SYMBOLS)  # one hole per symbol, reported once
     for symbol in {g.symbol for g in gaps}:
         stream = [e for e in events if isinstance(e, Trade | TradeGap) and e.symbol == symbol]
         ids: list[int] = []

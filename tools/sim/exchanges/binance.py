@@ -26,8 +26,8 @@ from __future__ import annotations
 
 import re
 import time
-from decimal import Decimal
 from collections.abc import Mapping, Sequence
+from decimal import Decimal
 from typing import Any
 
 import orjson
