@@ -361,8 +361,12 @@ def snapshot_one(decoder: Decoder, body: bytes | str, native: str) -> None:
 # -- mutations -----------------------------------------------------------------------------------------
 
 
-class Raw(str):
-    """JSON text emitted as is: number literals kept digit for digit, NaN, 1e999, escapes."""
+@dataclass(frozen=True)
+class Raw:
+    """JSON text emitted as is: number literals kept digit for digit, NaN, 1e999, escapes. (Not a
+    ``str`` subclass: hypothesis's shrinker mixes up drawn values of str subclasses with strings.)"""
+
+    text: str
 
 
 @dataclass
@@ -374,7 +378,7 @@ class Dup:
 
 def dump(value: Any, ascii_only: bool) -> str:
     if isinstance(value, Raw):
-        return str(value)
+        return value.text
     if isinstance(value, Dup):
         return "{" + ",".join(f"{dump(k, ascii_only)}:{dump(v, ascii_only)}" for k, v in value.pairs) + "}"
     if isinstance(value, dict):
@@ -412,16 +416,24 @@ NASTY_NUMBERS = [
     "0", "-0", "-1", "1", "0.0", "1e308", "-1e308", "1e999", "-1e999", "1E-9", "1e-400", "2.5e-7",
     "NaN", "Infinity", "-Infinity", "9223372036854775807", "9223372036854775808", "18446744073709551616",
     "-9223372036854775809", "123456789012345678901234567890", "9" * 5000, "0." + "0" * 3000 + "1",
-    "1" + "0" * 400 + ".5", "1e99999999", "1E-99999999", "0.000000000000000000000000000001",
+    "1" + "0" * 400 + ".5", "1e99999999", "1E-99999999", "0.000000000000000000000000000001", "4294967296",
+    "-2147483649", "0.1234567890123456789012345678901234",
+]  # fmt: skip
+NUMERIC_STRINGS = [
+    "", "0", "0.0", "00", "-1", "-0.5", "1e-9", "1E+3", "1e308", "NaN", "nan", "Infinity", "-inf", " 1", "1 ",
+    "1.", ".5", "0x10", "1_000", "+1", "١٢٣", "²", "1.2.3", "9" * 5000, "0." + "0" * 5000 + "1", "9" * 20,
+    "18446744073709551616", "9223372036854775808", "4294967296", "-1618678132.1", "1618678132.9" + "9" * 5000,
+    "99999999999.5", "00000000000000000000000001",
 ]  # fmt: skip
 NASTY_STRINGS = [
-    "", "0", "0.0", "00", "-1", "-0.5", "1e-9", "1E+3", "1e308", "NaN", "nan", "Infinity", "-inf", " 1", "1 ",
-    "1.", ".5", "0x10", "1_000", "+1", "١٢٣", "²", "1.2.3", "9" * 5000, "0." + "0" * 5000 + "1", "a" * 10000,
-    "\x00", "é中😀", "BTC/USD", "XBT/USD", "BTC-USDT", "BTCUSDT", "BTC-USDT-SWAP", "A-B/USD", "BTC USDT",
-    "book-1000", "book-²", "trade", "buy", "sell", "b", "s", "r", "snapshot", "update", "99999999999",
-    "1970-01-01T00:00:00Z", "1969-12-31T23:59:59Z", "9999-12-31T23:59:60.999999999999Z",
-    "2023-02-30T00:00:00Z", "2023-10-06T17:35:55.440295+99:99", "4294967296", "1618678132.9" + "9" * 5000,
+    "", "a" * 10000, "\x00", "é中😀", " ", "BTC/USD", "XBT/USD", "BTC-USDT", "BTCUSDT", "BTC-USDT-SWAP",
+    "A-B/USD", "A-BUSDT", "BTC USDT", "BTC/USD/EUR", "/USD", "USDT", "book-1000", "book-²", "book-" + "9" * 5000,
+    "trade", "buy", "sell", "BUY", "b", "s", "r", "snapshot", "update", "1970-01-01T00:00:00Z",
+    "1969-12-31T23:59:59Z", "9999-12-31T23:59:60.999999999999Z", "2023-02-30T00:00:00Z",
+    "2023-10-06T17:35:55.440295+99:99", "0001-01-01T00:00:00Z", "2023-10-06T17:35:55.440295",
 ]  # fmt: skip
+# Text inserted into a string, as raw JSON (escapes included): what a symbol or an id must not contain.
+STRING_INSERTS = ["\\ud800", "\\udfff", "\\u0000", "\\n", " ", "-", "/", ":", "²", "é", "\\ud83d\\ude00", '\\"']
 NASTY_RAW = [
     '"\\ud800"', '"BTC\\udfff/USD"', '"\\u0000"', '"\\ud83d\\ude00"', "[" * 3000 + "]" * 3000,
     "{" + '"a":{' * 2000 + "}" * 2001, "true", "false", "null", "[]", "{}", "[[]]", '[""]', '[["1"]]',
@@ -429,53 +441,74 @@ NASTY_RAW = [
 ]  # fmt: skip
 
 
+def _looks_numeric(text: str) -> bool:
+    return bool(re.fullmatch(r"-?[0-9][0-9.]*", text))
+
+
+def _edited(text: str, at: int, insert: str) -> Raw:
+    """``text`` as a JSON string with the raw JSON ``insert`` spliced in at ``at``."""
+    at = min(at, len(text))
+    return Raw(json.dumps(text[:at])[:-1] + insert + json.dumps(text[at:])[1:])
+
+
 def replacements(original: Any, vocab: list[str]) -> st.SearchStrategy[Any]:
+    """A value to put in place of ``original``: mostly one aimed at its kind (absurd numbers for a
+    number, numbers in odd spellings for a numeric string, edited text for text), else anything."""
     swaps: list[Any] = [None, True, False, [], {}, [original], {"x": original}]
+    targeted: st.SearchStrategy[Any]
     if isinstance(original, Raw):
-        swaps.append(str(original))  # number -> string
+        swaps.append(original.text)  # number -> string
+        targeted = st.sampled_from([Raw(n) for n in NASTY_NUMBERS])
     elif isinstance(original, str):
-        swaps.append(Raw(original) if PLAIN_DECIMAL.fullmatch(original) else Raw("1"))  # string -> number
+        swaps.append(Raw(original) if _looks_numeric(original) else Raw("1"))  # string -> number
+        edits = st.builds(_edited, st.just(original), st.integers(0, len(original)), st.sampled_from(STRING_INSERTS))
+        odd = NUMERIC_STRINGS if _looks_numeric(original) else NASTY_STRINGS
+        targeted = st.sampled_from(odd) | edits
     elif isinstance(original, list):
         swaps += [dict(enumerate(original)), original * 500 if original else [None] * 500]
+        targeted = st.sampled_from(swaps)
     elif isinstance(original, dict):
         swaps += [list(original.values()), list(original)]
-    return st.one_of(
+        targeted = st.sampled_from(swaps)
+    else:
+        targeted = st.sampled_from(swaps)
+    anything = st.one_of(
         st.sampled_from(swaps),
         st.sampled_from([Raw(n) for n in NASTY_NUMBERS]),
-        st.sampled_from(NASTY_STRINGS),
+        st.sampled_from(NUMERIC_STRINGS + NASTY_STRINGS),
         st.sampled_from([Raw(r) for r in NASTY_RAW]),
         st.sampled_from(vocab),
         st.integers(min_value=-(2**70), max_value=2**70),
         st.floats(),  # json.dumps writes NaN and Infinity as such
         st.text(max_size=30),
     )
+    return st.one_of(targeted, targeted, anything)
 
 
 @st.composite
 def mutated(draw: st.DrawFn, seeds: list[str], vocab: list[str]) -> bytes | str:
-    """A seed with 1-4 structural mutations, then perhaps a textual one."""
+    """A seed with structural mutations (mostly one: the rest of the frame stays valid, so the
+    mutation reaches the code that reads it), then perhaps a textual one."""
     tree = parse(draw(st.sampled_from(seeds)))
-    for _ in range(draw(st.integers(1, 4))):
-        path = draw(st.sampled_from(list(paths(tree))))
+    for _ in range(draw(st.sampled_from([1, 1, 1, 2, 4]))):
+        every = list(paths(tree))
+        leaves = [p for p in every if not isinstance(get(tree, p), dict | list)] or every
+        path = draw(st.sampled_from(leaves) | st.sampled_from(every))
         target = get(tree, path)
-        op = draw(st.sampled_from(["replace", "replace", "drop", "add", "duplicate"]))
-        if not path:
-            op = "replace" if op in ("drop",) else op
+        op = draw(st.sampled_from(["replace", "replace", "replace", "drop", "add", "duplicate"]))
         parent = get(tree, path[:-1]) if path else None
         if op == "drop" and isinstance(parent, dict | list):
             del parent[path[-1]]
         elif op == "add" and isinstance(target, dict):
             target[draw(st.sampled_from(vocab))] = draw(replacements(None, vocab))
-        elif op == "duplicate" and isinstance(target, dict) and target:
-            key = draw(st.sampled_from(list(target)))
-            pairs = list(target.items())
-            extra = (key, draw(replacements(target[key], vocab)))
-            pairs.insert(draw(st.integers(0, len(pairs))), extra)
-            replaced = Dup(pairs)
-            if path:
-                get(tree, path[:-1])[path[-1]] = replaced
+        elif op == "duplicate" and isinstance(parent, dict):
+            pairs = list(parent.items())
+            at = draw(st.integers(0, len(pairs)))
+            pairs.insert(at, (path[-1], draw(replacements(target, vocab))))
+            if len(path) > 1:
+                get(tree, path[:-2])[path[-2]] = Dup(pairs)
             else:
-                tree = replaced
+                tree = Dup(pairs)
             break  # a Dup node is not walked further
         else:
             new = draw(replacements(target, vocab))
@@ -484,7 +517,7 @@ def mutated(draw: st.DrawFn, seeds: list[str], vocab: list[str]) -> bytes | str:
             else:
                 tree = new
     text = dump(tree, draw(st.booleans()))
-    how = draw(st.sampled_from(["str", "bytes", "bytes", "truncate", "stray-byte", "bom"]))
+    how = draw(st.sampled_from(["str", "str", "bytes", "bytes", "truncate", "stray-byte", "bom"]))
     if how == "str":
         return text
     data = text.encode("utf-8", "surrogatepass")
@@ -499,6 +532,66 @@ def mutated(draw: st.DrawFn, seeds: list[str], vocab: list[str]) -> bytes | str:
     return data
 
 
+def single_mutations(seed: str) -> Iterator[bytes | str]:
+    """Every single structural mutation of ``seed`` from fixed lists: each key or element dropped,
+    each value replaced by every odd value of its kind (and a few of every kind), each key repeated
+    with an odd value before and after it. Deterministic; random search then combines them."""
+    tree = parse(seed)
+    for path in list(paths(tree)):
+        if not path:
+            continue
+        original = get(tree, path)
+        values = _fixed_replacements(original)
+        for value in [_DROP, *values, *(_Dup(v, before) for v in values[:3] for before in (True, False))]:
+            copy = parse(seed)
+            parent = get(copy, path[:-1])
+            key = path[-1]
+            if value is _DROP:
+                del parent[key]
+            elif isinstance(value, _Dup):
+                if not isinstance(parent, dict):
+                    continue
+                pairs = list(parent.items())
+                at = pairs.index((key, parent[key])) + (0 if value.before else 1)
+                pairs.insert(at, (key, value.value))
+                if len(path) > 1:
+                    get(copy, path[:-2])[path[-2]] = Dup(pairs)
+                else:
+                    copy = Dup(pairs)
+            else:
+                parent[key] = value
+            yield dump(copy, ascii_only=False)
+
+
+_DROP = object()
+
+
+@dataclass(frozen=True)
+class _Dup:
+    value: Any
+    before: bool
+
+
+def _fixed_replacements(original: Any) -> list[Any]:
+    common: list[Any] = [None, True, False, [], {}, [original], "", Raw("-1"), Raw("1e999"), Raw('"\\ud800"')]
+    if isinstance(original, Raw):
+        return [*common, original.text, *(Raw(n) for n in NASTY_NUMBERS)]
+    if isinstance(original, str):
+        numeric = _looks_numeric(original)
+        edits = [_edited(original, at, ins) for at in (0, len(original) // 2, len(original)) for ins in STRING_INSERTS]
+        return [
+            *common,
+            *(NUMERIC_STRINGS if numeric else NASTY_STRINGS),
+            *([Raw(original)] if numeric else []),
+            *edits,
+        ]
+    if isinstance(original, list):
+        return [*common, dict(enumerate(original)), original * 500 if original else [None] * 500, Raw(NASTY_RAW[4])]
+    if isinstance(original, dict):
+        return [*common, list(original.values()), Raw(NASTY_RAW[5])]
+    return [*common, Raw("0"), "1", "true"]
+
+
 def vocabulary(seeds: list[str]) -> list[str]:
     """Every key and string value of an exchange's seeds."""
     words: set[str] = set()
@@ -506,7 +599,7 @@ def vocabulary(seeds: list[str]) -> list[str]:
         for path in paths(tree := parse(seed)):
             words.update(p for p in path if isinstance(p, str))
             value = get(tree, path)
-            if isinstance(value, str) and not isinstance(value, Raw):
+            if isinstance(value, str):
                 words.add(value)
     return sorted(words)
 
@@ -538,6 +631,30 @@ def test_every_exchange_has_seeds_and_every_seed_decodes() -> None:
                 except DecodeError:
                     pass
             assert ok, f"no {exchange} decoder accepts the seed {seed[:120]!r}"
+
+
+@pytest.mark.parametrize("decoder", DECODERS, ids=lambda d: d.id)
+def test_every_single_mutation_of_every_seed(decoder: Decoder) -> None:
+    """One codec, fed the valid seeds and then every single mutation of each: all failures are
+    reported together (the random tests below stop at the first)."""
+    codec = decoder.new()
+    failures: list[str] = []
+    count = 0
+    for seed in SEEDS[decoder.exchange]:
+        for frame in [seed, *single_mutations(seed)]:
+            count += 1
+            try:
+                out = codec.decode(frame, TS)
+                assert type(out) is list, f"decode returned {type(out).__name__}"
+                for item in out:
+                    check_decoded(item, decoder.exchange)
+            except DecodeError as exc:
+                if not str(exc):
+                    failures.append(f"an empty DecodeError for {frame[:300]!r}")
+            except Exception as exc:
+                failures.append(f"{type(exc).__name__}: {str(exc)[:200]} <- {frame[:300]!r}")
+    assert count > 1000
+    assert not failures, f"{len(failures)} of {count} frames:\n" + "\n".join(failures[:20])
 
 
 @pytest.mark.parametrize("decoder", DECODERS, ids=lambda d: d.id)
