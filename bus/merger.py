@@ -168,11 +168,12 @@ class Merger:
                 time.sleep(delay)
                 delay = min(delay * 2, 1.0)
         fx = Effects()
-        for shard, (epoch, seq) in sorted(checkpoint.items()):
-            if shard in self.expected_shards:
+        for shard, (epoch, seq, ended) in sorted(checkpoint.items()):
+            if shard in self.expected_shards and not ended:  # an ended shard's epoch owes nothing
                 self.sequencer.resume(shard, epoch, seq, fx)
         if checkpoint:
-            log.info("resuming from checkpoint", checkpoint={s: f"{e}:{q}" for s, (e, q) in checkpoint.items()})
+            shown = {s: f"{e}:{q}{':end' if x else ''}" for s, (e, q, x) in checkpoint.items()}
+            log.info("resuming from checkpoint", checkpoint=shown)
         self._apply(fx)
         return True
 
@@ -272,6 +273,7 @@ class Merger:
             else:  # no repair channel to this shard (a merger built without one)
                 self.sequencer.give_up(shard, "no repair channel to the shard", unreachable)
         for shard, epoch in fx.finished:
+            self.outbox.add(Entry("", b"", shard, epoch, self.sequencer.tracks[shard].last, end=True))
             self.repair.ack_end(shard, epoch)
             log.info("shard ended", shard=shard, last_seq=self.sequencer.tracks[shard].last)
         st.holes += fx.holes
@@ -292,7 +294,7 @@ class Merger:
         self._sync_outbox_stats()
         log.warning("drain timed out", shards_not_ended=sorted(self._not_ended()), unwritten=len(self.outbox))
         if self.outbox.queue:
-            self._unwritten = sum(1 for e in self.outbox.queue if e.shard >= 0)
+            self._unwritten = sum(1 for e in self.outbox.queue if e.is_frame)
             self._sync_outbox_stats()
             log.error("entries never written: redis unreachable until the drain deadline",
                       count=len(self.outbox.queue))  # fmt: skip

@@ -35,6 +35,11 @@ class Entry:
     shard: int  # -1: not a shard's frame (a gap record)
     epoch: int
     seq: int
+    end: bool = False  # no entry: marks the shard's checkpoint as complete up to its end marker
+
+    @property
+    def is_frame(self) -> bool:
+        return self.shard >= 0 and not self.end
 
 
 @dataclass
@@ -100,10 +105,10 @@ class Outbox:
         marks: dict[int, str] = {}
         for e in batch:
             if e.shard >= 0:
-                marks[e.shard] = f"{e.epoch}:{e.seq}"
+                marks[e.shard] = f"{e.epoch}:{e.seq}:end" if e.end else f"{e.epoch}:{e.seq}"
         checkpoint = [x for shard, mark in sorted(marks.items()) for x in (str(shard), mark)]
         try:
-            n = self.writer.write([*gaps, *((e.key, e.body) for e in batch)], checkpoint)
+            n = self.writer.write([*gaps, *((e.key, e.body) for e in batch if not e.end)], checkpoint)
         except redis.RedisError as e:
             self._failed(e)
             return False
@@ -112,7 +117,7 @@ class Outbox:
             log.warning("batch was already in redis (an earlier write's reply was lost); not written again",
                         entries=len(batch))  # fmt: skip
         else:
-            self.written += sum(1 for e in batch if e.shard >= 0)
+            self.written += sum(1 for e in batch if e.is_frame)
             self._dropped_ranges.clear()
         self.batches += 1
         if not self.up:
@@ -147,7 +152,7 @@ class Outbox:
         per_shard: dict[int, _Dropped] = {}
         for _ in range(chunk):
             e = self.queue.popleft()
-            if e.shard < 0:
+            if not e.is_frame:
                 continue
             self.dropped += 1
             d = per_shard.get(e.shard)

@@ -71,11 +71,12 @@ def _json_list(items: Sequence[str]) -> str:
     return orjson.dumps(list(items)).decode()
 
 
-def read_checkpoint(client: redis.Redis, prefix: str) -> dict[int, tuple[int, int]]:
-    """shard -> (epoch, seq) of the last frame written."""
+def read_checkpoint(client: redis.Redis, prefix: str) -> dict[int, tuple[int, int, bool]]:
+    """shard -> (epoch, seq, ended) of the last frame written; ``ended``: everything up to that
+    shard's end marker is written (the value then reads ``epoch:seq:end``)."""
     raw: dict[bytes, bytes] = client.hgetall(checkpoint_key(prefix))  # type: ignore[assignment]
-    out: dict[int, tuple[int, int]] = {}
+    out: dict[int, tuple[int, int, bool]] = {}
     for k, v in raw.items():
-        epoch, _, seq = v.decode().partition(":")
-        out[int(k)] = (int(epoch), int(seq))
+        epoch, seq, *rest = v.decode().split(":")
+        out[int(k)] = (int(epoch), int(seq), rest == ["end"])
     return out

@@ -88,7 +88,8 @@ def test_withheld_frames_are_fetched_from_the_replay_buffer_in_order(tmp_path: P
     assert (st.holes, st.missing, st.repaired, st.lost, st.gaps) == (6, 2 * 37, 2 * 37, 0, 0)
     assert st.written == 1000 and st.duplicates == 0
     checkpoint = redis_client.hgetall("md:checkpoint")
-    assert checkpoint == {b"0": f"{shards[0].pub.epoch}:500".encode(), b"1": f"{shards[1].pub.epoch}:500".encode()}
+    assert checkpoint == {b"0": f"{shards[0].pub.epoch}:500:end".encode(),
+                          b"1": f"{shards[1].pub.epoch}:500:end".encode()}  # fmt: skip
     assert all(merger.sequencer.finished(s) for s in (0, 1))
     assert not redis_client.exists("md:gaps")
 
@@ -133,4 +134,17 @@ def test_merger_without_repair_channel_still_writes_and_counts(tmp_path: Path, r
     thread.join(15)
     assert _ids(redis_client, "md:trade:binance:BTC-USDT") == list(range(1, 11))
     assert (merger.stats.holes, merger.stats.missing, merger.stats.lost) == (1, 2, 2)
-    assert redis_client.hgetall("md:checkpoint") == {b"0": f"{pub.epoch}:12".encode()}
+    assert redis_client.hgetall("md:checkpoint") == {b"0": f"{pub.epoch}:12:end".encode()}
+
+
+def test_a_new_run_after_a_clean_end_starts_afresh(tmp_path: Path, redis_client: redis.Redis) -> None:
+    def script(pub: Publisher) -> None:
+        for i in range(1, 51):
+            pub.publish(_trade(i))
+
+    for run in (1, 2):  # the second merger reads the first one's checkpoint: every shard had ended
+        merger = _merger(tmp_path, redis_client, 1)
+        _run(merger, [Shard(tmp_path, 0, script)])
+        st = merger.stats
+        assert (st.restarts_seen, st.unended_epochs, st.lost, st.written) == (0, 0, 0, 50)
+        assert _ids(redis_client, "md:trade:binance:BTC-USDT") == list(range(1, 51)) * run
