@@ -86,6 +86,50 @@ def test_decimal_wants_a_string_and_cuts_long_values() -> None:
     assert str(err.value) == f"field 'p' is not a decimal number: {'x' * 40!r}"
 
 
+def test_decimal_has_at_most_40_digits_either_side_of_the_point() -> None:
+    assert f.decimal({"p": "9" * 40 + "." + "1" * 40}, "p")
+    for text in ("9" * 41, "1." + "0" * 41, "9" * 5000):
+        with pytest.raises(DecodeError, match=r"^field 'p' is not a decimal number: "):
+            f.decimal({"p": text}, "p")
+
+
+def test_positive_decimal_refuses_zero_in_any_spelling() -> None:
+    assert f.positive_decimal({"p": "0.00000001"}, "p") == "0.00000001"
+    for text in ("0", "0.0", "00.00000000"):
+        assert f.is_zero(text)
+        with pytest.raises(DecodeError, match=rf"^field 'p' must not be zero: {text!r}$"):
+            f.positive_decimal({"p": text}, "p")
+    assert not f.is_zero("10")
+
+
+def test_natural_is_a_non_negative_64_bit_integer() -> None:
+    assert f.natural({"t": 0}, "t") == 0
+    assert f.natural({"t": 2**63 - 1}, "t") == 2**63 - 1
+    for value in (-1, 2**63, 2**64):
+        with pytest.raises(DecodeError, match=rf"^field 't' must be a non-negative 64-bit integer, got {value}$"):
+            f.natural({"t": value}, "t")
+    with pytest.raises(DecodeError, match=r"^field 't' must be an integer, got str$"):
+        f.natural({"t": "1"}, "t")
+
+
+def test_ms_time_fits_64_bit_nanoseconds() -> None:
+    assert f.ms_time({"E": 1672515782136}, "E") == 1672515782136
+    assert f.ms_time({"E": f.MAX_MS}, "E") * 1_000_000 <= f.INT64_MAX
+    for value in (-1, f.MAX_MS + 1):
+        with pytest.raises(DecodeError, match=rf"^field 'E' is not a millisecond time since the epoch: {value}$"):
+            f.ms_time({"E": value}, "E")
+
+
+@pytest.mark.parametrize("name", ["BTC", "USDT", "1000SATS", "ETH2.S", "币安人生", "A_B"])
+def test_asset_names(name: str) -> None:
+    assert f.ASSET.fullmatch(name)
+
+
+@pytest.mark.parametrize("name", ["", "A-B", "A/B", "A B", "A\x00", "A\n", "\ud800", "A:B", "A*", "X" * 31])
+def test_not_asset_names(name: str) -> None:
+    assert f.ASSET.fullmatch(name) is None
+
+
 def test_loads_object() -> None:
     assert f.loads_object(b'{"a": 1, "b": [1.5, "x"]}') == {"a": 1, "b": [1.5, "x"]}
     assert f.loads_object('{"e": "trade"}') == {"e": "trade"}
@@ -146,6 +190,9 @@ READERS: list[Callable[[dict[str, Any], str], object]] = [
     f.opt_integer,
     f.boolean,
     f.decimal,
+    f.positive_decimal,
+    f.natural,
+    f.ms_time,
 ]
 
 
