@@ -105,6 +105,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     tail.add_argument("--count", type=_positive_int, metavar="N", help="exit after N events")
 
+    _bench_parser(sub)
+
     replay = sub.add_parser(
         "replay",
         help="replay recorded sessions through the codecs and books",
@@ -114,6 +116,36 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--exchange", required=True, help="exchange of the recording (e.g. binance)")
     replay.add_argument("files", nargs="+", type=Path, metavar="FILE", help="recording files (WebSocket and HTTP)")
     return parser
+
+
+def _bench_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    bench = sub.add_parser(
+        "bench",
+        help="measure the cluster against a seeded simulated market (and a peer)",
+        description="Run the simulator, the cluster and an embedded Redis for --duration seconds and print one "
+        "JSON object: messages, msgs_per_s, cpu_us_per_msg (shards + merger + parent), latency_ms (simulator to "
+        "Redis commit), rss_mb, lost (verified against the simulator's truth). See BENCHMARKS.md.",
+    )
+    bench.add_argument("--duration", type=_positive_float, default=30.0, metavar="S", help="seconds (default: 30)")
+    bench.add_argument(
+        "--warmup", type=_positive_float, default=5.0, metavar="S",
+        help="first seconds left out of the measurement (default: 5)",
+    )  # fmt: skip
+    bench.add_argument("--shards", type=_positive_int, default=2, metavar="N", help="worker processes (default: 2)")
+    bench.add_argument(
+        "--rate", type=_positive_float, default=100.0, metavar="R",
+        help="market events per second per symbol (default: 100)",
+    )  # fmt: skip
+    bench.add_argument("--exchange", default="binance", help="binance (default), kraken or okx")
+    bench.add_argument(
+        "--symbols", type=_positive_int, default=100, metavar="K", help="simulated symbols (default: 100)"
+    )
+    bench.add_argument("--seed", type=int, default=7, help="market seed (default: 7)")
+    bench.add_argument("--peer", choices=["cryptofeed"], help="also run this peer against the same simulated market")
+    bench.add_argument(
+        "--var-dir", default="var/bench", metavar="DIR", help="runtime files, wiped per run (default: var/bench)"
+    )
+    bench.add_argument("--json", action="store_true", help="print only the JSON result (no progress lines)")
 
 
 def _positive_float(text: str) -> float:
@@ -157,8 +189,15 @@ def _dispatch(args: argparse.Namespace) -> int:
         "check-config": commands.check_config,
         "tail": commands.tail,
         "replay": commands.replay,
+        "bench": _bench,
     }[args.command]
     return handler(args)
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from tools.bench import bench
+
+    return bench(args)
 
 
 def print_json(obj: object) -> None:

@@ -1,0 +1,149 @@
+"""``ingest bench``: the whole cluster against a seeded simulated market, measured.
+
+The simulator (a fixed seed, ``--symbols`` symbols of one exchange, ``--rate`` market events per second
+per symbol) feeds the cluster (shards, merger, embedded Redis) for ``--duration`` seconds. The first
+``--warmup`` seconds (connections, snapshots, imports) are left out: the measured window runs from
+the end of the warm-up to the moment the cluster has caught up with the frozen simulator.
+
+Reported, as one JSON object on stdout (progress lines on stderr unless ``--json``):
+
+- ``messages``: Redis entries committed in the window (every stream the cluster writes);
+  ``seconds``: from the end of the warm-up to the freeze; ``msgs_per_s`` = messages / seconds.
+- ``cpu_us_per_msg``: user + system CPU of the cluster's processes (this parent, the shards, the
+  merger; not the simulator, not Redis) over the window, per message.
+- ``latency_ms`` (p50, p99, max): from the simulator stamping a book update to Redis committing its
+  entry (Binance: ``E``, the simulator's publish time; Redis: the entry id's milliseconds), 1 ms
+  resolution at both ends (see `tools.bench_measure`).
+- ``rss_mb``: the cluster processes' summed RSS at the end; ``rss_peak_mb`` sampled every 0.2 s.
+- ``lost``: from `tools.verify` against the simulator's truth log over the whole run: trades lost
+  plus books that do not match.
+- ``peer``: with ``--peer cryptofeed`` the same figures for cryptofeed (`tools.bench_peer`), run after
+  ours against a fresh simulator with the same seed and settings; ``ratio`` = our messages per
+  CPU-second / the peer's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any, cast
+
+from ingest import logs
+from ingest.errors import UserError
+from ingest.settings import Settings, from_dict
+from tools.bench_measure import LatencyField, ProcessGroup, redis_ms, streams, window_stats
+from tools.bench_peer import require_peer, run_peer
+from tools.bench_phase import Phase, Say, figures
+from tools.cli import print_json
+
+# Book deltas carry the simulator's publish time of the message they came from.
+LATENCY = LatencyField("type", "delta", "ts_exchange", "ns")
+_BASES = (
+    "BTC", "ETH", "BNB", "SOL", "XRP", "ADA", "DOGE", "TRX", "LINK", "DOT", "LTC", "BCH", "AVAX", "ATOM", "ETC",
+    "XLM", "NEAR", "FIL", "APT", "ARB", "OP", "SUI", "INJ", "UNI", "AAVE", "ALGO", "ICP", "HBAR", "VET", "SAND",
+)  # fmt: skip
+_QUOTES = {"kraken": "USD"}
+
+
+def bench_symbols(exchange: str, count: int) -> list[str]:
+    """``count`` canonical symbols: well-known bases first, then made-up ones (``X031-USDT``...)."""
+    quote = _QUOTES.get(exchange, "USDT")
+    bases = [*_BASES[:count], *(f"X{i:03d}" for i in range(len(_BASES), count))]
+    return [f"{b}-{quote}" for b in bases]
+
+
+def bench_settings(args: argparse.Namespace) -> Settings:
+    """The bench's own settings: nothing read from settings.toml, runtime files under ``--var-dir``."""
+    raw: dict[str, Any] = {
+        "cluster": {"shards": args.shards, "var_dir": str(Path(args.var_dir).resolve())},
+        "simulator": {"rate": args.rate, "seed": args.seed},
+        "log": {"level": "warning"},
+        "feeds": [{"exchange": args.exchange, "symbols": bench_symbols(args.exchange, args.symbols)}],
+    }
+    return from_dict(raw, str(Path.cwd() / "<ingest bench>"))
+
+
+def bench(args: argparse.Namespace) -> int:
+    require_peer(args.peer)
+    if args.warmup >= args.duration:
+        raise UserError(f"--warmup ({args.warmup}) must be shorter than --duration ({args.duration})")
+    settings = bench_settings(args)
+    say: Say = (lambda _line: None) if args.json else (lambda line: print(line, file=sys.stderr, flush=True))
+    say(
+        f"# bench: {args.exchange} {args.symbols} symbols x {args.rate:g} events/s, {settings.shard_count()} shards, "
+        f"{args.duration:g}s ({args.warmup:g}s warm-up), seed {args.seed}"
+    )
+    result = run_ours(settings, args.duration, args.warmup, say)
+    result["peer"] = None
+    if args.peer:
+        say("# peer: cryptofeed, same simulator settings and seed")
+        peer = run_peer(settings, args.duration, args.warmup, say)
+        result["peer"] = peer
+        if peer.get("msgs_per_cpu_s") and result.get("msgs_per_cpu_s"):
+            result["ratio"] = round(result["msgs_per_cpu_s"] / peer["msgs_per_cpu_s"], 2)
+    result["setup"] = {
+        "exchange": args.exchange, "symbols": args.symbols, "rate": args.rate, "seed": args.seed,
+        "duration": args.duration, "warmup": args.warmup, "cpus": os.cpu_count(), "python": platform.python_version(),
+    }  # fmt: skip
+    print_json(result)
+    return 0
+
+
+def run_ours(settings: Settings, duration: float, warmup: float, say: Say) -> dict[str, Any]:
+    """Our phase: simulator, cluster, measured window, verification."""
+    from shards.supervisor import Cluster
+    from tools.commands import _connect_redis, _feed_symbols, _redis_now_id
+    from tools.sim.process import SimulatorProcess
+    from tools.sim.truth import load_truth
+    from tools.verify import verify, wait_caught_up
+
+    logs.configure(settings.log.level, settings.log.format, process="parent")
+    shutil.rmtree(settings.var_path / "redis", ignore_errors=True)  # every bench starts from an empty Redis
+    cluster = Cluster(settings)
+    cluster.install_signal_handlers()
+    truth_path = settings.var_path / "sim" / "truth.jsonl"
+    prefix = settings.redis.key_prefix
+    simulator: SimulatorProcess | None = None
+    try:
+        client = _connect_redis(cluster.start_redis())
+        since = _redis_now_id(client)
+        simulator = SimulatorProcess(settings.simulator, _feed_symbols(settings), truth_path).start()
+        cluster.settings = simulator.point_feeds(settings)
+        cluster.start()
+
+        def pids() -> list[int]:
+            children = [cluster.merger, *cluster.workers]
+            return [os.getpid(), *(c.pid for c in children if c is not None and c.pid is not None)]
+
+        def written() -> int:
+            raw = cast(bytes | None, client.hget(f"{prefix}:merger", "written"))
+            return int(raw or 0)
+
+        group = ProcessGroup()
+        phase = Phase("ours", client, group, pids, written, warmup, say)
+        cluster.supervise(lambda: phase.done(duration), on_tick=phase.tick)
+        if cluster.stop_requested:
+            raise UserError("stopped before the end of the bench")
+        simulator.freeze()
+        frozen_at = time.monotonic()
+        caught_up = wait_caught_up(client, prefix, truth_path, since, settings.cluster.drain_timeout)
+        cpu_s = group.cpu_since_mark(pids())
+        last_ms = redis_ms(client)
+        rss = group.rss(pids())
+        restarts = sum(c.restarts for c in cluster.workers) + (cluster.merger.restarts if cluster.merger else 0)
+        cluster.stop()
+        stats = window_stats(client, streams(client, f"{prefix}:*:*:*"), phase.first_ms, last_ms, LATENCY)
+        check = verify(client, prefix, load_truth(truth_path), since)
+        lost = int(check["lost"]) + int(check["books_mismatched"])
+        out = figures(stats, frozen_at - phase.started_window, cpu_s, rss, group.peak_rss, lost)
+        out |= {"shards": len(cluster.workers), "caught_up": caught_up, "restarts": restarts, "verify": check}
+        return out
+    finally:
+        cluster.close()
+        if simulator is not None:
+            simulator.stop()

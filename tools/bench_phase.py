@@ -1,0 +1,93 @@
+"""One measured phase of the benchmark (ours or the peer's): warm-up, then a window in which CPU,
+memory and Redis entries are counted, and the figures every phase reports."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import redis
+
+from tools.bench_measure import ProcessGroup, WindowStats, redis_ms
+
+Say = Callable[[str], None]
+PROGRESS_EVERY_S = 5.0
+
+
+class Phase:
+    """Call `tick` often while the phase runs: it samples memory, starts the measured window once
+    the warm-up is over (CPU marked, Redis clock read) and says a progress line every 5 s."""
+
+    def __init__(
+        self,
+        name: str,
+        client: redis.Redis,
+        group: ProcessGroup,
+        pids: Callable[[], list[int]],
+        written: Callable[[], int],
+        warmup: float,
+        say: Say,
+    ) -> None:
+        self.name = name
+        self.client = client
+        self.group = group
+        self.pids = pids
+        self.written = written
+        self.warmup = warmup
+        self.say = say
+        self.started = time.monotonic()
+        self.started_window = 0.0
+        self.first_ms = 0
+        self.rss_at_window = 0
+        self._last_progress = self.started
+        self._last_written = 0
+
+    @property
+    def in_window(self) -> bool:
+        return self.first_ms != 0
+
+    def done(self, duration: float) -> bool:
+        return time.monotonic() - self.started >= duration
+
+    def tick(self) -> None:
+        now = time.monotonic()
+        rss = self.group.poll(self.pids())
+        if not self.in_window and now - self.started >= self.warmup:
+            self.group.mark(self.pids())
+            self.first_ms = redis_ms(self.client)
+            self.started_window = now
+            self.rss_at_window = rss
+        if now - self._last_progress >= PROGRESS_EVERY_S:
+            try:
+                written = self.written()
+            except redis.RedisError:
+                written = self._last_written
+            rate = (written - self._last_written) / (now - self._last_progress)
+            cpu = ""
+            if self.in_window and now > self.started_window:
+                used = self.group.cpu_since_mark(self.pids())
+                cpu = f" cpu={100 * used / (now - self.started_window):.0f}% (of one core, since warm-up)"
+            self.say(
+                f"# {self.name} {now - self.started:6.1f}s written={written} ({rate:,.0f}/s) "
+                f"rss={rss / 2**20:.0f}MB{cpu}"
+            )
+            self._last_progress = now
+            self._last_written = written
+
+
+def figures(stats: WindowStats, seconds: float, cpu_s: float, rss: int, peak_rss: int, lost: int) -> dict[str, Any]:
+    """The fields every phase reports (see `tools.bench`)."""
+    m = stats.messages
+    return {
+        "messages": m,
+        "seconds": round(seconds, 3),
+        "msgs_per_s": round(m / seconds, 1) if seconds > 0 else 0.0,
+        "cpu_us_per_msg": round(cpu_s * 1e6 / m, 2) if m else None,
+        "cpu_s": round(cpu_s, 2),
+        "msgs_per_cpu_s": round(m / cpu_s, 1) if cpu_s > 0 else None,
+        "latency_ms": stats.latency_ms(),
+        "rss_mb": round(rss / 2**20, 1),
+        "rss_peak_mb": round(peak_rss / 2**20, 1),
+        "lost": lost,
+    }
