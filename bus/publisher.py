@@ -76,7 +76,10 @@ class Publisher:
     def record(self, event: Event) -> tuple[bytes, bytes, bytes]:
         """Number ``event`` and keep it in the replay buffer without sending it; returns its three
         frames. `publish` is record + send (tests use this alone to lose a frame on purpose)."""
-        topic, body = wire.encode(event)
+        topic, raw = wire.encode(event)
+        # A compact copy (~0.2 us): orjson's result keeps its ~4 KiB working buffer allocated, so
+        # 200k kept frames would hold ~850 MB instead of ~100 MB.
+        body = bytes(memoryview(raw))
         self.seq += 1
         self._replay.append((self.seq, topic, body))
         return topic, wire.header(self.shard, self.epoch, self.seq), body
