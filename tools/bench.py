@@ -42,7 +42,7 @@ from tools.bench_phase import Phase, Say, figures
 from tools.cli import print_json
 
 # Book deltas carry the simulator's publish time of the message they came from.
-LATENCY = LatencyField("type", "delta", "ts_exchange", "ns")
+LATENCY = LatencyField("type", "delta", "ts_exchange", "ns", "ts_recv", "ns")
 _BASES = (
     "BTC", "ETH", "BNB", "SOL", "XRP", "ADA", "DOGE", "TRX", "LINK", "DOT", "LTC", "BCH", "AVAX", "ATOM", "ETC",
     "XLM", "NEAR", "FIL", "APT", "ARB", "OP", "SUI", "INJ", "UNI", "AAVE", "ALGO", "ICP", "HBAR", "VET", "SAND",
@@ -116,9 +116,12 @@ def run_ours(settings: Settings, duration: float, warmup: float, say: Say) -> di
         cluster.settings = simulator.point_feeds(settings)
         cluster.start()
 
-        def pids() -> list[int]:
+        def named() -> dict[str, int]:
             children = [cluster.merger, *cluster.workers]
-            return [os.getpid(), *(c.pid for c in children if c is not None and c.pid is not None)]
+            return {"parent": os.getpid()} | {c.name: c.pid for c in children if c is not None and c.pid is not None}
+
+        def pids() -> list[int]:
+            return list(named().values())
 
         def written() -> int:
             raw = cast(bytes | None, client.hget(f"{prefix}:merger", "written"))
@@ -135,13 +138,15 @@ def run_ours(settings: Settings, duration: float, warmup: float, say: Say) -> di
         cpu_s = group.cpu_since_mark(pids())
         last_ms = redis_ms(client)
         rss = group.rss(pids())
+        processes = group.breakdown(named())
         restarts = sum(c.restarts for c in cluster.workers) + (cluster.merger.restarts if cluster.merger else 0)
         cluster.stop()
         stats = window_stats(client, streams(client, f"{prefix}:*:*:*"), phase.first_ms, last_ms, LATENCY)
         check = verify(client, prefix, load_truth(truth_path), since)
         lost = int(check["lost"]) + int(check["books_mismatched"])
         out = figures(stats, frozen_at - phase.started_window, cpu_s, rss, group.peak_rss, lost)
-        out |= {"shards": len(cluster.workers), "caught_up": caught_up, "restarts": restarts, "verify": check}
+        out |= {"shards": len(cluster.workers), "caught_up": caught_up, "restarts": restarts}
+        out |= {"processes": processes, "verify": check}
         return out
     finally:
         cluster.close()

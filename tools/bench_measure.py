@@ -92,14 +92,33 @@ class ProcessGroup:
     def rss(self, pids: Iterable[int]) -> int:
         return sum(self._last[p].rss_bytes for p in pids if p in self._last)
 
+    def breakdown(self, names: Mapping[str, int]) -> dict[str, dict[str, float]]:
+        """Per named process, from the last samples: CPU seconds since `mark` and RSS in MB."""
+        return {
+            name: {
+                "cpu_s": round(self._last[pid].cpu_s - self._start.get(pid, 0.0), 2),
+                "rss_mb": round(self._last[pid].rss_bytes / 2**20, 1),
+            }
+            for name, pid in names.items()
+            if pid in self._last
+        }
 
-# Counts the entries of one stream whose ids are in [ARGV[1], ARGV[2]], and builds a histogram of
-# (id ms - timestamp ms) over the entries that have field ARGV[3] (equal to ARGV[4] unless that is
-# empty), the timestamp being field ARGV[5]: integer nanoseconds ("ns") or decimal seconds ("s").
-# Returns {count, latency_1, n_1, latency_2, n_2, ...}. Paged so no single reply is large.
+
+# Counts the entries of one stream whose ids are in [ARGV[1], ARGV[2]], and builds two histograms
+# over the entries that have field ARGV[3] (equal to ARGV[4] unless that is empty): (id ms - ms of
+# field ARGV[5]) and (id ms - ms of field ARGV[7]), each timestamp in integer nanoseconds ("ns") or
+# decimal seconds ("s") as ARGV[6] / ARGV[8] say. Returns {count, pairs in the first histogram,
+# latency, n, latency, n, ... (first histogram), latency, n, ... (second)}. Paged: no reply is large.
 _WINDOW_SCRIPT = """
+local function to_ms(ts, unit)
+  if ts == nil or ts == '' then return nil end
+  if unit == 'ns' then return tonumber(string.sub(ts, 1, -7)) end
+  local s = tonumber(ts)
+  if s == nil then return nil end
+  return math.floor(s * 1000 + 0.5)
+end
 local count = 0
-local hist = {}
+local sent, recv = {}, {}
 local start = ARGV[1]
 while true do
   local rows = redis.call('XRANGE', KEYS[1], start, ARGV[2], 'COUNT', 5000)
@@ -107,29 +126,29 @@ while true do
     count = count + 1
     local f = row[2]
     local match = false
-    local ts = nil
+    local ts_sent, ts_recv = nil, nil
     for j = 1, #f, 2 do
       if f[j] == ARGV[3] and (ARGV[4] == '' or f[j + 1] == ARGV[4]) then match = true end
-      if f[j] == ARGV[5] then ts = f[j + 1] end
+      if f[j] == ARGV[5] then ts_sent = f[j + 1] end
+      if f[j] == ARGV[7] then ts_recv = f[j + 1] end
     end
-    if match and ts ~= nil and ts ~= '' then
-      local ms
-      if ARGV[6] == 'ns' then
-        ms = tonumber(string.sub(ts, 1, -7))
-      else
-        ms = math.floor(tonumber(ts) * 1000 + 0.5)
-      end
-      if ms ~= nil then
-        local lat = tonumber(string.match(row[1], '^(%d+)')) - ms
-        hist[lat] = (hist[lat] or 0) + 1
-      end
+    if match then
+      local id_ms = tonumber(string.match(row[1], '^(%d+)'))
+      local a, b = to_ms(ts_sent, ARGV[6]), to_ms(ts_recv, ARGV[8])
+      if a ~= nil then sent[id_ms - a] = (sent[id_ms - a] or 0) + 1 end
+      if b ~= nil then recv[id_ms - b] = (recv[id_ms - b] or 0) + 1 end
     end
   end
   if #rows < 5000 then break end
   start = '(' .. rows[#rows][1]
 end
-local out = {count}
-for k, v in pairs(hist) do
+local out = {count, 0}
+for k, v in pairs(sent) do
+  out[#out + 1] = k
+  out[#out + 1] = v
+  out[2] = out[2] + 1
+end
+for k, v in pairs(recv) do
   out[#out + 1] = k
   out[#out + 1] = v
 end
@@ -140,21 +159,25 @@ return out
 @dataclass(frozen=True, slots=True)
 class LatencyField:
     """Which entries carry a latency and where: entries with ``match_field`` (== ``match_value``
-    unless empty), timestamp in ``ts_field`` in ``unit`` ("ns" integer or "s" decimal)."""
+    unless empty); the exchange's (simulator's) time of the message in ``sent_field``, the client's
+    receive time in ``recv_field``, each in ``"ns"`` (integer) or ``"s"`` (decimal seconds)."""
 
     match_field: str
     match_value: str
-    ts_field: str
-    unit: str
+    sent_field: str
+    sent_unit: str
+    recv_field: str
+    recv_unit: str
 
 
 @dataclass
 class WindowStats:
-    messages: int
-    histogram: dict[int, int]
+    """``sent``: latency from the simulator's stamp to the Redis commit; ``recv``: from the client's
+    receive stamp to the commit (the part the client's own pipeline is responsible for)."""
 
-    def latency_ms(self) -> dict[str, float] | None:
-        return percentiles(self.histogram)
+    messages: int
+    sent: dict[int, int]
+    recv: dict[int, int]
 
 
 def streams(client: redis.Redis, pattern: str) -> list[str]:
@@ -169,15 +192,18 @@ def window_stats(
     """Entries committed from ``first_ms`` to ``last_ms`` (Redis clock, inclusive) in these streams,
     and the latency histogram of those that carry a timestamp (see `LatencyField`)."""
     script = client.register_script(_WINDOW_SCRIPT)
-    total = 0
-    hist: dict[int, int] = {}
-    args = [str(first_ms), str(last_ms), latency.match_field, latency.match_value, latency.ts_field, latency.unit]
+    stats = WindowStats(0, {}, {})
+    lf = latency
+    args = [str(first_ms), str(last_ms), lf.match_field, lf.match_value, lf.sent_field, lf.sent_unit]
+    args += [lf.recv_field, lf.recv_unit]
     for key in keys:
-        out = cast(list[int], script(keys=[key], args=args))
-        total += int(out[0])
-        for lat, n in zip(out[1::2], out[2::2], strict=True):
-            hist[int(lat)] = hist.get(int(lat), 0) + int(n)
-    return WindowStats(total, hist)
+        out = [int(x) for x in cast(list[int], script(keys=[key], args=args))]
+        stats.messages += out[0]
+        split = 2 + 2 * out[1]
+        for hist, flat in ((stats.sent, out[2:split]), (stats.recv, out[split:])):
+            for lat, n in zip(flat[::2], flat[1::2], strict=True):
+                hist[lat] = hist.get(lat, 0) + n
+    return stats
 
 
 def percentiles(hist: Mapping[int, int]) -> dict[str, float] | None:

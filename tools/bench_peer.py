@@ -30,7 +30,8 @@ from tools.bench_phase import Phase, Say, figures
 from tools.sim.process import SimulatorProcess
 from tools.sim.truth import GroundTruth, load_truth
 
-LATENCY = LatencyField("delta", "", "timestamp", "s")  # book deltas: timestamp = Binance "E" / 1000
+# Book deltas: timestamp = Binance "E" / 1000, receipt_timestamp = cryptofeed's time.time() on receipt.
+LATENCY = LatencyField("delta", "", "timestamp", "s", "receipt_timestamp", "s")
 Book = dict[Decimal, Decimal]
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import redis
 
-from tools.bench_measure import ProcessGroup, WindowStats, redis_ms
+from tools.bench_measure import ProcessGroup, WindowStats, percentiles, redis_ms
 
 Say = Callable[[str], None]
 PROGRESS_EVERY_S = 5.0
@@ -86,7 +86,8 @@ def figures(stats: WindowStats, seconds: float, cpu_s: float, rss: int, peak_rss
         "cpu_us_per_msg": round(cpu_s * 1e6 / m, 2) if m else None,
         "cpu_s": round(cpu_s, 2),
         "msgs_per_cpu_s": round(m / cpu_s, 1) if cpu_s > 0 else None,
-        "latency_ms": stats.latency_ms(),
+        "latency_ms": percentiles(stats.sent),
+        "latency_from_recv_ms": percentiles(stats.recv),
         "rss_mb": round(rss / 2**20, 1),
         "rss_peak_mb": round(peak_rss / 2**20, 1),
         "lost": lost,

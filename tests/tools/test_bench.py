@@ -1,0 +1,106 @@
+"""`ingest bench`: a short real bench (simulator, shards, merger, embedded Redis; no mocks) prints one
+JSON object of the documented shape with nothing lost; the measuring helpers against a real Redis.
+Timings are never asserted: only shapes, counts and exactness."""
+
+from __future__ import annotations
+
+import importlib.util
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+import redis
+
+from tools.bench import bench_symbols
+from tools.bench_measure import LatencyField, percentiles, window_stats
+from tools.bench_peer import rebuild_peer_book
+from tools.cli import main
+
+FIGURES = {"messages", "seconds", "msgs_per_s", "cpu_us_per_msg", "latency_ms", "rss_mb", "lost"}
+
+
+def _bench(tmp_path: Path, capsys: pytest.CaptureFixture[str], *extra: str) -> dict[str, Any]:
+    argv = ["bench", "--duration", "5", "--warmup", "2", "--symbols", "3", "--rate", "40", "--shards", "1"]
+    assert main([*argv, "--var-dir", str(tmp_path / "var"), "--json", *extra]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 1, "--json prints exactly one line"
+    result: dict[str, Any] = orjson.loads(lines[0])
+    return result
+
+
+def _check_figures(r: dict[str, Any]) -> None:
+    assert set(r) >= FIGURES
+    assert isinstance(r["messages"], int) and r["messages"] > 0
+    assert isinstance(r["seconds"], float) and r["seconds"] > 0
+    assert r["msgs_per_s"] == pytest.approx(r["messages"] / r["seconds"], rel=0.01)
+    assert isinstance(r["cpu_us_per_msg"], float) and r["cpu_us_per_msg"] > 0
+    assert set(r["latency_ms"]) == {"p50", "p99", "max"}
+    assert r["latency_ms"]["p50"] <= r["latency_ms"]["p99"] <= r["latency_ms"]["max"]
+    assert r["rss_mb"] > 0 and r["rss_peak_mb"] >= r["rss_mb"]
+    assert r["lost"] == 0
+
+
+def test_bench_runs_the_cluster_and_loses_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    r = _bench(tmp_path, capsys)
+    _check_figures(r)
+    assert r["shards"] == 1
+    assert r["peer"] is None
+    assert r["verify"]["verified"] is True
+    assert r["verify"]["books_checked"] == 3
+    assert set(r["processes"]) == {"parent", "merger", "shard-0"}
+
+
+@pytest.mark.skipif(importlib.util.find_spec("cryptofeed") is None, reason="the 'peer' extra is not installed")
+def test_bench_with_cryptofeed_as_peer(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    r = _bench(tmp_path, capsys, "--peer", "cryptofeed")
+    _check_figures(r)
+    peer = r["peer"]
+    assert peer["name"] == "cryptofeed", peer.get("error")
+    _check_figures(peer)
+    assert peer["verify"]["books_checked"] == 3
+    assert r["ratio"] == pytest.approx(r["msgs_per_cpu_s"] / peer["msgs_per_cpu_s"], rel=0.01)
+
+
+def test_bench_symbols_are_canonical_and_distinct() -> None:
+    syms = bench_symbols("binance", 40)
+    assert syms[:2] == ["BTC-USDT", "ETH-USDT"] and len(set(syms)) == 40
+    assert syms[-1] == "X039-USDT"
+    assert bench_symbols("kraken", 1) == ["BTC-USD"]
+
+
+def test_percentiles_of_a_histogram() -> None:
+    assert percentiles({}) is None
+    assert percentiles({1: 98, 5: 1, 9: 1}) == {"p50": 1.0, "p99": 5.0, "max": 9.0}
+    assert percentiles({-1: 1, 0: 1}) == {"p50": -1.0, "p99": 0.0, "max": 0.0}
+
+
+def test_window_stats_counts_and_latencies_inside_redis(redis_client: redis.Redis) -> None:
+    for ms, sent_ns, recv_ns, kind in (
+        (1000, 997_000_000, 999_000_000, "delta"),
+        (1001, 999_900_000, 1_000_500_000, "delta"),
+        (1002, 990_000_000, 991_000_000, "trade"),  # not a delta: counted, no latency
+        (2000, 1_000_000_000, 1_000_000_000, "delta"),  # outside the window
+    ):
+        fields = {"type": kind, "ts_exchange": str(sent_ns), "ts_recv": str(recv_ns)}
+        redis_client.xadd("md:book:x:A", fields, id=f"{ms}-0")  # type: ignore[arg-type]
+    lf = LatencyField("type", "delta", "ts_exchange", "ns", "ts_recv", "ns")
+    stats = window_stats(redis_client, ["md:book:x:A"], 1000, 1500, lf)
+    assert stats.messages == 3
+    assert stats.sent == {3: 1, 2: 1}  # 1000 - 997, 1001 - 999
+    assert stats.recv == {1: 2}  # 1000 - 999, 1001 - 1000
+    seconds = LatencyField("delta", "", "timestamp", "s", "receipt_timestamp", "s")
+    redis_client.xadd("p", {"delta": "{}", "timestamp": "1.5", "receipt_timestamp": "1.6"}, id="1700-0")
+    assert window_stats(redis_client, ["p"], 0, 5000, seconds).sent == {200: 1}
+
+
+def test_rebuild_peer_book_from_snapshot_and_deltas() -> None:
+    entries = [
+        {"delta": '{"bid": [["9", "1"]], "ask": []}'},  # before the snapshot: replaced
+        {"book": '{"bid": {"10.0": "1", "9.5": "2"}, "ask": {"11": "3"}}'},
+        {"delta": '{"bid": [["9.5", "0E-8"], ["9.9", "4"]], "ask": [["11.00", "5"]]}'},
+    ]
+    bids, asks = rebuild_peer_book(entries)
+    assert bids == {Decimal("10"): Decimal("1"), Decimal("9.9"): Decimal("4")}
+    assert asks == {Decimal("11"): Decimal("5")}
