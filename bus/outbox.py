@@ -66,6 +66,7 @@ class Outbox:
         self.outages = 0
         self._dropped_ranges: dict[int, _Dropped] = {}
         self._retry_at = 0.0
+        self._retry_size = 0  # entries of the batch whose write failed (0: none pending)
         self._delay = 0.05
         self._down_since = 0.0
         self._last_outage_log = 0.0
@@ -90,9 +91,14 @@ class Outbox:
         after a failure (the next attempt waits for the back-off)."""
         deadline = now + budget_s
         while self.queue and now >= self._retry_at:
-            batch = [self.queue[i] for i in range(min(self.batch_size, len(self.queue)))]
+            # A failed batch is retried exactly as it was: its write may have landed with only the
+            # reply lost, and only the same checkpoint lets the script recognise it.
+            size = min(self._retry_size or self.batch_size, len(self.queue))
+            batch = [self.queue[i] for i in range(size)]
             if not self._write(batch):
+                self._retry_size = size
                 return False
+            self._retry_size = 0
             for _ in batch:
                 self.queue.popleft()
             now = time.monotonic()
@@ -148,6 +154,7 @@ class Outbox:
     def _drop_oldest(self) -> None:
         """Drop a chunk of the oldest entries (a chunk, so a long outage logs a line per chunk, not
         per entry), remembering each shard's dropped range for the gaps stream."""
+        self._retry_size = 0  # the failed batch loses its head: it can no longer be recognised
         chunk = max(1, min(len(self.queue) - self.limit + self.limit // 100, len(self.queue)))
         per_shard: dict[int, _Dropped] = {}
         for _ in range(chunk):
