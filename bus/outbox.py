@@ -122,9 +122,9 @@ class Outbox:
             self.skipped_rewrites += 1
             log.warning("batch was already in redis (an earlier write's reply was lost); not written again",
                         entries=len(batch))  # fmt: skip
-        else:
-            self.written += sum(1 for e in batch if e.is_frame)
-            self._dropped_ranges.clear()
+        # Either way the batch and its gap records are in Redis now.
+        self._dropped_ranges.clear()
+        self.written += sum(1 for e in batch if e.is_frame)
         self.batches += 1
         if not self.up:
             log.warning("redis reachable again; writing what was buffered",
