@@ -13,7 +13,10 @@ Reported, as one JSON object on stdout (progress lines on stderr unless ``--json
   merger; not the simulator, not Redis) over the window, per message.
 - ``latency_ms`` (p50, p99, max): from the simulator stamping a book update to Redis committing its
   entry (Binance: ``E``, the simulator's publish time; Redis: the entry id's milliseconds), 1 ms
-  resolution at both ends (see `tools.bench_measure`).
+  resolution at both ends (see `tools.bench_measure`). ``latency_from_recv_ms``: from the shard's receive
+  stamp (``ts_recv``) to the commit, the part the cluster itself is responsible for.
+- ``cpu_s``, ``msgs_per_cpu_s``, ``processes`` (CPU seconds and RSS per process), ``verify`` (the
+  verifier's counts), ``caught_up``, ``restarts``: the evidence behind the figures.
 - ``rss_mb``: the cluster processes' summed RSS at the end; ``rss_peak_mb`` sampled every 0.2 s.
 - ``lost``: from `tools.verify` against the simulator's truth log over the whole run: trades lost
   plus books that do not match.
