@@ -15,7 +15,9 @@ Contract (see `ingest.exchanges.base.Codec`):
   - streams we do not turn into events (bookTicker, kline, tickers, partial depth) -> ``[]``.
 
   Anything else (bad JSON, not an object, a missing field, a wrong type, an unknown event type, a
-  symbol with no known quote asset) raises `ingest.errors.DecodeError`, and nothing else.
+  symbol with no known quote asset, a value Binance never sends: a zero price, a negative id or time;
+  see `ingest.exchanges.binance.messages`) raises `ingest.errors.DecodeError`, and nothing else, for
+  any input (tests/ingest/exchanges/test_fuzz_codecs.py).
 - ``decode_snapshot(body, native, ts_recv)`` parses a REST ``/api/v3/depth`` body into a
   `BookSnapshot` with ``seq=lastUpdateId`` and ``ts_exchange=ts_recv`` (the body has no time).
 

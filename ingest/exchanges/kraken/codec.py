@@ -16,8 +16,10 @@ Contract (see `ingest.exchanges.base.Codec`):
     ``ohlc``, ``level3``) -> ``[]``. ``instrument`` updates the codec's precision table.
 
   Anything else (bad JSON, not an object, a missing field, a wrong type, an unknown channel, a
-  number with more decimals than its instrument's precision) raises `ingest.errors.DecodeError`, and
-  nothing else.
+  number with more decimals than its instrument's precision, a value Kraken never sends: a zero price,
+  an absurdly large or long number, a time before 1970, a lone surrogate; see
+  `ingest.exchanges.kraken.messages`) raises `ingest.errors.DecodeError`, and nothing else, for any
+  input (tests/ingest/exchanges/test_fuzz_codecs.py).
 - ``decode_snapshot`` is never used (Kraken's snapshots arrive in the stream): `DecodeError`.
 
 Precision (protocols.md B, "Precision trap"): v2 sends prices and quantities as JSON numbers, and the

@@ -20,7 +20,8 @@ Contract (see `ingest.exchanges.base.Codec`): ``decode(frame, ts_recv)`` returns
   is ``error``); ``pong`` -> ``Reply``; ``error`` -> ``Reply`` with the error;
 - ``systemStatus``, ``heartbeat``, ``ticker``, ``spread`` and ``ohlc-*`` frames -> ``[]``.
 
-Anything else raises `ingest.errors.DecodeError`. Values stay the fixed-decimal strings v1 sends
+Anything else (including a value Kraken never sends, see `ingest.exchanges.kraken.messages`) raises
+`ingest.errors.DecodeError`, and nothing else, for any input. Values stay the fixed-decimal strings v1 sends
 (they are already at the pair's precision, as the checksum needs). Subscriptions are remembered:
 ``channelID -> (channelName, pair)``, and the book depth per pair (from ``book-1000``), which
 ``book_depth`` tells the replay so that it truncates each book to the depth it was recorded at.

@@ -26,7 +26,9 @@ Contract (see `ingest.exchanges.base.Codec`):
     notices, ``channel-conn-count`` events and pushes of channels we do not normalize -> ``[]``.
 
   Anything else (bad JSON, not an object, a missing field, a wrong type, an unknown event, a
-  non-spot instId) raises `ingest.errors.DecodeError`, and nothing else.
+  non-spot instId, a value OKX never sends: a zero price, a non-numeric trade id, a timestamp past
+  2262; see `ingest.exchanges.okx.messages`) raises `ingest.errors.DecodeError`, and nothing else,
+  for any input (tests/ingest/exchanges/test_fuzz_codecs.py).
 - ``decode_snapshot(body, native, ts_recv)`` parses a REST ``/api/v5/market/books`` body into a
   `BookSnapshot` (``seq=seqId`` where the row has one). The runner never asks for one (OKX books
   come from the stream); it is here for tools and recordings.
