@@ -83,7 +83,8 @@ def decode(body: bytes, native: str, symbol: str, ts_recv: int) -> list[Trade]:
     anything malformed."""
     try:
         msg = json.loads(body, parse_float=Decimal, parse_constant=_no_constant)
-    except (ValueError, TypeError) as e:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+    except (ValueError, TypeError, RecursionError) as e:  # JSONDecodeError, UnicodeDecodeError: ValueErrors
+        # RecursionError: the json module recurses per nesting level ([[[[... a thousand deep).
         raise DecodeError(f"trade history is not JSON: {e}", body) from None
     if not isinstance(msg, dict):
         raise DecodeError("trade history is not an object", body)

@@ -200,6 +200,31 @@ def _okx_snapshots() -> list[tuple[str, str]]:
     ]
 
 
+HISTORY_SEEDS: dict[str, list[str]] = {
+    "binance": [
+        '[{"id":28457,"price":"4.00000100","qty":"12.00000000","quoteQty":"48.000012","time":1499865549590,'
+        '"isBuyerMaker":true,"isBestMatch":true},{"id":28458,"price":"4.1","qty":"1","quoteQty":"4.1",'
+        '"time":1499865549591,"isBuyerMaker":false,"isBestMatch":true}]',
+        '{"code":-1121,"msg":"Invalid symbol."}',
+    ],
+    "kraken": [
+        '{"error":[],"result":{"XXBTZUSD":[["30243.40000","0.34507674",1688669597.8277369,"b","m","",61044952],'
+        '["30243.30000","0.00376960",1688669598.2804112,"s","l","",61044953]],"last":"1688671969993150842"}}',
+        '{"error":["EQuery:Unknown asset pair"]}',
+    ],
+    "okx": [
+        '{"code":"0","msg":"","data":[{"instId":"BTC-USDT","side":"sell","sz":"0.00001","source":"0",'
+        '"px":"29963.2","tradeId":"242720720","ts":"1654161646974"},{"instId":"BTC-USDT","side":"buy",'
+        '"sz":"0.00001","source":"0","px":"29964.1","tradeId":"242720719","ts":"1654161641568"}]}',
+        '{"code":"50011","msg":"Too Many Requests","data":[]}',
+    ],
+}
+HISTORY_SYMBOLS = {
+    "binance": ("BTCUSDT", "BTC-USDT"),
+    "kraken": ("BTC/USD", "BTC-USD"),
+    "okx": ("BTC-USDT", "BTC-USDT"),
+}
+
 SEEDS: dict[str, list[str]] = {"binance": _binance_seeds(), "kraken": _kraken_seeds(), "okx": _okx_seeds()}
 SNAPSHOT_SEEDS: dict[str, list[tuple[str, str]]] = {
     "binance": _binance_snapshots(),
@@ -241,6 +266,8 @@ def _decoders() -> list[Decoder]:
 
 
 DECODERS = _decoders()
+# Each exchange's REST trade history decoder, where its spec has one.
+HISTORIES: list[ExchangeSpec] = [spec for _, spec in sorted(SPECS.items()) if spec.trade_history is not None]
 BY_EXCHANGE: dict[str, list[Decoder]] = {}
 for _d in DECODERS:
     BY_EXCHANGE.setdefault(_d.exchange, []).append(_d)
@@ -345,6 +372,21 @@ def decode_all(decoder: Decoder, frames: list[bytes | str]) -> None:
         assert type(out) is list, f"decode returned {type(out).__name__}"
         for item in out:
             check_decoded(item, decoder.exchange)
+
+
+def history_one(spec: ExchangeSpec, body: bytes | str) -> None:
+    assert spec.trade_history is not None
+    native, symbol = HISTORY_SYMBOLS[spec.name]
+    data = body.encode("utf-8", "surrogatepass") if isinstance(body, str) else body
+    try:
+        trades = spec.trade_history.decode(data, native, symbol, TS)
+    except DecodeError as exc:
+        assert str(exc)
+        return
+    assert type(trades) is list
+    for trade in trades:
+        assert isinstance(trade, Trade)
+        check_decoded(trade, spec.name)
 
 
 def snapshot_one(decoder: Decoder, body: bytes | str, native: str) -> None:
@@ -621,6 +663,11 @@ def json_values(vocab: list[str]) -> st.SearchStrategy[Any]:
 def test_every_exchange_has_seeds_and_every_seed_decodes() -> None:
     """A new exchange cannot slip past the fuzzing: it needs seeds, and the seeds must be valid."""
     assert set(SEEDS) == set(SPECS) == set(SNAPSHOT_SEEDS)
+    assert {spec.name for spec in HISTORIES} <= set(HISTORY_SEEDS)
+    for spec in HISTORIES:
+        assert spec.trade_history is not None
+        native, symbol = HISTORY_SYMBOLS[spec.name]
+        assert spec.trade_history.decode(HISTORY_SEEDS[spec.name][0].encode(), native, symbol, TS)
     for exchange, seeds in SEEDS.items():
         for seed in seeds:
             ok = 0
@@ -694,6 +741,27 @@ def test_snapshot_bodies(decoder: Decoder, data: st.DataObject) -> None:
         mutated(bodies, SNAPSHOT_VOCAB[decoder.exchange]) | st.sampled_from(bodies) | st.binary(max_size=200)
     )
     snapshot_one(decoder, body, native)
+
+
+@pytest.mark.parametrize("spec", HISTORIES, ids=spec_ids)
+def test_every_single_mutation_of_trade_history_bodies(spec: ExchangeSpec) -> None:
+    failures: list[str] = []
+    for seed in HISTORY_SEEDS[spec.name]:
+        for body in [seed, *single_mutations(seed)]:
+            try:
+                history_one(spec, body)
+            except Exception as exc:
+                failures.append(f"{type(exc).__name__}: {str(exc)[:200]} <- {body[:300]!r}")
+    assert not failures, f"{len(failures)} bodies:\n" + "\n".join(failures[:20])
+
+
+@pytest.mark.parametrize("spec", HISTORIES, ids=spec_ids)
+@fuzz_settings(MUTATION_EXAMPLES)
+@given(data=st.data())
+def test_trade_history_bodies(spec: ExchangeSpec, data: st.DataObject) -> None:
+    seeds = HISTORY_SEEDS[spec.name]
+    body = data.draw(mutated(seeds, vocabulary(seeds)) | st.binary(max_size=200) | st.text(max_size=200))
+    history_one(spec, body)
 
 
 VOCAB = {name: vocabulary(seeds) for name, seeds in SEEDS.items()}
