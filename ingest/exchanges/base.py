@@ -79,7 +79,8 @@ class TradeHistory:
 
     ``page_url(rest_url, native, after, before)``: the first page to read for the trades between the
     two (exclusive); ``next_url(rest_url, native, after, before, page)``: the page to read after one
-    that held ``page``, or None when the range is covered or the history has nothing more;
+    that held ``page``, or None when the range is covered or the history has nothing more (it raises
+    `RemoteError` when the history ends before the range's start: then the range is reported);
     ``decode(body, native, symbol, ts_recv)``: a page's trades, in any order (raises `DecodeError`).
     """
 

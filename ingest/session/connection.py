@@ -13,11 +13,8 @@ a session (OKX's ``notice`` 64008, Binance's ``serverShutdown``), the lane makes
 a successor session subscribes and waits until its books are valid, and only then is the old one
 closed; the arbiter splices the two, so nothing is lost or repeated.
 
-Trades are complete across disconnects: where a symbol's trade ids jump (exchanges that number
-trades consecutively), or its first trade after a time when no session carried it, the missing
-trades are fetched from the exchange's REST history (`TradeHistory`) while that symbol's later
-trades wait, then published in id order marked ``origin = "backfill"``. What the history cannot
-give is published as a `TradeGap` with the id range, never dropped silently.
+Trades are complete across disconnects: `Trades` (``trades.py``) backfills the holes from the
+exchange's REST history, or publishes them as gaps.
 
 Everything exchange-specific comes from the `ExchangeSpec`; this module never names an exchange.
 """
@@ -26,9 +23,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import itertools
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import aiohttp
@@ -37,17 +33,17 @@ import structlog
 from ingest.book.sync import BookSync, NeedSnapshot, sync_for
 from ingest.clock import now_ns
 from ingest.errors import ConnectionLost, DecodeError, RemoteError, is_retryable
-from ingest.events import BookDelta, BookSnapshot, BookStatus, ConnectionStatus, Event, Trade, TradeGap
+from ingest.events import BookDelta, BookSnapshot, BookStatus, ConnectionStatus, Event, Trade
 from ingest.exchanges.base import Channel, ExchangeSpec, Reconnect, Reply, Subscription
 from ingest.session.arbiter import Arbiter
 from ingest.session.backoff import backoff
+from ingest.session.trades import Trades
 
 log = structlog.get_logger("feed")
 
 HEALTHY_AFTER_S = 30.0
 SNAPSHOT_CONCURRENCY = 4
 HANDOVER_TIMEOUT_S = 20.0  # the longest an announced close waits for the successor's books
-BACKFILL_TIMEOUT_S = 20.0  # the longest a symbol's trades wait for its history to be read
 
 
 @dataclass(slots=True)
@@ -91,21 +87,14 @@ class FeedConnection:
         self.sessions: dict[int, Session] = {}  # live sessions by id
         self.latest: Session | None = None  # the newest session of lane 0 (tests read its books)
         self._ids = itertools.count()
-        self._last_trade: dict[str, Trade] = {}  # native -> the newest trade published
-        self._uncovered: set[str] = set()  # natives no session carried for a while
-        self._held: dict[str, list[Trade]] = {}  # native -> trades waiting for its backfill
-        self._backfills: dict[str, asyncio.Task[None]] = {}
         self._http: aiohttp.ClientSession | None = None
         self._snapshot_gate = asyncio.Semaphore(SNAPSHOT_CONCURRENCY)
         self._log = log.bind(exchange=spec.name, connection=conn_id)
+        self.trades = Trades(spec, self.natives, self.rest_url, self.arbiter, publish, self._get, self.stats, self._log)
 
     def resume_trades(self, last: Mapping[str, Trade]) -> None:
-        """Carry on from trades published before this process started (a restarted shard): each
-        symbol's first trade is checked against them, and the hole between backfilled."""
-        for native, trade in last.items():
-            if native in self.natives:
-                self._last_trade[native] = trade
-                self._uncovered.add(native)
+        """Carry on from trades published before this process started (a restarted shard)."""
+        self.trades.resume(last)
 
     @property
     def syncs(self) -> dict[str, BookSync]:
@@ -171,7 +160,7 @@ class FeedConnection:
         self.sessions.pop(session.id, None)
         self.arbiter.forget(session.id)
         if not self.sessions:  # trades from now until a session is back may be missed
-            self._uncovered.update(self.natives)
+            self.trades.uncovered()
 
     # -- what the sessions deliver ----------------------------------------------------------------
 
@@ -185,97 +174,7 @@ class FeedConnection:
 
     def trade(self, trade: Trade) -> None:
         if self.arbiter.trade(trade):
-            self._admit(trade)
-
-    def _admit(self, trade: Trade) -> None:
-        """Publish a trade in order, or hold it behind a hole being backfilled."""
-        native = trade.native
-        held = self._held.get(native)
-        if held is not None:
-            held.append(trade)
-            return
-        last = self._last_trade.get(native)
-        uncovered = native in self._uncovered
-        self._uncovered.discard(native)
-        if last is not None and trade.trade_id.isdigit() and last.trade_id.isdigit():
-            tid, last_id = int(trade.trade_id), int(last.trade_id)
-            if tid <= last_id:  # older than what is out already (a late copy): never out of order
-                return
-            if (tid > last_id + 1 and self.spec.trade_ids_contiguous) or (
-                uncovered and not self.spec.trade_ids_contiguous
-            ):
-                self.stats.trade_gaps += 1
-                self._held[native] = [trade]
-                self._backfills[native] = asyncio.create_task(self._backfill(last, trade))
-                return
-        self._last_trade[native] = trade
-        self.publish(trade)
-
-    async def _backfill(self, after: Trade, before: Trade) -> None:
-        """Fetch the trades between two (exclusive) from the exchange's history, publish them in
-        order, publish what it could not give as a `TradeGap`, then the trades that waited."""
-        self._log.info("backfilling trades", symbol=after.symbol, after=after.trade_id, before=before.trade_id)
-        got: dict[int, Trade] = {}
-        complete = False
-        try:
-            async with asyncio.timeout(BACKFILL_TIMEOUT_S):
-                complete = await self._read_history(after, before, got)
-        except (TimeoutError, RemoteError) as e:
-            self._log.warning("trade history unavailable", symbol=after.symbol, error=str(e))
-        finally:
-            self._backfills.pop(after.native, None)
-            self._end_backfill(after, before, got, complete)
-
-    async def _read_history(self, after: Trade, before: Trade, got: dict[int, Trade]) -> bool:
-        """Read the history between two trades into ``got``; whether it was read to the end."""
-        history = self.spec.trade_history
-        if history is None:
-            return False
-        native, lo, hi = after.native, int(after.trade_id), int(before.trade_id)
-        url: str | None = history.page_url(self.rest_url, native, after, before)
-        for _ in range(history.max_pages):
-            if url is None:
-                return True
-            body = await self._get(url)
-            try:
-                page = history.decode(body, native, self.natives[native], now_ns())
-            except DecodeError as e:
-                raise RemoteError(f"undecodable trade history: {e}") from None
-            for t in page:
-                if t.trade_id.isdigit() and lo < int(t.trade_id) < hi:
-                    got[int(t.trade_id)] = dataclasses.replace(t, origin="backfill")
-            if self.spec.trade_ids_contiguous and len(got) == hi - lo - 1:
-                return True
-            url = history.next_url(self.rest_url, native, after, before, page)
-        return url is None
-
-    def _end_backfill(self, after: Trade, before: Trade, got: dict[int, Trade], complete: bool) -> None:
-        native, lo, hi = after.native, int(after.trade_id), int(before.trade_id)
-        held = sorted(self._held.pop(native, []), key=lambda t: int(t.trade_id))
-        live = {int(t.trade_id) for t in held}
-        # Where ids are consecutive, every id the history did not give is a lost trade; where they
-        # skip, the range is reported only when the history could not be read to the end.
-        if self.spec.trade_ids_contiguous:
-            missing = _ranges(lo + 1, hi - 1, got.keys() | live)
-        else:
-            missing = [] if complete or hi - lo < 2 else [(lo + 1, hi - 1)]
-        fresh = sorted(got.keys() - live)
-        self.stats.trades_backfilled += len(fresh)
-        reason = "not in the trade history" if complete else "trade history unavailable"
-        out: list[tuple[int, Trade | TradeGap]] = [(tid, got[tid]) for tid in fresh]
-        for first, last in missing:
-            self.stats.trades_unfilled += last - first + 1
-            self._log.warning("trades lost", symbol=after.symbol, first=first, last=last, reason=reason)
-            out.append((first, TradeGap(self.spec.name, after.symbol, native, first, last, reason, now_ns())))
-        for _, event in sorted(out, key=lambda x: x[0]):  # the stream stays in id order
-            if isinstance(event, Trade):
-                self.arbiter.trade(event)  # a live copy arriving later is a duplicate
-                self._last_trade[native] = event
-            self.publish(event)
-        # Every id below ``before`` is now published or reported: continuity resumes from there.
-        self._last_trade[native] = dataclasses.replace(self._last_trade.get(native, after), trade_id=str(hi - 1))
-        for t in held:
-            self._admit(t)
+            self.trades.admit(trade)
 
     async def _get(self, url: str) -> bytes:
         """GET a REST resource, retried with backoff on network errors and 5xx/429 (callers bound
@@ -301,23 +200,7 @@ class FeedConnection:
         """Close every session, and end running backfills with what they have (idempotent)."""
         for session in list(self.sessions.values()):
             await session.close("stopping")
-        for task in list(self._backfills.values()):
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-
-
-def _ranges(first: int, last: int, have: Collection[int]) -> list[tuple[int, int]]:
-    """The runs of ids in ``first..last`` (inclusive) not in ``have``."""
-    out: list[tuple[int, int]] = []
-    expect = first
-    for i in sorted(x for x in have if first <= x <= last):
-        if i > expect:
-            out.append((expect, i - 1))
-        expect = i + 1
-    if expect <= last:
-        out.append((expect, last))
-    return out
+        await self.trades.close()
 
 
 class Session:
