@@ -66,7 +66,6 @@ class _Symbol:
     live: bool = False  # the published book is valid
     seq: int | None = None  # the published chain's last id
     owner: int | None = None  # the session whose book is published (the last to publish, with sequences)
-    valid: set[int] = field(default_factory=set)  # sessions whose own book is valid
     announce: int | None = None  # the session whose snapshot was just published: its "valid" follows
     deltas: _Recent = field(default_factory=lambda: _Recent(RECENT_DELTAS))
 
@@ -113,7 +112,6 @@ class Arbiter:
         if isinstance(event, BookDelta):
             return self._delta(s, session, event, sync)
         if isinstance(event, BookSnapshot):
-            s.valid.add(session)
             if s.live:
                 return []
             s.live, s.seq, s.owner, s.announce = True, event.seq, session, session
@@ -125,8 +123,6 @@ class Arbiter:
     def forget(self, session: int) -> None:
         """``session`` is gone (its books were reset through `book` already)."""
         self._sessions.discard(session)
-        for s in self._books.values():
-            s.valid.discard(session)
 
     def _delta(self, s: _Symbol, session: int, delta: BookDelta, sync: BookSync) -> list[Event]:
         if not s.live:
@@ -162,13 +158,10 @@ class Arbiter:
                 s.announce = None
                 return [status]
             return []
-        s.valid.discard(session)
         if not s.live or s.owner != session:
             return []  # a standby's trouble, or the published book already says it is broken
-        others = books(status.native)
-        for other in sorted(s.valid):
-            sync = others.get(other)
-            if sync is None or sync.state != "live":
+        for other, sync in sorted(books(status.native).items()):
+            if other == session or sync.state != "live":  # only a session whose own book is valid
                 continue
             self.stats.handovers += 1
             s.owner = other
