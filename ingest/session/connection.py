@@ -90,7 +90,7 @@ class FeedConnection:
         self._http: aiohttp.ClientSession | None = None
         self._snapshot_gate = asyncio.Semaphore(SNAPSHOT_CONCURRENCY)
         self._log = log.bind(exchange=spec.name, connection=conn_id)
-        self.trades = Trades(spec, self.natives, self.rest_url, self.arbiter, publish, self._get, self.stats, self._log)
+        self.trades = Trades(spec, self.natives, self.rest_url, self.arbiter, publish, self.rest_get, self.stats, self._log)
 
     def resume_trades(self, last: Mapping[str, Trade]) -> None:
         """Carry on from trades published before this process started (a restarted shard)."""
@@ -176,7 +176,7 @@ class FeedConnection:
         if self.arbiter.trade(trade):
             self.trades.admit(trade)
 
-    async def _get(self, url: str) -> bytes:
+    async def rest_get(self, url: str) -> bytes:
         """GET a REST resource, retried with backoff on network errors and 5xx/429 (callers bound
         the time); another status is a `RemoteError`."""
         assert self._http is not None
@@ -364,7 +364,7 @@ class Session:
         delays = backoff(initial=0.2, cap=10.0)
         while True:
             try:
-                snapshot = self.codec.decode_snapshot(await feed._get(url), native, now_ns())
+                snapshot = self.codec.decode_snapshot(await feed.rest_get(url), native, now_ns())
             except RemoteError as e:  # a refusal or an undecodable body: ask again, later
                 feed.stats.snapshot_errors += 1
                 delay = next(delays)
