@@ -238,7 +238,9 @@ class _Ticker:
         except redis.RedisError as e:
             stats = {"redis": f"unreachable ({e})"}
         shown = " ".join(
-            f"{k}={stats[k]}" for k in ("written", "batches", "holes", "missing", "restarts_seen") if k in stats
+            f"{k}={stats[k]}"
+            for k in ("written", "holes", "repaired", "lost", "dropped", "restarts_seen", "redis_state", "buffered")
+            if k in stats
         )
         print(f"# {time.monotonic() - self.started:6.1f}s {shown}", file=sys.stderr, flush=True)
 
