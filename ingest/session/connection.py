@@ -90,7 +90,9 @@ class FeedConnection:
         self._http: aiohttp.ClientSession | None = None
         self._snapshot_gate = asyncio.Semaphore(SNAPSHOT_CONCURRENCY)
         self._log = log.bind(exchange=spec.name, connection=conn_id)
-        self.trades = Trades(spec, self.natives, self.rest_url, self.arbiter, publish, self.rest_get, self.stats, self._log)
+        self.trades = Trades(
+            spec, self.natives, self.rest_url, self.arbiter, publish, self.rest_get, self.stats, self._log
+        )
 
     def resume_trades(self, last: Mapping[str, Trade]) -> None:
         """Carry on from trades published before this process started (a restarted shard)."""
