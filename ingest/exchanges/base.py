@@ -33,7 +33,45 @@ class Reply:
     error: str | None
 
 
-Decoded = Event | Reconnect | Reply
+@dataclass(frozen=True, slots=True)
+class Resync:
+    """The stream says books of this session can no longer be trusted (a hole in a per-connection
+    sequence, say): each is resynced (`ExchangeSpec.resubscribe_frames` or a REST snapshot).
+    ``natives`` empty: every book of the session."""
+
+    reason: str
+    natives: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Greeting:
+    """The exchange greeted a new connection. A spec with ``greeting=True`` sends its subscriptions
+    only after this (and a session that is not greeted within the liveness timeout is dead)."""
+
+
+Decoded = Event | Reconnect | Reply | Resync | Greeting
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """Where one session connects, when the exchange hands that out per connection (a token)."""
+
+    url: str  # the WebSocket URL, ready to connect to (token and connection id included)
+    ping_interval: float | None = None  # the exchange's ``app_ping`` interval, overriding the spec's
+    liveness_timeout: float | None = None  # likewise for the silence after which a session is dead
+
+
+@dataclass(frozen=True)
+class EndpointRequest:
+    """A REST POST made before every session connects (KuCoin's bullet token).
+
+    ``url(rest_url)``: the URL to POST (no body); ``decode(body, connect_id)``: the `Endpoint`, with
+    ``connect_id`` (unique per session) put where the exchange wants it; raises `DecodeError` for a
+    body that does not hold one (the session then retries with backoff, as for a failed connect).
+    """
+
+    url: Callable[[str], str]
+    decode: Callable[[bytes, str], Endpoint]
 
 
 class Codec(Protocol):
@@ -117,6 +155,16 @@ class ExchangeSpec:
     # seconds without inbound data; if nothing arrives within as long again, the connection is dead.
     app_ping: str | None = None
     app_ping_interval: float = 20.0
+    # Send ``app_ping`` every ``app_ping_interval`` seconds whatever arrives (the exchange wants pings
+    # on a busy connection too), instead of only after that long without inbound data.
+    app_ping_periodic: bool = False
+    # The exchange greets each connection (the codec decodes a `Greeting`); subscribe only after it.
+    greeting: bool = False
+    # A REST POST before each connect that says where to connect (None: ``connect_url``).
+    endpoint_request: EndpointRequest | None = None
+    # Seconds after which a session is replaced, make before break, before the exchange ends it (its
+    # token or connection expires); None: sessions live until they fail. Feeds can set a shorter one.
+    session_life: float | None = None
     # The exchange's book checksum over the book (None: it sends none).
     checksum: Callable[[OrderBook], int] | None = None
     # Levels per side when the subscription does not say; and whether the book must be truncated to

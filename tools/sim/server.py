@@ -3,23 +3,27 @@
 One aiohttp server (one port) serves every simulated exchange under ``/<exchange>/...`` (WebSocket
 and REST; the exchange module owns the paths below its prefix) and the control API under ``/_sim``:
 
-- ``POST /_sim/fault`` ``{"kind": "drop"|"stall"|"notice"|"skip"|"corrupt"|"chain", "exchange": ..,
+- ``POST /_sim/fault`` ``{"kind":
+  "drop"|"stall"|"notice"|"garble"|"forget"|"skip"|"corrupt"|"chain"|"restart", "exchange": ..,
   "symbol": optional, "seconds": for stall and notice, "count": for the others}`` -> ``{"ok": true,
-  "affected": n}`` (400 + ``{"error"}``): *drop* aborts the TCP connections (all of the exchange's, or
-  those carrying the symbol) with no WebSocket close frame; *stall* makes them send nothing at all for
-  ``seconds`` (no data, no pings, no pong replies; data generated meanwhile is held and sent
+  "affected": n}`` (400 + ``{"error"}``): *drop* aborts the TCP connections (all of the exchange's,
+  or those carrying the symbol) with no WebSocket close frame; *stall* makes them send nothing at
+  all for ``seconds`` (no data, no pings, no pong replies; data generated meanwhile is held and sent
   afterwards, within the back-pressure bound); *notice* (exchanges that announce a close: the module
   has an ``announce_close(conn)``) sends the exchange's announcement on those connections and closes
-  them cleanly ``seconds`` later (default 2; OKX warns about 60 s ahead); *forget* empties the
-  REST trade history of the symbol (all if none is named), so trades missed just before cannot be
+  them cleanly ``seconds`` later (default 2; OKX warns about 60 s ahead); *forget* empties the REST
+  trade history of the symbol (all if none is named), so trades missed just before cannot be
   backfilled; *garble* sends ``count`` malformed frames (broken JSON, binary, absurd numbers) on the
-  connections; *skip* makes the next book
-  updates of the symbol (all symbols if none is named) leave out ``count`` update ids whose changes
-  the market did make, so a client must resync; *corrupt* (exchanges that checksum their books: the
-  exchange module has a ``corrupt(symbol, count)``) makes the next ``count`` book updates of the symbol
-  (all symbols if none is named) carry a wrong checksum; *chain* (exchanges whose updates name the
-  previous one, with a ``chain(symbol, count)``) makes the next ``count`` book updates of the symbol
-  name a predecessor that was never sent, their changes intact, so only the chain check can tell.
+  connections; *skip* makes the next book updates of the symbol (all symbols if none is named) leave
+  out ``count`` update ids whose changes the market did make, so a client must resync; *corrupt*
+  (exchanges that checksum their books: the exchange module has a ``corrupt(symbol, count)``) makes
+  the next ``count`` book updates of the symbol (all symbols if none is named) carry a wrong
+  checksum; *chain* (exchanges whose updates name the previous one, with a ``chain(symbol, count)``)
+  makes the next ``count`` book updates of the symbol name a predecessor that was never sent, their
+  changes intact, so only the chain check can tell; *restart* (exchanges that announce a restart of
+  their book service, with a ``restart(symbol, count)``) restarts the symbol's book service
+  ``count`` times: the exchange's restart signal and a fresh book, which the client must take in
+  place of its own.
 - ``POST /_sim/freeze`` -> what `Simulator.freeze` returns; ``GET /_sim/status`` -> `Simulator.status`.
 
 Generic code never names an exchange: `EXCHANGES` is discovered from `tools.sim.exchanges`, whose modules provide an
@@ -55,13 +59,14 @@ log = logging.getLogger(__name__)
 
 TICK = 0.01
 MAX_CATCH_UP = 1.0  # seconds of market time one clock tick may generate after a pause
-FAULT_KINDS = ("drop", "stall", "notice", "garble", "forget", "skip", "corrupt", "chain")
+FAULT_KINDS = ("drop", "stall", "notice", "garble", "forget", "skip", "corrupt", "chain", "restart")
 GARBLE = ('{"garbled":', b"\x00\xff binary garbage", "[1,2", '{"e":"trade","p":-1e999}')
 NOTICE_SECONDS = 2.0
 # Faults only some exchanges' simulators offer (as a method of that name), and why one cannot.
 _OFFERED = {
     "corrupt": "sends no book checksum to corrupt",
     "chain": "has no sequence chain to break",
+    "restart": "announces no service restarts",
     "announce_close": "announces no closes",
 }
 
