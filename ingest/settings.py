@@ -148,6 +148,19 @@ class FeedSettings:
         " of them loses nothing.",
         lambda v: None if 1 <= v <= 3 else "must be 1, 2 or 3",
     )
+    session_life: float = _opt(
+        0.0,
+        "Seconds after which each connection is replaced, make before break, so nothing is lost; 0: just"
+        " before the exchange's own limit (its token or connection expires), if it has one.",
+        lambda v: None if v == 0 or v >= 1 else "must be 0 or at least 1",
+    )
+    symbol_timeout: float = _opt(
+        0.0,
+        "Seconds a symbol's book may stay silent while its connection carries other data before it is"
+        " presumed dead and resubscribed; 0: the exchange's default, set only where the exchange sends"
+        " keep-alives per book (elsewhere a quiet book is legitimately silent).",
+        lambda v: None if v == 0 or v >= 1 else "must be 0 or at least 1",
+    )
 
 
 @dataclass(frozen=True)

@@ -61,6 +61,7 @@ def connections_for(
                     spec, chunk, typed, publisher.publish, conn_id,
                     ws_url=feeds[exchange].ws_url, rest_url=feeds[exchange].rest_url,
                     depth=feeds[exchange].book_depth, redundancy=feeds[exchange].redundancy,
+                    session_life=feeds[exchange].session_life, symbol_timeout=feeds[exchange].symbol_timeout,
                 )
             )
     return out

@@ -165,6 +165,10 @@ class ExchangeSpec:
     # Seconds after which a session is replaced, make before break, before the exchange ends it (its
     # token or connection expires); None: sessions live until they fail. Feeds can set a shorter one.
     session_life: float | None = None
+    # The exchange sends every subscribed book something at least this often (keep-alive updates
+    # when nothing changes), so a book silent for longer on a live connection is dead (None: a quiet
+    # book is legitimately silent, and only a feed's ``symbol_timeout`` can call it dead).
+    book_keepalive: float | None = None
     # The exchange's book checksum over the book (None: it sends none).
     checksum: Callable[[OrderBook], int] | None = None
     # Levels per side when the subscription does not say; and whether the book must be truncated to
@@ -173,7 +177,8 @@ class ExchangeSpec:
     truncate_to_depth: bool = False
     # The depths the exchange offers (empty: any); settings are checked against it.
     book_depths: tuple[int, ...] = ()
-    # For snapshot_source "stream": frames that make the exchange send a fresh snapshot of one symbol.
+    # Frames that resubscribe one symbol's book: for snapshot_source "stream" they bring a fresh
+    # snapshot; for "rest" they revive a book stream that went silent (a REST snapshot follows).
     resubscribe_frames: Callable[[str, Subscription], list[str]] | None = None
     # Each symbol's trade ids are consecutive integers, so a jump means trades were missed.
     trade_ids_contiguous: bool = False

@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -34,7 +35,16 @@ from ingest.book.sync import BookSync, NeedSnapshot, sync_for
 from ingest.clock import now_ns
 from ingest.errors import ConnectionLost, DecodeError, RemoteError, is_retryable
 from ingest.events import BookDelta, BookSnapshot, BookStatus, ConnectionStatus, Event, Trade
-from ingest.exchanges.base import Channel, ExchangeSpec, Reconnect, Reply, Subscription
+from ingest.exchanges.base import (
+    Channel,
+    Endpoint,
+    ExchangeSpec,
+    Greeting,
+    Reconnect,
+    Reply,
+    Resync,
+    Subscription,
+)
 from ingest.session.arbiter import Arbiter
 from ingest.session.backoff import backoff
 from ingest.session.trades import Trades
@@ -44,6 +54,9 @@ log = structlog.get_logger("feed")
 HEALTHY_AFTER_S = 30.0
 SNAPSHOT_CONCURRENCY = 4
 HANDOVER_TIMEOUT_S = 20.0  # the longest an announced close waits for the successor's books
+WATCH_TICK_S = 1.0  # the liveness watchdog's period (at most; shorter for short timeouts)
+# A session that ends waits this long at most for the exchange's close frame (a dead one sends none).
+WS_TIMEOUT = aiohttp.ClientWSTimeout(ws_receive=None, ws_close=2.0)
 
 
 @dataclass(slots=True)
@@ -57,6 +70,9 @@ class ConnectionStats:
     trade_gaps: int = 0  # holes in trade ids (or disconnected spells) seen
     trades_backfilled: int = 0
     trades_unfilled: int = 0  # ids published as a TradeGap
+    rotations: int = 0  # sessions replaced at the end of their life (a subset of handovers)
+    books_silent: int = 0  # books found silent on a live session, and resubscribed
+    resyncs_requested: int = 0  # books the stream itself declared suspect (`Resync`)
 
 
 class FeedConnection:
@@ -71,9 +87,19 @@ class FeedConnection:
         rest_url: str = "",
         depth: int = 0,
         redundancy: int = 1,
+        session_life: float = 0.0,
+        symbol_timeout: float = 0.0,
     ) -> None:
+        """``session_life``: seconds after which a session is replaced, make before break (0: the
+        exchange's own limit, `ExchangeSpec.session_life`; never longer than that).
+        ``symbol_timeout``: seconds a book may be silent on a live session before it is presumed dead
+        and resubscribed (0: 1.5 times the exchange's `ExchangeSpec.book_keepalive`, or never)."""
         self.spec = spec
         self.redundancy = redundancy
+        limits = [x for x in (session_life, spec.session_life) if x]
+        self.session_life: float | None = min(limits) if limits else None
+        keepalive = spec.book_keepalive
+        self.symbol_timeout: float | None = symbol_timeout or (1.5 * keepalive if keepalive else None)
         self.channels = tuple(channels)
         self.publish = publish
         self.conn_id = conn_id
@@ -181,11 +207,18 @@ class FeedConnection:
     async def rest_get(self, url: str) -> bytes:
         """GET a REST resource, retried with backoff on network errors and 5xx/429 (callers bound
         the time); another status is a `RemoteError`."""
+        return await self._rest("GET", url)
+
+    async def rest_post(self, url: str) -> bytes:
+        """POST (no body) to a REST resource, retried as `rest_get` is."""
+        return await self._rest("POST", url)
+
+    async def _rest(self, method: str, url: str) -> bytes:
         assert self._http is not None
         delays = backoff(initial=0.2, cap=5.0)
         while True:
             try:
-                async with self._snapshot_gate, self._http.get(url) as resp:
+                async with self._snapshot_gate, self._http.request(method, url) as resp:
                     body = await resp.read()
                     if resp.status == 200:
                         return body
@@ -195,7 +228,7 @@ class FeedConnection:
             except (aiohttp.ClientError, TimeoutError) as e:
                 error = str(e) or type(e).__name__
             delay = next(delays)
-            self._log.warning("REST request failed", url=url, error=error, delay=round(delay, 3))
+            self._log.warning("REST request failed", method=method, url=url, error=error, delay=round(delay, 3))
             await asyncio.sleep(delay)
 
     async def close(self) -> None:
@@ -221,9 +254,14 @@ class Session:
         if "book" in feed.channels:
             self.syncs = {n: sync_for(spec, s, n, feed.depth) for n, s in feed.natives.items()}
         self.ready = asyncio.Event()  # every book valid (at once for a trades-only session)
-        self.announced = asyncio.Event()  # the exchange said it will close this session
+        self.announced = asyncio.Event()  # the exchange said it will close this session, or it is old
         self.task: asyncio.Task[str]
         self._ws: aiohttp.ClientWebSocketResponse | None = None
+        self._frames = 0  # frames received (the watchdog compares it with what it saw last)
+        self._greeted = not spec.greeting
+        self._subscribed = False
+        self._dead: str | None = None  # why the watchdog ended the session
+        self._heard: dict[str, int] = {}  # native -> the frame count when its book last spoke
         self._snapshot_tasks: dict[str, asyncio.Task[None]] = {}
         self._resubscribed: dict[str, tuple[int, float]] = {}  # native -> (attempts in a row, when)
         self._started = asyncio.get_running_loop().time()
@@ -257,44 +295,107 @@ class Session:
             await self.task
         self._end(reason)
 
-    async def _connect_and_read(self) -> None:
+    async def _endpoint(self) -> Endpoint:
+        """Where to connect: the spec's URL, or what the exchange's token request answers."""
         spec, feed = self.spec, self.feed
-        url = spec.connect_url(feed.ws_url, feed.subscription)
+        request = spec.endpoint_request
+        if request is None:
+            return Endpoint(spec.connect_url(feed.ws_url, feed.subscription))
+        body = await feed.rest_post(request.url(feed.rest_url))
+        try:
+            return request.decode(body, f"{self.name}-{self.id}-{uuid.uuid4().hex[:12]}")
+        except DecodeError as e:
+            raise ConnectionLost(f"no endpoint in the token response: {e}") from None
+
+    async def _connect_and_read(self) -> None:
+        spec = self.spec
+        endpoint = await self._endpoint()
         heartbeat = spec.ping_interval if spec.ws_ping else None
-        async with self.http.ws_connect(url, heartbeat=heartbeat, autoping=True, max_msg_size=16 * 2**20) as ws:
+        ws_connect = self.http.ws_connect(
+            endpoint.url, heartbeat=heartbeat, autoping=True, max_msg_size=16 * 2**20, timeout=WS_TIMEOUT
+        )
+        async with ws_connect as ws:
             self._ws = ws
-            for frame in spec.subscribe_frames(feed.subscription):
-                await ws.send_str(frame)
-            self._log.info("connected", symbols=len(feed.natives))
-            feed.publish(self._conn_status("connected", "subscribed"))
-            if not self.syncs:
-                self.ready.set()
-            if spec.snapshot_source == "rest":
-                for native in self.syncs:
-                    self._request_snapshot(NeedSnapshot(native, "connected"))
-            # With an application-level ping, silence first triggers a ping, then (still silent) a
-            # reconnect; without one, silence past the liveness timeout is a dead connection.
-            idle = spec.app_ping_interval if spec.app_ping is not None else spec.liveness_timeout
-            pinged = False
-            while True:
-                try:
-                    # Not wait_for: before Python 3.12 it swallows a cancellation that arrives as the
-                    # frame does, and the runner would go on reconnecting after being stopped.
-                    async with asyncio.timeout(idle):
-                        msg = await ws.receive()
-                except TimeoutError:
-                    if spec.app_ping is None or pinged:
-                        raise ConnectionLost(f"no message for {idle}s{' after a ping' if pinged else ''}") from None
-                    await ws.send_str(spec.app_ping)
-                    pinged = True
-                    continue
-                pinged = False
-                if msg.type in (aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.BINARY):
-                    self._on_frame(msg.data)
-                elif msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSING, aiohttp.WSMsgType.CLOSED):
-                    return
-                elif msg.type == aiohttp.WSMsgType.ERROR:
-                    raise ConnectionLost(f"websocket error: {ws.exception()!r}")
+            watchdog = asyncio.create_task(self._watch(ws, endpoint))
+            try:
+                if self._greeted:
+                    await self._subscribe(ws)
+                while True:
+                    # No timer per frame: the watchdog sees silence, and closes the socket on it.
+                    msg = await ws.receive()
+                    if msg.type in (aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.BINARY):
+                        self._frames += 1
+                        self._on_frame(msg.data)
+                        if not self._subscribed and self._greeted:
+                            await self._subscribe(ws)
+                    elif msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSING, aiohttp.WSMsgType.CLOSED):
+                        break
+                    elif msg.type == aiohttp.WSMsgType.ERROR:
+                        raise ConnectionLost(f"websocket error: {ws.exception()!r}")
+            finally:
+                watchdog.cancel()
+        if self._dead is not None:
+            raise ConnectionLost(self._dead)
+
+    async def _subscribe(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        feed = self.feed
+        self._subscribed = True
+        for frame in self.spec.subscribe_frames(feed.subscription):
+            await ws.send_str(frame)
+        self._log.info("connected", symbols=len(feed.natives))
+        feed.publish(self._conn_status("connected", "subscribed"))
+        if not self.syncs:
+            self.ready.set()
+        if self.spec.snapshot_source == "rest":
+            for native in self.syncs:
+                self._request_snapshot(NeedSnapshot(native, "connected"))
+
+    async def _watch(self, ws: aiohttp.ClientWebSocketResponse, endpoint: Endpoint) -> None:
+        """Liveness, keepalive and rotation, once per tick rather than a timer per frame.
+
+        With an application-level ping sent on silence, silence first triggers a ping, then (still
+        silent as long again) the session is dead; with periodic pings (or none), silence past the
+        liveness timeout is. A session not greeted within that timeout is dead too. A session older
+        than the feed's session life is announced, so the lane replaces it, make before break."""
+        spec, loop = self.spec, asyncio.get_running_loop()
+        ping = spec.app_ping
+        every = endpoint.ping_interval or spec.app_ping_interval
+        limit = endpoint.liveness_timeout or spec.liveness_timeout
+        on_silence = ping is not None and not spec.app_ping_periodic
+        if on_silence:
+            limit = 2 * every
+        tick = min(WATCH_TICK_S, limit / 4, every / 4 if ping is not None else WATCH_TICK_S)
+        life, book_timeout = self.feed.session_life, self.feed.symbol_timeout
+        start = last_frame_at = last_ping_at = loop.time()
+        seen = self._frames
+        pinged = False
+        heard: dict[str, tuple[int, float]] = {}  # native -> (its mark in _heard, when it changed)
+        while True:
+            await asyncio.sleep(tick)
+            now = loop.time()
+            if self._frames != seen:
+                seen, last_frame_at, pinged = self._frames, now, False
+            silent = now - last_frame_at
+            if book_timeout is not None and silent <= tick:  # the session speaks: do its books?
+                for native in self._silent_books(heard, now, start, book_timeout):
+                    await self._revive(ws, native, now - heard[native][1])
+                    heard[native] = (self._heard.get(native, 0), now)
+            dead: str | None = None
+            if silent >= limit:
+                dead = f"no message for {silent:.0f}s{' after a ping' if pinged else ''}"
+            elif not self._greeted and now - start >= limit:
+                dead = f"not greeted within {limit:g}s"
+            if dead is not None:
+                self._dead = dead
+                await ws.close()  # the reader sees the close and the session ends with ``dead``
+                return
+            if ping is not None and (now - last_ping_at >= every if not on_silence else silent >= every and not pinged):
+                await ws.send_str(ping)
+                last_ping_at, pinged = now, True
+            if life is not None and now - start >= life and not self.announced.is_set():
+                self.feed.stats.rotations += 1
+                self._log.info("rotating: the session reached its life", life=life)
+                self.announced.set()
 
     def _on_frame(self, data: bytes | str) -> None:
         feed = self.feed
@@ -312,13 +413,62 @@ class Session:
             elif isinstance(item, BookDelta | BookSnapshot):
                 sync = self.syncs.get(item.native)
                 if sync is not None:
+                    self._heard[item.native] = self._frames
                     self._act(sync, sync.on_delta(item) if isinstance(item, BookDelta) else sync.on_snapshot(item))
             elif isinstance(item, Reconnect):
                 if not self.announced.is_set():
                     self._log.info("the exchange announced a close", reason=item.reason)
                     self.announced.set()
+            elif isinstance(item, Resync):
+                self._resync(item)
+            elif isinstance(item, Greeting):
+                self._greeted = True
             elif isinstance(item, Reply) and item.error is not None:
                 self._log.error("request refused", request=item.request_id, error=item.error)
+
+    def _silent_books(
+        self, heard: dict[str, tuple[int, float]], now: float, start: float, timeout: float
+    ) -> list[str]:
+        """The live books that said nothing for ``timeout`` seconds (``heard`` is updated)."""
+        out: list[str] = []
+        for native, sync in self.syncs.items():
+            mark = self._heard.get(native, 0)
+            last_mark, since = heard.get(native, (0, start))
+            if mark != last_mark or sync.state != "live":
+                heard[native] = (mark, now)
+            elif now - since >= timeout:
+                out.append(native)
+        return out
+
+    async def _revive(self, ws: aiohttp.ClientWebSocketResponse, native: str, silent: float) -> None:
+        """A book went silent while its session kept talking: resubscribe it and resync it (or,
+        where the exchange has no way to resubscribe one symbol, end the session)."""
+        feed, spec = self.feed, self.spec
+        symbol = feed.natives[native]
+        reason = f"book silent for {silent:.0f}s"
+        feed.stats.books_silent += 1
+        self._log.warning("book silent on a live session: resubscribing", symbol=symbol, silent=round(silent, 1))
+        frames = spec.resubscribe_frames
+        if frames is None:
+            self._dead = f"{symbol}: {reason}"
+            await ws.close()
+            return
+        if spec.snapshot_source == "rest":  # a stream snapshot source resubscribes on the reset below
+            for frame in frames(native, feed.subscription):
+                await ws.send_str(frame)
+        sync = self.syncs[native]
+        self._act(sync, sync.reset(reason, now_ns()))
+
+    def _resync(self, item: Resync) -> None:
+        """The stream declared books suspect: each is reset and fetches (or resubscribes for) a
+        fresh snapshot, while the other books flow on."""
+        natives = [n for n in (item.natives or tuple(self.syncs)) if n in self.syncs]
+        self.feed.stats.resyncs_requested += len(natives)
+        self._log.warning("the stream declared books suspect", reason=item.reason, books=len(natives))
+        ts = now_ns()
+        for native in natives:
+            sync = self.syncs[native]
+            self._act(sync, sync.reset(item.reason, ts))
 
     def _act(self, sync: BookSync, actions: Sequence[Event | NeedSnapshot]) -> None:
         for a in actions:

@@ -4,12 +4,16 @@ One combined-stream connection carries up to 1024 streams and subscribes by its 
 (``/stream?streams=<sym>@depth@100ms/<sym>@trade/...``), so no subscribe frames are sent. Books are
 synchronised from REST snapshots (``/api/v3/depth?symbol=BTCUSDT&limit=1000``) with `BinanceRule`.
 The server pings every 20 s and drops a client silent for 1 min; our own ping keeps the liveness check
-honest on quiet streams.
+honest on quiet streams. A connection lives 24 h at most, so sessions are replaced before that; a
+depth stream found silent (a feed's ``symbol_timeout``) is resubscribed with the ``UNSUBSCRIBE`` and
+``SUBSCRIBE`` methods.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+
+import orjson
 
 from ingest.exchanges.base import Channel, ExchangeSpec, Subscription
 from ingest.exchanges.binance.codec import EXCHANGE, BinanceCodec
@@ -37,6 +41,15 @@ def subscribe_frames(sub: Subscription) -> list[str]:
     return []
 
 
+def resubscribe_frames(native: str, sub: Subscription) -> list[str]:
+    """Unsubscribe, then subscribe, the depth stream of one symbol (revives a silent one)."""
+    stream = stream_names([native], ("book",))
+    return [
+        orjson.dumps({"method": method, "params": stream, "id": f"{method.lower()}{native}"[:36]}).decode()
+        for method in ("UNSUBSCRIBE", "SUBSCRIBE")
+    ]
+
+
 def snapshot_url(rest_url: str, native: str) -> str:
     return f"{rest_url.rstrip('/')}/api/v3/depth?symbol={native.upper()}&limit={SNAPSHOT_LIMIT}"
 
@@ -58,4 +71,8 @@ SPEC = ExchangeSpec(
     trade_history=HISTORY,
     ping_interval=10.0,
     liveness_timeout=30.0,
+    resubscribe_frames=resubscribe_frames,
+    # "A single connection to stream.binance.com is only valid for 24 hours" (protocols.md A): replace
+    # each one, make before break, half an hour before.
+    session_life=23.5 * 3600,
 )

@@ -121,4 +121,7 @@ SPEC = ExchangeSpec(
     default_depth=BOOK_LEVELS,
     truncate_to_depth=False,
     resubscribe_frames=resubscribe_frames,
+    # "about 60 s without book changes": an update with no levels and seqId == prevSeqId (protocols.md
+    # C), so a books channel silent for longer is dead.
+    book_keepalive=60.0,
 )

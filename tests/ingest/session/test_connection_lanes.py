@@ -24,7 +24,9 @@ DEPTH = {"kraken": 25}  # deeper than the simulated book, so the whole book is c
 Scenario = Callable[[Simulator, FeedConnection], Awaitable[None]]
 
 
-def _run(tmp_path: Path, exchange: str, redundancy: int, scenario: Scenario) -> tuple[list[Event], FeedConnection]:
+def _run(
+    tmp_path: Path, exchange: str, redundancy: int, scenario: Scenario, session_life: float = 0.0
+) -> tuple[list[Event], FeedConnection]:
     symbols = SYMBOLS[exchange]
 
     async def go() -> tuple[list[Event], FeedConnection]:
@@ -34,7 +36,7 @@ def _run(tmp_path: Path, exchange: str, redundancy: int, scenario: Scenario) -> 
         conn = FeedConnection(
             get_spec(exchange), symbols, ("trades", "book"), events.append, "c0",
             ws_url=sim.ws_url(exchange), rest_url=sim.rest_url(exchange), depth=DEPTH.get(exchange, 0),
-            redundancy=redundancy,
+            redundancy=redundancy, session_life=session_life,
         )  # fmt: skip
         task = asyncio.create_task(conn.run())
         try:
@@ -107,6 +109,22 @@ def test_an_announced_close_is_a_handover_with_nothing_lost(tmp_path: Path, exch
     states = [e.state for e in events if isinstance(e, ConnectionStatus)]
     assert states == ["connected", "connected", "disconnected"]  # made before broken
     assert conn.stats.reconnects == 0
+
+
+@pytest.mark.parametrize("exchange", ["binance", "okx"])
+def test_sessions_are_rotated_at_the_end_of_their_life_with_nothing_lost(tmp_path: Path, exchange: str) -> None:
+    """A token or connection that expires (KuCoin's 24 h, Binance's 24 h): the session is replaced,
+    make before break, before the exchange ends it; here its life is 2 s."""
+
+    async def scenario(sim: Simulator, conn: FeedConnection) -> None:
+        await until(lambda: conn.stats.rotations >= 3, 20)
+        await until(lambda: len(conn.sessions) == 1 and next(iter(conn.sessions.values())).ready.is_set(), 15)
+
+    events, conn = _run(tmp_path, exchange, 1, scenario, session_life=2.0)
+    _assert_nothing_lost_or_repeated(tmp_path, exchange, events)
+    states = [e.state for e in events if isinstance(e, ConnectionStatus)]
+    assert states[:4] == ["connected", "connected", "disconnected", "connected"]  # each made before broken
+    assert conn.stats.reconnects == 0 and conn.stats.handovers == conn.stats.rotations >= 3
 
 
 def test_kraken_announces_no_closes(tmp_path: Path) -> None:
