@@ -251,7 +251,12 @@ def _fault_schedule(simulator: SimulatorProcess, cluster: Cluster, duration: flo
     books = {e: s.get("book_faults", ["skip"]) for e, s in status.items()}
     if not chaos:
         return schedule(_feed_symbols(settings), books, duration, seed=settings.simulator.seed)
-    offered = {e: [*books[e], *s.get("connection_faults", [])] for e, s in status.items()}
+    # A muted book is only seen by a feed that expects its books to keep talking (symbol_timeout).
+    watched = {f.exchange for f in settings.feeds if f.symbol_timeout}
+    offered = {
+        e: [*books[e], *(k for k in s.get("connection_faults", []) if k != "mute" or e in watched)]
+        for e, s in status.items()
+    }
     return chaos_schedule(
         _feed_symbols(settings), offered, duration, shards=settings.shard_count(),
         embedded_redis=cluster.redis is not None, seed=settings.simulator.seed,

@@ -4,7 +4,7 @@ One aiohttp server (one port) serves every simulated exchange under ``/<exchange
 and REST; the exchange module owns the paths below its prefix) and the control API under ``/_sim``:
 
 - ``POST /_sim/fault`` ``{"kind":
-  "drop"|"stall"|"notice"|"garble"|"forget"|"skip"|"corrupt"|"chain"|"restart", "exchange": ..,
+  "drop"|"stall"|"notice"|"garble"|"forget"|"mute"|"skip"|"corrupt"|"chain"|"restart", "exchange": ..,
   "symbol": optional, "seconds": for stall and notice, "count": for the others}`` -> ``{"ok": true,
   "affected": n}`` (400 + ``{"error"}``): *drop* aborts the TCP connections (all of the exchange's,
   or those carrying the symbol) with no WebSocket close frame; *stall* makes them send nothing at
@@ -13,17 +13,19 @@ and REST; the exchange module owns the paths below its prefix) and the control A
   has an ``announce_close(conn)``) sends the exchange's announcement on those connections and closes
   them cleanly ``seconds`` later (default 2; OKX warns about 60 s ahead); *forget* empties the REST
   trade history of the symbol (all if none is named), so trades missed just before cannot be
-  backfilled; *garble* sends ``count`` malformed frames (broken JSON, binary, absurd numbers) on the
-  connections; *skip* makes the next book updates of the symbol (all symbols if none is named) leave
-  out ``count`` update ids whose changes the market did make, so a client must resync; *corrupt*
-  (exchanges that checksum their books: the exchange module has a ``corrupt(symbol, count)``) makes
-  the next ``count`` book updates of the symbol (all symbols if none is named) carry a wrong
-  checksum; *chain* (exchanges whose updates name the previous one, with a ``chain(symbol, count)``)
-  makes the next ``count`` book updates of the symbol name a predecessor that was never sent, their
-  changes intact, so only the chain check can tell; *restart* (exchanges that announce a restart of
-  their book service, with a ``restart(symbol, count)``) restarts the symbol's book service
-  ``count`` times: the exchange's restart signal and a fresh book, which the client must take in
-  place of its own.
+  backfilled; *mute* (exchanges whose simulator can silence one book, with a ``mute(conn, symbol)``)
+  silences the symbol's book on the connections carrying it, with nothing said, until the client
+  resubscribes it (a stuck stream only the per-symbol liveness check can see); *garble* sends
+  ``count`` malformed frames (broken JSON, binary, absurd numbers) on the connections; *skip* makes
+  the next book updates of the symbol (all symbols if none is named) leave out ``count`` update ids
+  whose changes the market did make, so a client must resync; *corrupt* (exchanges that checksum
+  their books: the exchange module has a ``corrupt(symbol, count)``) makes the next ``count`` book
+  updates of the symbol (all symbols if none is named) carry a wrong checksum; *chain* (exchanges
+  whose updates name the previous one, with a ``chain(symbol, count)``) makes the next ``count``
+  book updates of the symbol name a predecessor that was never sent, their changes intact, so only
+  the chain check can tell; *restart* (exchanges that announce a restart of their book service, with
+  a ``restart(symbol, count)``) restarts the symbol's book service ``count`` times: the exchange's
+  restart signal and a fresh book, which the client must take in place of its own.
 - ``POST /_sim/freeze`` -> what `Simulator.freeze` returns; ``GET /_sim/status`` -> `Simulator.status`.
 
 Generic code never names an exchange: `EXCHANGES` is discovered from `tools.sim.exchanges`, whose modules provide an
@@ -59,7 +61,7 @@ log = logging.getLogger(__name__)
 
 TICK = 0.01
 MAX_CATCH_UP = 1.0  # seconds of market time one clock tick may generate after a pause
-FAULT_KINDS = ("drop", "stall", "notice", "garble", "forget", "skip", "corrupt", "chain", "restart")
+FAULT_KINDS = ("drop", "stall", "notice", "garble", "forget", "mute", "skip", "corrupt", "chain", "restart")
 GARBLE = ('{"garbled":', b"\x00\xff binary garbage", "[1,2", '{"e":"trade","p":-1e999}')
 NOTICE_SECONDS = 2.0
 # Faults only some exchanges' simulators offer (as a method of that name), and why one cannot.
@@ -67,6 +69,7 @@ _OFFERED = {
     "corrupt": "sends no book checksum to corrupt",
     "chain": "has no sequence chain to break",
     "restart": "announces no service restarts",
+    "mute": "cannot silence one book",
     "announce_close": "announces no closes",
 }
 
@@ -248,6 +251,15 @@ class Simulator:
                 for i in range(n):
                     conn.send(GARBLE[i % len(GARBLE)])
             affected = len(targets)
+        elif kind == "mute":
+            mute = getattr(self._sims[exchange], "mute", None)
+            if mute is None:
+                raise ValueError(f"{exchange} {_OFFERED['mute']}")
+            if symbol is None:
+                raise ValueError("mute needs a symbol")
+            for conn in targets:
+                mute(conn, symbol)
+            affected = len(targets)
         elif kind == "forget":
             symbols = [symbol] if symbol is not None else list(venue.markets)
             for s in symbols:
@@ -281,8 +293,9 @@ class Simulator:
         }
 
     def _connection_faults(self, exchange: str) -> list[str]:
-        announces = getattr(self._sims[exchange], "announce_close", None) is not None
-        return ["drop", "stall", "garble", *(["notice"] if announces else [])]
+        sim = self._sims[exchange]
+        offered = [("notice", "announce_close"), ("mute", "mute")]
+        return ["drop", "stall", "garble", *(kind for kind, method in offered if getattr(sim, method, None))]
 
     # -- internals -------------------------------------------------------------------------------
 

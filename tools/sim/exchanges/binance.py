@@ -69,6 +69,7 @@ class BinanceSim:
         self._combined: dict[int, bool] = {}  # connection id -> wrap payloads
         self._skip: dict[str, int] = {}  # symbol -> update ids still to leave out
         self.skipped: dict[str, int] = {}  # symbol -> update ids left out so far
+        self._muted: set[tuple[int, str]] = set()  # (connection id, stream) the mute fault silenced
 
     # -- ExchangeSim -----------------------------------------------------------------------------
 
@@ -83,6 +84,11 @@ class BinanceSim:
 
     def skip(self, symbol: str, count: int) -> None:
         self._skip[symbol] = self._skip.get(symbol, 0) + count
+
+    def mute(self, conn: Connection, symbol: str) -> None:
+        """The mute fault: the symbol's depth stream goes silent on this connection until it is
+        subscribed again."""
+        self._muted.update((conn.id, s) for s, sym in conn.subs.items() if sym == symbol and "@depth" in s)
 
     def announce_close(self, conn: Connection) -> None:
         """``serverShutdown``, which Binance sends before a server goes down."""
@@ -153,6 +159,8 @@ class BinanceSim:
         for conn in list(self.venue.connections):
             texts = wrapped if self._combined.get(conn.id, True) else raw
             for stream in conn.subs:
+                if self._muted and (conn.id, stream) in self._muted:
+                    continue
                 for text in texts.get(stream, ()):
                     conn.send(text)
 
@@ -269,6 +277,7 @@ class BinanceSim:
             raise _RequestError(2, "Invalid request: stream names must be strings")
         symbols = [self._stream_symbol(s) for s in params]  # validate all before changing any
         for stream, symbol in zip(params, symbols, strict=True):
+            self._muted.discard((conn.id, stream))
             if method == "SUBSCRIBE":
                 self.venue.subscribe(conn, stream, symbol)
             else:

@@ -134,6 +134,7 @@ class _Client:
     trades: set[str] = field(default_factory=set)  # canonical symbols
     subscribed: bool = False  # anything at all: heartbeats flow
     last_sent: float = 0.0
+    muted: set[str] = field(default_factory=set)  # books the mute fault silenced until resubscribed
 
 
 @dataclass
@@ -169,6 +170,12 @@ class KrakenSim:
             web.get(f"{prefix}/0/public/Trades", self._recent_trades),
         ]
 
+    def mute(self, conn: Connection, symbol: str) -> None:
+        """The mute fault: the symbol's book goes silent on this connection until resubscribed."""
+        client = self._clients.get(conn.id)
+        if client is not None and symbol in client.books:
+            client.muted.add(symbol)
+
     def skip(self, symbol: str, count: int) -> None:
         self._skip[symbol] = self._skip.get(symbol, 0) + count
 
@@ -200,7 +207,7 @@ class KrakenSim:
                 continue
             for symbol, depth in client.books.items():
                 text = books.get((symbol, depth))
-                if text is not None:
+                if text is not None and symbol not in client.muted:
                     self._send(conn, client, text)
             for symbol in client.trades:
                 text = trades.get(symbol)
@@ -372,6 +379,7 @@ class KrakenSim:
             stream = f"{channel}:{sym}"
             if not subscribe:
                 if channel == "book":
+                    client.muted.discard(canonical)
                     del client.books[canonical]
                 else:
                     client.trades.discard(canonical)

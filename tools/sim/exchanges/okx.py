@@ -158,6 +158,7 @@ class _Client:
     conn_id: str
     active: float  # the last ping received or data queued (the 30-second rule)
     books: dict[str, float] = field(default_factory=dict)  # instId -> last book message queued
+    muted: set[str] = field(default_factory=set)  # books the mute fault silenced until resubscribed
 
 
 class OkxSim:
@@ -204,6 +205,13 @@ class OkxSim:
     def corrupt(self, symbol: str, count: int) -> None:
         """The corrupt fault: the next ``count`` book updates of ``symbol`` carry a wrong checksum."""
         self._chains[symbol].corrupt += count
+
+    def mute(self, conn: Connection, symbol: str) -> None:
+        """The mute fault: the symbol's book (keep-alives too) goes silent on this connection until
+        it is resubscribed."""
+        client = self._clients.get(conn.id)
+        if client is not None:
+            client.muted.add(symbol)
 
     def announce_close(self, conn: Connection) -> None:
         """The notice OKX sends about 60 s before it closes a connection for a service upgrade."""
@@ -252,7 +260,7 @@ class OkxSim:
             if client is None:
                 continue
             for symbol, text in books.items():
-                if f"books:{symbol}" in conn.subs:
+                if f"books:{symbol}" in conn.subs and symbol not in client.muted:
                     self._send(conn, client, text)
                     client.books[symbol] = now
             for symbol, texts in trades.items():
@@ -443,7 +451,7 @@ class OkxSim:
                 conn.abort()
                 return
             for symbol, last in list(client.books.items()):
-                if now - last >= keepalive:
+                if now - last >= keepalive and symbol not in client.muted:
                     self.keepalives += 1
                     self._send(conn, client, self._keepalive(symbol))
                     client.books[symbol] = now
@@ -499,6 +507,8 @@ class OkxSim:
             ack = head | {"event": op, "arg": {"channel": channel, "instId": inst}, "connId": client.conn_id}
             self._send(conn, client, orjson.dumps(ack).decode())
             key = f"{channel}:{inst}"
+            if channel == "books":
+                client.muted.discard(inst)
             if op == "unsubscribe":
                 conn.subs.pop(key, None)
                 if channel == "books":
