@@ -32,10 +32,12 @@ one, ``wss://advanced-trade-ws.coinbase.com``, has no path either), and REST
   ``{"trades":[{trade_id, product_id, price, size, time, side, exchange}..],"best_bid","best_ask"}``.
   An unknown product is HTTP 404 ``NOT_FOUND``.
 
-Faults: *skip* leaves the changes of the next ``count`` market events of a symbol out of the wire:
-each connection carrying that symbol's ``level2`` loses the message that held them, so its
-``sequence_num`` skips a value (the changes are really gone: only a resync repairs the book). Drop,
-stall and garble are the venue's (garbled frames are no envelopes and use no ``sequence_num``).
+Faults: *mute* silences one product's ``level2`` on a connection until it is resubscribed (no
+message, so no ``sequence_num`` is missed). *skip* leaves the changes of the next ``count`` market
+events of a symbol out of the wire: each connection carrying that symbol's ``level2`` loses the
+message that held them, so its ``sequence_num`` skips a value (the changes are really gone: only a
+resync repairs the book). Drop, stall and garble are the venue's (garbled frames are no envelopes
+and use no ``sequence_num``).
 
 Options (`Venue.options`, validated by `check_options`): ``idle_close`` (s, 75), ``subscribe_timeout``
 (s, 5), ``heartbeat_interval`` (s, 1), ``sequence_scope`` ("connection" | "channel"),
@@ -76,6 +78,7 @@ class _Client:
     subscribed: bool = False  # any subscribe yet (the 5-second rule)
     last_data: float = 0.0  # the last level2/market_trades data queued (the idle close)
     holes: int = 0  # sequence_num values consumed by the skip fault
+    muted: set[str] = field(default_factory=set)  # books the mute fault silenced until resubscribed
 
 
 class _RequestError(Exception):
@@ -107,6 +110,13 @@ class CoinbaseSim:
 
     def skip(self, symbol: str, count: int) -> None:
         self._skip[symbol] = self._skip.get(symbol, 0) + count
+
+    def mute(self, conn: Connection, symbol: str) -> None:
+        """The mute fault: the symbol's level2 goes silent on this connection (no message, so no
+        sequence_num either: a quiet book, not a lost message) until it is resubscribed."""
+        client = self._clients.get(conn.id)
+        if client is not None:
+            client.muted.add(symbol)
 
     def status(self) -> dict[str, Any]:
         return {
@@ -148,9 +158,9 @@ class CoinbaseSim:
             if client is None or conn.closed:
                 continue
             for symbol in lost:
-                if f"level2:{symbol}" in conn.subs:
+                if f"level2:{symbol}" in conn.subs and symbol not in client.muted:
                     self._consume(client, "l2_data")
-            books = [event for symbol, event in l2.items() if f"level2:{symbol}" in conn.subs]
+            books = [e for symbol, e in l2.items() if f"level2:{symbol}" in conn.subs and symbol not in client.muted]
             if books:
                 self._send(conn, client, "l2_data", ts_ns, books)
                 client.last_data = now
@@ -242,6 +252,8 @@ class CoinbaseSim:
             self._unsubscribe(conn, client, channel, products)
             self._send_subscriptions(conn, client)
             return
+        if channel == "level2":
+            client.muted.difference_update(products)
         if channel == "heartbeats":
             client.heartbeats = True
             self._send_subscriptions(conn, client)
