@@ -22,6 +22,8 @@
   (the simulator's have ``[simulator] levels``, 50 by default); for deeper real books, trust the top
   levels only until the next resync. No truncation is applied (``truncate_to_depth`` false): a
   level deeper than 100 that changed is real and is kept.
+- **A silent book** (a feed's ``symbol_timeout``; KuCoin sends nothing for a book that does not
+  change, so there is no default) is revived by unsubscribing and subscribing its level2 topic.
 - **Trades**: ``/market/match`` fills; ``trade_id`` is the match's ``sequence``, which the REST
   ``/api/v1/market/histories`` (the last 100 trades) also carries, so trades missed while no session
   was up are backfilled from it as far as it reaches (`ingest.exchanges.kucoin.history`).
@@ -75,6 +77,17 @@ def subscribe_frames(sub: Subscription) -> list[str]:
     ]
 
 
+def resubscribe_frames(native: str, sub: Subscription) -> list[str]:
+    """Unsubscribe, then subscribe, the level2 topic of one symbol: revives a book stream that went
+    silent (a REST snapshot follows). Ids name the symbol, so the acks can be told apart."""
+    topic = TOPICS["book"] + native
+    return [
+        orjson.dumps({"id": f"{prefix}-{native}", "type": kind, "topic": topic, "privateChannel": False,
+                      "response": True}).decode()
+        for prefix, kind in (("unsub", "unsubscribe"), ("resub", "subscribe"))
+    ]  # fmt: skip
+
+
 def snapshot_url(rest_url: str, native: str) -> str:
     return f"{rest_url.rstrip('/')}/api/v1/market/orderbook/level2_{SNAPSHOT_DEPTH}?symbol={native}"
 
@@ -101,6 +114,7 @@ SPEC = ExchangeSpec(
     app_ping_periodic=True,
     greeting=True,
     endpoint_request=BULLET,
+    resubscribe_frames=resubscribe_frames,
     session_life=SESSION_LIFE_S,
     trade_ids_contiguous=False,
     trade_history=HISTORY,

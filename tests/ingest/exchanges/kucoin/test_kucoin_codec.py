@@ -307,3 +307,15 @@ def test_the_documented_subscribe_shape() -> None:
     assert SPEC.snapshot_url("https://api.kucoin.com/", "BTC-USDT") == (
         "https://api.kucoin.com/api/v1/market/orderbook/level2_100?symbol=BTC-USDT"
     )
+
+
+def test_resubscribe_frames_unsubscribe_then_subscribe_one_level2_topic() -> None:
+    assert SPEC.resubscribe_frames is not None
+    sub = Subscription(("BTC-USDT", "ETH-USDT"), ("book",))
+    frames = [orjson.loads(f) for f in SPEC.resubscribe_frames("ETH-USDT", sub)]
+    assert frames == [
+        {"id": "unsub-ETH-USDT", "type": "unsubscribe", "topic": "/market/level2:ETH-USDT", "privateChannel": False,
+         "response": True},
+        {"id": "resub-ETH-USDT", "type": "subscribe", "topic": "/market/level2:ETH-USDT", "privateChannel": False,
+         "response": True},
+    ]  # fmt: skip

@@ -25,7 +25,8 @@ some messages carry ``["0","0","<seq>"]`` no-ops); one match message per trade w
 trade id. The model's books have ``[simulator] levels`` a side (50 by default), within the 100 of
 the snapshot, so a client's book can equal the truth.
 
-Faults: *skip* leaves the changes of the next ``count`` update ids of a symbol out of the wire (the
+Faults: *mute* silences a symbol's level2 on a connection until the client subscribes it again.
+*skip* leaves the changes of the next ``count`` update ids of a symbol out of the wire (the
 next message's ``sequenceStart`` jumps past them; the REST snapshot has them). Token expiry is the
 ``token_life`` option (`tools.sim.exchanges.kucoin.options`). Drop, stall and garble are the venue's.
 """
@@ -75,6 +76,7 @@ class KucoinSim:
         self._tokens: dict[str, float] = {}  # unused token -> monotonic time issued
         self._clients: dict[int, _Client] = {}
         self._skip: dict[str, int] = {}
+        self._muted: set[tuple[int, str]] = set()  # (connection id, subscription key) the mute fault silenced
         self._rngs = {s: random.Random(hashlib.sha256(f"kucoin:{s}".encode()).digest()) for s in venue.markets}
         self.skipped: dict[str, int] = {}
         self.tokens_issued = 0
@@ -98,6 +100,11 @@ class KucoinSim:
 
     def skip(self, symbol: str, count: int) -> None:
         self._skip[symbol] = self._skip.get(symbol, 0) + count
+
+    def mute(self, conn: Connection, symbol: str) -> None:
+        """The mute fault: the symbol's level2 goes silent on this connection, with nothing said, until
+        it is subscribed again."""
+        self._muted.add((conn.id, f"level2:{symbol}"))
 
     def status(self) -> dict[str, Any]:
         return {
@@ -129,6 +136,8 @@ class KucoinSim:
             if conn.id not in self._clients:
                 continue
             for key in conn.subs:
+                if self._muted and (conn.id, key) in self._muted:
+                    continue
                 for text in texts.get(key, ()):
                     conn.send(text)
 
@@ -207,6 +216,7 @@ class KucoinSim:
             with contextlib.suppress(asyncio.CancelledError):
                 await watchdog
             self._clients.pop(conn.id, None)
+            self._muted = {m for m in self._muted if m[0] != conn.id}
         return conn.ws
 
     async def _watch(self, conn: Connection, client: _Client) -> None:
@@ -275,6 +285,7 @@ class KucoinSim:
             return 404, f"topic {prefix}:{unknown[0][:40]} is not found"
         for symbol in symbols:
             key = f"{channel}:{symbol}"
+            self._muted.discard((conn.id, key))
             if kind == "subscribe":
                 self.venue.subscribe(conn, key, symbol)
             else:
