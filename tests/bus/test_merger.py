@@ -148,3 +148,31 @@ def test_a_new_run_after_a_clean_end_starts_afresh(tmp_path: Path, redis_client:
         st = merger.stats
         assert (st.restarts_seen, st.unended_epochs, st.lost, st.written) == (0, 0, 0, 50)
         assert _ids(redis_client, "md:trade:binance:BTC-USDT") == list(range(1, 51)) * run
+
+
+def test_malformed_messages_are_counted_and_skipped_and_what_they_hid_is_repaired(
+    tmp_path: Path, redis_client: redis.Redis
+) -> None:
+    """Messages that are not (topic, header, JSON list) on a shard's socket: two frames (so the next
+    message is read out of step), four frames with a short header, a short header, a body that is no
+    list. Each is counted and skipped to its end; a valid frame swallowed with one comes back by
+    repair. (Frames past a valid third one are not looked for: that costs a getsockopt per message,
+    and shards send three.)"""
+    bad: list[list[bytes]] = [
+        [b"trade.binance.BTC-USDT", b"\x00" * 14],
+        [b"trade.binance.BTC-USDT", b"\x00" * 13, b'["type","trade"]', b"extra"],
+        [b"trade.binance.BTC-USDT", b"short", b'["type","trade"]'],
+        [b"trade.binance.BTC-USDT", b"\x00" * 14, b"not a list"],
+    ]
+
+    def script(pub: Publisher) -> None:
+        for i in range(1, 201):
+            if i % 50 == 0:
+                pub._sock.send_multipart(bad[i // 50 - 1])
+            pub.publish(_trade(i))
+            pub.serve_repairs()
+
+    merger = _merger(tmp_path, redis_client, 1)
+    _run(merger, [Shard(tmp_path, 0, script)])
+    assert _ids(redis_client, "md:trade:binance:BTC-USDT") == list(range(1, 201))
+    assert merger.stats.bad_frames >= 4
