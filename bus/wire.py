@@ -9,7 +9,7 @@ A bus message is three ZeroMQ frames::
 The body is exactly the field list of the Redis Streams entry the merger writes, so the merger
 never re-encodes it (a Lua script decodes it inside Redis). Every value is a string: integers in
 decimal, ``None`` as ``""``, level lists and symbol lists as JSON text. The first field is
-``type`` (``trade``, ``snapshot``, ``delta``, ``status``, ``conn``).
+``type`` (``trade``, ``snapshot``, ``delta``, ``status``, ``conn``, ``bar``).
 
 A control message has the topic ``CONTROL_TOPIC``; its body says what: ``["end", "<last seq>"]``
 when a shard stops after draining, ``["tick", "<last seq>"]`` every heartbeat (so the merger sees
@@ -48,7 +48,10 @@ UNBOUNDED = 2**64 - 1  # "everything after first", e.g. when a restarted merger 
 
 _FIELDS: dict[type, tuple[str, ...]] = {cls: tuple(f.name for f in fields(cls)) for cls in EVENT_TYPES.values()}
 _LIST_FIELDS = frozenset({"bids", "asks", "symbols"})
-_INT_FIELDS = frozenset({"seq", "first_seq", "gap_from", "gap_to", "ts_exchange", "ts_recv", "checksum"})
+_INT_FIELDS = frozenset({
+    "seq", "first_seq", "gap_from", "gap_to", "ts_exchange", "ts_recv", "checksum",
+    "start", "trades", "backfilled", "missing", "partial", "revision",  # a bar's (ingest.events.Bar)
+})  # fmt: skip
 
 
 def topic(event: Event) -> bytes:

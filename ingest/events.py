@@ -136,8 +136,47 @@ class ConnectionStatus:
     ts_recv: int
 
 
-Event = Trade | TradeGap | BookSnapshot | BookDelta | BookStatus | ConnectionStatus
+@dataclass(frozen=True, slots=True)
+class Bar:
+    """A 1-minute OHLCV bar of one symbol's trades in exchange time (`ingest.bars` builds them).
+
+    ``start`` is the minute's first nanosecond (exchange time; the bar holds the trades with
+    ``start <= ts_exchange < start + 60 s``). ``open``/``close`` are the prices of the first/last trade in
+    trade-id order, ``high``/``low`` the extremes, all as the exchange's strings; ``volume`` is the sum of
+    the quantities, ``notional`` the exact sum of price x quantity, ``vwap`` = notional / volume rounded
+    half-even to 4 more decimal places than the finest price in the bar. ``trades`` counts the trades,
+    ``backfilled`` those of them fetched from the exchange's history; ``missing`` counts trade ids
+    reported lost (`TradeGap`) right after a trade of this bar; ``partial`` is 1 for a symbol's first
+    bar when no earlier trades were known (the minute may have begun before the subscription).
+    ``revision`` is 0 when the bar is first published and counts up each time a late trade corrects
+    it (the newest revision of a ``start`` replaces the earlier ones). ``ts_recv``: when it was
+    published (local nanoseconds)."""
+
+    kind: ClassVar[str] = "bar"
+    channel: ClassVar[str] = "bar"
+    exchange: str
+    symbol: str
+    native: str
+    start: int
+    open: str
+    high: str
+    low: str
+    close: str
+    volume: str
+    notional: str
+    vwap: str
+    trades: int
+    first_trade_id: str
+    last_trade_id: str
+    backfilled: int
+    missing: int
+    partial: int
+    revision: int
+    ts_recv: int
+
+
+Event = Trade | TradeGap | BookSnapshot | BookDelta | BookStatus | ConnectionStatus | Bar
 
 EVENT_TYPES: dict[str, type[Event]] = {
-    cls.kind: cls for cls in (Trade, TradeGap, BookSnapshot, BookDelta, BookStatus, ConnectionStatus)
+    cls.kind: cls for cls in (Trade, TradeGap, BookSnapshot, BookDelta, BookStatus, ConnectionStatus, Bar)
 }

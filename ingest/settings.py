@@ -24,6 +24,7 @@ SECTION_DOCS = {
     "redis": "Where and how the merger writes Redis Streams.",
     "simulator": "The local exchange simulator used by `--simulate`, `ingest sim` and tests.",
     "log": "Logging.",
+    "bars": "1-minute OHLCV bars built by the shards from the trades they publish (README \"Bars\").",
     "feeds": "One `[[feeds]]` table per exchange: what to subscribe to.",
 }
 
@@ -131,6 +132,22 @@ class LogSettings:
 
 
 @dataclass(frozen=True)
+class BarSettings:
+    enabled: bool = _opt(True, "Build 1-minute bars from the trades (streams `{prefix}:bar:...`, topics `bar.`).")
+    grace: float = _opt(
+        2.0,
+        "Seconds after a minute ends (exchange time) before its bar closes when no later trade of the symbol"
+        " has closed it.",
+        lambda v: None if 0 <= v <= 60 else "must be in 0..60",
+    )
+    keep: float = _opt(
+        600.0,
+        "Seconds after a minute ends during which a late trade (a backfill) still publishes a revised bar.",
+        lambda v: None if 60 <= v <= 86400 else "must be in 60..86400",
+    )
+
+
+@dataclass(frozen=True)
 class FeedSettings:
     exchange: str = _opt(MISSING, "Exchange name (binance).")
     symbols: tuple[str, ...] = _opt(MISSING, 'Canonical symbols, "BASE-QUOTE", e.g. "BTC-USDT".')
@@ -169,6 +186,7 @@ class Settings:
     redis: RedisSettings = field(default_factory=RedisSettings)
     simulator: SimulatorSettings = field(default_factory=SimulatorSettings)
     log: LogSettings = field(default_factory=LogSettings)
+    bars: BarSettings = field(default_factory=BarSettings)
     feeds: tuple[FeedSettings, ...] = ()
     # Where the settings came from; var_dir is resolved against its folder.
     source: str = "<defaults>"

@@ -8,6 +8,10 @@ answers the merger's last repair requests until the merger acknowledges the end,
 An upkeep task on the event loop answers repair requests (every few milliseconds), and every
 ``heartbeat_interval`` beats the parent's heartbeat and sends a tick with the last seq on the bus.
 Being on the loop is the point: a blocked loop stops beating, and the parent restarts the shard.
+
+With ``[bars] enabled``, everything the connections publish goes through a `shards.bars.BarFeed`,
+which publishes the 1-minute bars the trades make right after them; a restarted shard reads its
+open bars back from Redis first.
 """
 
 from __future__ import annotations
@@ -25,22 +29,25 @@ import structlog
 from bus import wire
 from bus.publisher import Publisher
 from ingest import logs
+from ingest.clock import now_ns
 from ingest.events import Trade
 from ingest.exchanges import get_spec
 from ingest.exchanges.base import CHANNELS, Channel
 from ingest.session.connection import FeedConnection
 from ingest.settings import Settings
+from shards.bars import BarFeed, read_tails_waiting
 from shards.plan import Assignment
 
 log = structlog.get_logger("shard")
 
 SUBSCRIBER_WAIT_S = 30.0
 REPAIR_POLL_S = 0.005
+BAR_TICK_S = 0.25
 RESUME_WAIT_S = 10.0
 
 
 def connections_for(
-    settings: Settings, shard: int, assignments: Sequence[Assignment], publisher: Publisher
+    settings: Settings, shard: int, assignments: Sequence[Assignment], publisher: Publisher | BarFeed
 ) -> list[FeedConnection]:
     """Group a shard's assignments into connections: per exchange and channel set, chunked by the
     exchange's streams-per-connection limit."""
@@ -65,6 +72,13 @@ def connections_for(
                 )
             )
     return out
+
+
+async def _bar_clock(bars: BarFeed) -> None:
+    """Close the bars whose minute (and grace) the exchanges' clocks have passed."""
+    while True:
+        bars.tick(now_ns())
+        await asyncio.sleep(BAR_TICK_S)
 
 
 async def _upkeep(publisher: Publisher, interval: float, heartbeat: Any, live: asyncio.Event) -> None:
@@ -136,12 +150,20 @@ async def _serve(
             log.warning("no subscriber yet; publishing anyway", waited_s=waited)
             break
     live.set()
-    conns = connections_for(settings, shard, assignments, publisher)
+    bars = BarFeed(settings.bars, publisher.publish) if settings.bars.enabled else None
+    conns = connections_for(settings, shard, assignments, bars or publisher)
     if restarts and redis_url:  # what the shard's previous life published: carry its trades on
-        last = await loop.run_in_executor(None, last_trades, redis_url, settings.redis.key_prefix, assignments)
+        prefix = settings.redis.key_prefix
+        last = await loop.run_in_executor(None, last_trades, redis_url, prefix, assignments)
         for conn in conns:
             conn.resume_trades(last.get(conn.spec.name, {}))
+        if bars is not None:  # and its open bars
+            keep = bars.builder.keep_ns
+            tails = await loop.run_in_executor(None, read_tails_waiting, redis_url, prefix, assignments, keep, 2.0)
+            bars.restore(tails, now_ns())
     tasks = [asyncio.create_task(c.run(), name=c.conn_id) for c in conns]
+    if bars is not None:
+        bar_clock = asyncio.create_task(_bar_clock(bars), name="bars")
     log.info("shard started", connections=len(conns), symbols=len(assignments), epoch=publisher.epoch)
     stopper = asyncio.create_task(stop.wait())
     done, _ = await asyncio.wait([stopper, *tasks], return_when=asyncio.FIRST_COMPLETED)
@@ -154,6 +176,11 @@ async def _serve(
             log.error("connection failed for good", connection=t.get_name(), error=repr(t.exception()))
     for conn in conns:
         await conn.close()
+    if bars is not None:
+        bar_clock.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await bar_clock
+        bars.tick(now_ns())  # the bars whose minute has passed; an open minute stays open (it is not over)
     publisher.drain_subscriptions()
     publisher.send_end()
     # The merger may still miss frames before the end marker: serve its repairs until it says it has
@@ -167,7 +194,8 @@ async def _serve(
     if not publisher.end_acked:
         log.warning("the merger did not acknowledge the end marker", last_seq=publisher.seq)
     publisher.close(cs.drain_timeout / 2)
-    log.info("shard stopped", published=publisher.seq, repaired=publisher.repaired_frames)
+    log.info("shard stopped", published=publisher.seq, repaired=publisher.repaired_frames,
+             bars=bars.bars_published if bars else 0, late_trades=bars.builder.late if bars else 0)  # fmt: skip
 
 
 def run_worker(

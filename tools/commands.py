@@ -134,6 +134,7 @@ def run(args: argparse.Namespace) -> int:
     if not settings.feeds:
         raise UserError(f"{settings.source}: no [[feeds]] tables: nothing to ingest")
     logs.configure(settings.log.level, settings.log.format, process="parent")
+    bar_grace = settings.bars.grace if settings.bars.enabled else None
     cluster = Cluster(settings)
     cluster.install_signal_handlers()
     simulator: SimulatorProcess | None = None
@@ -156,12 +157,12 @@ def run(args: argparse.Namespace) -> int:
         if simulator is not None and args.verify and not cluster.stop_requested:
             simulator.freeze()
             caught_up = wait_caught_up(
-                client, settings.redis.key_prefix, truth_path, since, settings.cluster.drain_timeout
+                client, settings.redis.key_prefix, truth_path, since, settings.cluster.drain_timeout, bar_grace
             )
         cluster.stop()
         ticker.progress()
         if args.verify:
-            result = verify(client, settings.redis.key_prefix, load_truth(truth_path), since)
+            result = verify(client, settings.redis.key_prefix, load_truth(truth_path), since, bar_grace)
             if args.faults or args.chaos:
                 result["faults_injected"] = len(ticker.fired)
             if not caught_up:

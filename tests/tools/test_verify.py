@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import redis
 
 from bus import wire
 from bus.streams import StreamWriter
-from ingest.events import BookDelta, BookSnapshot, BookStatus, Trade, TradeGap
+from ingest.bars import MINUTE_NS, bar_of
+from ingest.events import Bar, BookDelta, BookSnapshot, BookStatus, Trade, TradeGap
 from tools.sim.truth import GroundTruth, TruthBook, TruthTrade
-from tools.verify import PAGE, rebuild_book, stream_entries, verify
+from tools.verify import PAGE, caught_up, rebuild_book, stream_entries, verify
 
 KEY = "md:trade:binance:BTC-USDT"
 
@@ -57,7 +60,7 @@ def test_verify_finds_lost_duplicated_reordered_and_wrong_trades_and_books(redis
     assert result == {
         "verified": False, "trades_expected": 4, "trades_found": 3, "lost": 1, "duplicated": 1,
         "out_of_order": 1, "trades_mismatched": 1, "lost_reported": 0, "gaps_false": 0,
-        "books_checked": 1, "books_mismatched": 1,
+        "books_checked": 1, "books_mismatched": 1, "bars_checked": 0, "bars_mismatched": 0,
     }  # fmt: skip
 
 
@@ -75,3 +78,35 @@ def test_verify_counts_reported_gaps_apart_and_catches_false_ones(redis_client: 
     )
     result = verify(redis_client, "md", truth)
     assert (result["lost"], result["lost_reported"], result["gaps_false"]) == (1, 2, 2)
+
+
+M0 = 1_700_000_040_000_000_000  # a minute's first nanosecond
+SEC = 1_000_000_000
+
+
+def _bar_of(*rows: tuple[int, str, str, int]) -> Bar:
+    return bar_of(Trade("binance", "BTC-USDT", "BTCUSDT", str(i), p, q, "buy", ts, 0) for i, p, q, ts in rows)
+
+
+def test_verify_compares_the_newest_bar_of_each_minute_with_the_truth(redis_client: redis.Redis) -> None:
+    rows = [(1, "10", "1", M0 + SEC), (2, "12", "2", M0 + 50 * SEC), (3, "11", "1", M0 + MINUTE_NS + SEC),
+            (4, "9", "1", M0 + 2 * MINUTE_NS + SEC), (5, "9.5", "3", M0 + 3 * MINUTE_NS)]  # fmt: skip
+    trades = [Trade("binance", "BTC-USDT", "BTCUSDT", str(i), p, q, "buy", ts, 0) for i, p, q, ts in rows]
+    first = _bar_of(rows[0])  # minute 0 published without trade 2, then revised: the revision counts
+    revised = dataclasses.replace(_bar_of(*rows[:2]), revision=1)
+    wrong = dataclasses.replace(_bar_of(rows[2]), high="11.5")  # minute 1: a wrong high
+    _write(redis_client, [*trades, first, revised, wrong])  # minute 2 ended before the freeze: missing
+    truth = GroundTruth(
+        trades={("binance", "BTC-USDT"): [TruthTrade(i, p, q, "buy", ts) for i, p, q, ts in rows]},
+        books={}, frozen=True, frozen_ts=M0 + 3 * MINUTE_NS + 5 * SEC,
+    )  # fmt: skip
+    result = verify(redis_client, "md", truth, bar_grace=2.0)
+    assert (result["bars_checked"], result["bars_mismatched"]) == (3, 2)
+    assert not caught_up(redis_client, "md", truth, bar_grace=2.0)  # the bar of minute 2 is not there
+    _write(redis_client, [_bar_of(rows[3]), dataclasses.replace(wrong, high="11", revision=1)])
+    assert caught_up(redis_client, "md", truth, bar_grace=2.0)
+    result = verify(redis_client, "md", truth, bar_grace=2.0)
+    assert (result["bars_checked"], result["bars_mismatched"]) == (3, 0)
+    _write(redis_client, [dataclasses.replace(_bar_of(rows[3]), start=M0 + 9 * MINUTE_NS)])  # no trades then
+    assert verify(redis_client, "md", truth, bar_grace=2.0)["bars_mismatched"] == 1
+    assert verify(redis_client, "md", truth)["bars_checked"] == 0  # bars disabled: not checked

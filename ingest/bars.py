@@ -1,0 +1,295 @@
+"""1-minute OHLCV bars from the published trades, in exchange time (pure: no I/O, no clock).
+
+`BarBuilder` takes every `Trade` and `TradeGap` a shard publishes, in publication order, and returns
+the `Bar` events to publish after them:
+
+- A bar holds the trades with ``start <= ts_exchange < start + 60 s``; it is **closed** (published,
+  revision 0) when a trade of a later minute of the same symbol arrives, or when the exchange's
+  watermark passes ``start + 60 s + grace`` (`advance`, called by the shard with its estimate of
+  the exchange's clock: exchange time from the events, carried forward by the local clock).
+- A trade for a minute whose bar is closed (a backfill after a reconnect, a late copy) publishes the
+  bar again with ``revision`` + 1: the newest revision of a ``start`` is the bar. Closed bars are
+  kept ``keep`` seconds after their minute ends; a trade older than that is left out (and counted in
+  `BarBuilder.late`), never folded into a wrong bar.
+- A trade already in the bar (same trade id) is ignored: a bar is the set of distinct trades.
+- Minutes without trades have no bar: no trade, no price. A consumer that wants a continuous series
+  carries the previous close forward; a hole in the data is never silent either way (`TradeGap`s are
+  counted in ``missing``).
+- Open and close are the first and last trade in trade-id order (numeric ids), or in exchange time
+  then arrival order where ids are not numbers.
+
+Arithmetic is exact (`decimal` with a precision far above any decimal the codecs accept, and the
+Inexact trap set); only ``vwap``, a quotient, is rounded, half-even to 4 more decimal places than the
+finest price in the bar. `bar_of` computes the bar of a list of trades with the same code, for the
+verifier and tests.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from decimal import ROUND_HALF_EVEN, Context, Decimal, Inexact, InvalidOperation
+
+from ingest.events import Bar, Trade, TradeGap
+
+MINUTE_NS = 60_000_000_000
+VWAP_EXTRA_PLACES = 4
+
+# 40 digits either side of the point at most (the codecs' bound): a product has at most 160 digits,
+# a sum of a minute's trades a few more. Inexact would mean a bug, so it raises.
+_EXACT = Context(prec=400, traps=[Inexact, InvalidOperation])
+_ROUND = Context(prec=400, rounding=ROUND_HALF_EVEN, traps=[InvalidOperation])
+
+Key = tuple[int, int]
+
+
+def minute_start(ts_ns: int) -> int:
+    """The first nanosecond of the minute ``ts_ns`` falls in."""
+    return ts_ns - ts_ns % MINUTE_NS
+
+
+def _text(d: Decimal) -> str:
+    return format(d, "f")
+
+
+@dataclass(slots=True)
+class _Acc:
+    """One minute's trades, folded incrementally; ``revision`` is -1 until the bar is published."""
+
+    start: int
+    ids: set[str] = field(default_factory=set)
+    count: int = 0
+    open_key: Key = (0, 0)
+    open: str = ""
+    close_key: Key = (0, 0)
+    close: str = ""
+    high: Decimal = Decimal(0)
+    high_s: str = ""
+    high_key: Key = (0, 0)
+    low: Decimal = Decimal(0)
+    low_s: str = ""
+    low_key: Key = (0, 0)
+    first_id: str = ""
+    last_id: str = ""
+    volume: Decimal = Decimal(0)
+    notional: Decimal = Decimal(0)
+    places: int = 0  # decimal places of the finest price
+    backfilled: int = 0
+    missing: int = 0
+    revision: int = -1
+
+    @property
+    def published(self) -> bool:
+        return self.revision >= 0
+
+    def add(self, trade: Trade, key: Key) -> bool:
+        """Fold a trade in; False if its id is already in the bar."""
+        if trade.trade_id in self.ids:
+            return False
+        self.ids.add(trade.trade_id)
+        price, qty = Decimal(trade.price), Decimal(trade.qty)
+        if self.count == 0 or key < self.open_key:
+            self.open_key, self.open, self.first_id = key, trade.price, trade.trade_id
+        if self.count == 0 or key > self.close_key:
+            self.close_key, self.close, self.last_id = key, trade.price, trade.trade_id
+        # Equal prices spelled differently: the spelling of the earlier trade wins.
+        if self.count == 0 or price > self.high or (price == self.high and key < self.high_key):
+            self.high, self.high_s, self.high_key = price, trade.price, key
+        if self.count == 0 or price < self.low or (price == self.low and key < self.low_key):
+            self.low, self.low_s, self.low_key = price, trade.price, key
+        self.volume = _EXACT.add(self.volume, qty)
+        self.notional = _EXACT.add(self.notional, _EXACT.multiply(price, qty))
+        exponent = price.as_tuple().exponent
+        if isinstance(exponent, int):
+            self.places = max(self.places, -exponent)
+        self.count += 1
+        if trade.origin == "backfill":
+            self.backfilled += 1
+        return True
+
+    def bar(self, exchange: str, symbol: str, native: str, partial: bool, ts_recv: int) -> Bar:
+        quantum = Decimal(1).scaleb(-(self.places + VWAP_EXTRA_PLACES))
+        vwap = _ROUND.quantize(_ROUND.divide(self.notional, self.volume), quantum)
+        return Bar(
+            exchange, symbol, native, self.start, self.open, self.high_s, self.low_s, self.close,
+            _text(self.volume), _text(self.notional), _text(vwap), self.count, self.first_id, self.last_id,
+            self.backfilled, self.missing, int(partial), max(self.revision, 0), ts_recv,
+        )  # fmt: skip
+
+
+def order_key(trade: Trade, arrival: int) -> Key:
+    """Where a trade sits in its minute: its numeric id, else its exchange time and arrival."""
+    tid = trade.trade_id
+    if tid.isdigit():
+        return (int(tid), 0)
+    return (trade.ts_exchange, arrival)
+
+
+def content(bar: Bar) -> tuple[object, ...]:
+    """What a bar says about the market (the fields the verifier compares): not its revision,
+    publication time or the bookkeeping flags."""
+    return (bar.exchange, bar.symbol, bar.start, bar.open, bar.high, bar.low, bar.close, bar.volume,
+            bar.notional, bar.vwap, bar.trades, bar.first_trade_id, bar.last_trade_id)  # fmt: skip
+
+
+def bar_of(trades: Iterable[Trade]) -> Bar:
+    """The bar of some trades of one symbol and minute (duplicates by id count once)."""
+    acc: _Acc | None = None
+    first: Trade | None = None
+    for n, t in enumerate(trades):
+        if acc is None:
+            first, acc = t, _Acc(minute_start(t.ts_exchange))
+        acc.add(t, order_key(t, n))
+    if acc is None or first is None:
+        raise ValueError("a bar needs at least one trade")
+    return acc.bar(first.exchange, first.symbol, first.native, False, 0)
+
+
+@dataclass(slots=True)
+class _Symbol:
+    exchange: str
+    symbol: str
+    native: str
+    known: bool  # earlier trades are known (restored): its first bar is not partial
+    bars: dict[int, _Acc] = field(default_factory=dict)  # start -> bar, open and kept ones
+    last_start: int | None = None  # the bar of the last trade folded (a TradeGap after it counts there)
+    arrivals: int = 0
+    partial_start: int | None = None
+    floor: int | None = None  # minutes up to this one have no bar here to revise (restored from their tail)
+
+
+class BarBuilder:
+    """Bars of every symbol of a shard; see the module docstring.
+
+    ``grace_ns``: how long after a minute's end its bar waits for the watermark; ``keep_ns``: how
+    long after a minute's end a late trade still revises its bar."""
+
+    def __init__(self, grace_ns: int, keep_ns: int) -> None:
+        self.grace_ns = grace_ns
+        self.keep_ns = keep_ns
+        self.late = 0  # trades too old to revise their bar (left out)
+        self._symbols: dict[tuple[str, str], _Symbol] = {}
+        self._watermarks: dict[str, int] = {}
+
+    # -- feeding ----------------------------------------------------------------------------------
+
+    def on_event(self, event: Trade | TradeGap) -> list[Bar]:
+        """Fold a published trade (or a gap report) in; the bars to publish after it."""
+        if isinstance(event, TradeGap):
+            return self._gap(event)
+        return self._trade(event)
+
+    def _sym(self, exchange: str, symbol: str, native: str) -> _Symbol:
+        s = self._symbols.get((exchange, symbol))
+        if s is None:
+            s = self._symbols[(exchange, symbol)] = _Symbol(exchange, symbol, native, known=False)
+        return s
+
+    def _trade(self, trade: Trade) -> list[Bar]:
+        s = self._sym(trade.exchange, trade.symbol, trade.native)
+        start = minute_start(trade.ts_exchange)
+        ex = trade.exchange
+        self._watermarks[ex] = max(self._watermarks.get(ex, trade.ts_exchange), trade.ts_exchange)
+        acc = s.bars.get(start)
+        out: list[Bar] = []
+        if acc is None:
+            if start + MINUTE_NS + self.keep_ns <= self._watermarks[ex] or (s.floor is not None and start <= s.floor):
+                self.late += 1  # its minute is beyond revision (forgotten, or older than what was restored)
+                return out
+            acc = s.bars[start] = _Acc(start)
+            if not s.known and s.partial_start is None:
+                s.partial_start = start
+        # Every open bar before this minute is complete now: a later trade arrived.
+        for earlier in sorted(b for b in s.bars if b < start and not s.bars[b].published):
+            out.append(self._publish(s, s.bars[earlier], trade.ts_recv))
+        s.arrivals += 1
+        if acc.add(trade, order_key(trade, s.arrivals)):
+            s.last_start = start
+            if acc.published or any(b > start for b in s.bars):  # a closed minute, or an empty one now late
+                out.append(self._publish(s, acc, trade.ts_recv))
+        return out
+
+    def _gap(self, gap: TradeGap) -> list[Bar]:
+        s = self._sym(gap.exchange, gap.symbol, gap.native)
+        acc = s.bars.get(s.last_start) if s.last_start is not None else None
+        if acc is None:
+            return []
+        acc.missing += gap.gap_to - gap.gap_from + 1
+        return [self._publish(s, acc, gap.ts_recv)] if acc.published else []
+
+    def _publish(self, s: _Symbol, acc: _Acc, ts_recv: int) -> Bar:
+        acc.revision += 1
+        return acc.bar(s.exchange, s.symbol, s.native, acc.start == s.partial_start, ts_recv)
+
+    def advance(self, exchange: str, watermark: int, now: int) -> list[Bar]:
+        """The exchange's clock reached ``watermark`` (ns): close the bars whose minute ended more than
+        ``grace`` before it, and forget closed bars past ``keep``. ``now`` stamps the bars."""
+        wm = max(self._watermarks.get(exchange, watermark), watermark)
+        self._watermarks[exchange] = wm
+        out: list[Bar] = []
+        for s in self._symbols.values():
+            if s.exchange != exchange:
+                continue
+            for start in sorted(s.bars):
+                acc = s.bars[start]
+                end = start + MINUTE_NS
+                if not acc.published and end + self.grace_ns <= wm:
+                    out.append(self._publish(s, acc, now))
+                if acc.published and end + self.keep_ns <= wm and start != s.last_start:
+                    del s.bars[start]
+        return out
+
+    # -- a restarted shard ------------------------------------------------------------------------
+
+    def restore(
+        self, exchange: str, symbol: str, native: str, events: Sequence[Trade | TradeGap],
+        published: Sequence[Bar], now: int,
+    ) -> list[Bar]:  # fmt: skip
+        """Take up a symbol where a previous life of the shard left it.
+
+        ``events``: the tail of the symbol's trade stream in stream order (at least from the minute of
+        the newest bar in ``published``, which is the tail of its bar stream). Bars of minutes from
+        that newest published one on are rebuilt from the trades; the newest published minute keeps
+        its revision number and is published again (revised) if the trades say otherwise (a trade
+        whose revision the previous life did not get out); later minutes before the last trade's are
+        complete, and published. The last trade's minute stays open."""
+        s = self._sym(exchange, symbol, native)
+        s.known = s.known or bool(events) or bool(published)
+        last_pub: dict[int, Bar] = {}
+        for b in published:
+            if b.start not in last_pub or b.revision >= last_pub[b.start].revision:
+                last_pub[b.start] = b
+        newest = max(last_pub) if last_pub else None
+        for ev in events:
+            if isinstance(ev, TradeGap):
+                acc = s.bars.get(s.last_start) if s.last_start is not None else None
+                if acc is not None:
+                    acc.missing += ev.gap_to - ev.gap_from + 1
+                continue
+            start = minute_start(ev.ts_exchange)
+            if newest is not None and start < newest:
+                continue
+            s.arrivals += 1
+            acc = s.bars.setdefault(start, _Acc(start))
+            if acc.add(ev, order_key(ev, s.arrivals)):
+                s.last_start = start
+            self._watermarks[exchange] = max(self._watermarks.get(exchange, ev.ts_exchange), ev.ts_exchange)
+        out: list[Bar] = []
+        last_trade_minute = s.last_start
+        for start in sorted(s.bars):
+            acc = s.bars[start]
+            if start == newest:
+                prev = last_pub[start]
+                acc.revision = prev.revision
+                if prev.partial:
+                    s.partial_start = start
+                mine = acc.bar(exchange, symbol, native, bool(prev.partial), now)
+                if content(mine) != content(prev) or (mine.backfilled, mine.missing) != (
+                    prev.backfilled, prev.missing
+                ):
+                    out.append(self._publish(s, acc, now))
+            elif start != last_trade_minute and (newest is None or start > newest):
+                out.append(self._publish(s, acc, now))
+        if newest is not None:
+            s.floor = newest - 1 if newest in s.bars else newest
+        return out

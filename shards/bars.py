@@ -1,0 +1,141 @@
+"""A shard's bars: the pure `ingest.bars.BarBuilder` between its feeds and its bus publisher.
+
+Every event the feeds publish goes through `BarFeed.publish`: it is published first, then a trade or
+trade gap is folded into its symbol's bar and the bars it closes or revises are published right
+after it, through the same publisher (so the merger writes them like any event, to
+``{prefix}:bar:{exchange}:{symbol}``, and a bar in Redis is always behind the trades it holds).
+
+The watermark of each exchange is its clock as the shard sees it: the exchange time of the newest
+event (trade or book update) plus the local time elapsed since that event was received, so quiet
+symbols' bars close ``grace`` after their minute even when nothing arrives. `tick` applies it.
+
+A restarted shard first calls `restore_from_redis`: each symbol's newest bars and the trades since
+the newest bar's minute are read back from Redis, so the open bar goes on with the trades the
+previous life published (not from zero), and a revision the previous life did not get out is
+published now.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from typing import cast
+
+import redis
+import structlog
+
+from bus import wire
+from ingest.bars import MINUTE_NS, BarBuilder, minute_start
+from ingest.events import Bar, Event, Trade, TradeGap
+from ingest.settings import BarSettings
+from shards.plan import Assignment
+
+log = structlog.get_logger("bars")
+
+PAGE = 500
+BARS_READ = 20  # newest bar entries read back per symbol (revisions of the last minutes)
+Rows = list[tuple[bytes, dict[bytes, bytes]]]
+# (exchange, symbol, native) -> (its trades and trade gaps, its bars), oldest first
+Tails = dict[tuple[str, str, str], tuple[list[Trade | TradeGap], list[Bar]]]
+
+
+class BarFeed:
+    """Publishes events and the bars they make; see the module docstring."""
+
+    def __init__(self, settings: BarSettings, publish: Callable[[Event], None]) -> None:
+        self.builder = BarBuilder(int(settings.grace * 1e9), int(settings.keep * 1e9))
+        self._publish = publish
+        self._offsets: dict[str, int] = {}  # exchange -> ts_exchange - ts_recv of its newest event
+        self.bars_published = 0
+
+    def publish(self, event: Event) -> None:
+        self._publish(event)
+        ts_exchange = getattr(event, "ts_exchange", 0)
+        if ts_exchange > 0 and not (isinstance(event, Trade) and event.origin == "backfill"):
+            self._offsets[event.exchange] = ts_exchange - event.ts_recv
+        if isinstance(event, Trade | TradeGap):
+            self._out(self.builder.on_event(event))
+
+    def tick(self, now: int) -> None:
+        """Close the bars each exchange's watermark has passed (``now``: local ns)."""
+        for exchange, offset in self._offsets.items():
+            self._out(self.builder.advance(exchange, now + offset, now))
+
+    def _out(self, bars: list[Bar]) -> None:
+        for bar in bars:
+            self._publish(bar)
+            self.bars_published += 1
+
+    def restore(self, tails: Tails, now: int) -> None:
+        """Take up each symbol from its stream tails, (exchange, symbol, native) -> (trades, bars)."""
+        for (exchange, symbol, native), (events, bars) in sorted(tails.items()):
+            self._out(self.builder.restore(exchange, symbol, native, events, bars, now))
+
+
+def read_tails(client: redis.Redis, prefix: str, assignments: Sequence[Assignment], keep_ns: int) -> Tails:
+    """Each traded symbol's newest bars, and its trades (and gaps) from the newest bar's minute on
+    (or from the minute before the last trade's when it has no bar yet; never more than ``keep_ns``
+    before the last trade), oldest first."""
+    out: Tails = {}
+    for a in assignments:
+        if "trades" not in a.channels:
+            continue
+        bars: list[Bar] = []
+        for _, raw in reversed(cast(Rows, client.xrevrange(f"{prefix}:bar:{a.exchange}:{a.symbol}", count=BARS_READ))):
+            ev = _decode(raw)
+            if isinstance(ev, Bar):
+                bars.append(ev)
+        events: list[Trade | TradeGap] = []
+        native = bars[-1].native if bars else ""
+        key = f"{prefix}:trade:{a.exchange}:{a.symbol}"
+        bound: int | None = None
+        top = "+"
+        while True:
+            rows = cast(Rows, client.xrevrange(key, max=top, count=PAGE))
+            done = len(rows) < PAGE
+            for entry_id, raw in rows:
+                ev = _decode(raw)
+                if isinstance(ev, Trade):
+                    if bound is None:
+                        last = minute_start(ev.ts_exchange)
+                        newest = max((b.start for b in bars), default=last - MINUTE_NS)
+                        bound = max(newest, minute_start(last - keep_ns))
+                        native = ev.native
+                    if ev.ts_exchange < bound:
+                        done = True
+                        break
+                if isinstance(ev, Trade | TradeGap):
+                    events.append(ev)
+                top = "(" + entry_id.decode()
+            if done or not rows:
+                break
+        if events or bars:
+            events.reverse()
+            out[(a.exchange, a.symbol, native or events[-1].native)] = (events, bars)
+    return out
+
+
+def _decode(raw: dict[bytes, bytes]) -> Event | None:
+    try:
+        return wire.decode_fields({k.decode(): v.decode() for k, v in raw.items()})
+    except Exception:  # an entry this version cannot read is not ours to fold in
+        return None
+
+
+def read_tails_waiting(redis_url: str, prefix: str, assignments: Sequence[Assignment], keep_ns: int,
+                       wait_s: float) -> Tails:  # fmt: skip
+    """`read_tails`, waiting up to ``wait_s`` for a Redis that is coming back (blocking: run it in an
+    executor; then `BarFeed.restore` on the loop). Empty if Redis stays away."""
+    client = redis.Redis.from_url(redis_url, socket_timeout=2.0)
+    deadline = time.monotonic() + wait_s
+    try:
+        while True:
+            try:
+                return read_tails(client, prefix, assignments, keep_ns)
+            except redis.RedisError as e:
+                if time.monotonic() > deadline:
+                    log.error("cannot read the bars back: the open bars start from this life's trades", error=str(e))
+                    return {}
+                time.sleep(0.5)
+    finally:
+        client.close()
