@@ -124,7 +124,8 @@ def test_one_counter_per_connection_books_trades_and_heartbeats(tmp_path: Path) 
 
 def test_trades_within_a_message_are_newest_first(tmp_path: Path) -> None:
     async def go() -> None:
-        async with simulator(tmp_path, rate=2000.0, trade_ratio=0.9) as sim, aiohttp.ClientSession() as http:
+        options = {"snapshot_older_trades": True}
+        async with simulator(tmp_path, options, rate=2000.0, trade_ratio=0.9) as sim, aiohttp.ClientSession() as http:
             ws = await http.ws_connect(sim.ws_url("coinbase"))
             r = Reader(ws)
             await asyncio.sleep(0.3)  # recent trades for the snapshot
@@ -136,6 +137,29 @@ def test_trades_within_a_message_are_newest_first(tmp_path: Path) -> None:
                 ids = [int(t["trade_id"]) for e in m["events"] for t in e["trades"]]
                 assert ids == sorted(ids, reverse=True)
             assert any(len(m["events"][0]["trades"]) > 1 for m in r.channel("market_trades")[1:])
+
+    run(go)
+
+
+def test_the_trades_snapshot_holds_nothing_from_before_the_first_subscription(tmp_path: Path) -> None:
+    """By default (the truth log starts at the first subscription): the first subscriber's snapshot is
+    empty, a later one's holds the trades since."""
+
+    async def go() -> None:
+        async with simulator(tmp_path, rate=500.0) as sim, aiohttp.ClientSession() as http:
+            await asyncio.sleep(0.3)
+            first = Reader(await http.ws_connect(sim.ws_url("coinbase")))
+            await first.ws.send_str(sub("market_trades", "BTC-USD"))
+            await first.until(lambda: len(first.channel("market_trades")) >= 5)
+            second = Reader(await http.ws_connect(sim.ws_url("coinbase")))
+            await second.ws.send_str(sub("market_trades", "BTC-USD"))
+            await second.until(lambda: len(second.channel("market_trades")) >= 1)
+            assert first.channel("market_trades")[0]["events"] == [{"type": "snapshot", "trades": []}]
+            snapshot = [int(t["trade_id"]) for t in second.channel("market_trades")[0]["events"][0]["trades"]]
+            live_ids = [int(t["trade_id"]) for m in first.channel("market_trades")[1:] for e in m["events"]
+                        for t in e["trades"]]  # fmt: skip
+            assert snapshot and snapshot == sorted(snapshot, reverse=True) and len(snapshot) <= 50
+            assert min(snapshot) >= min(live_ids)  # nothing from before the first subscription
 
     run(go)
 
@@ -299,7 +323,7 @@ def test_rest_public_market_trades(tmp_path: Path) -> None:
 def test_options_are_checked() -> None:
     assert check_options({}) == {
         "idle_close": 75.0, "subscribe_timeout": 5.0, "heartbeat_interval": 1.0,
-        "sequence_scope": "connection", "snapshot_trades": 50,
+        "sequence_scope": "connection", "snapshot_trades": 50, "snapshot_older_trades": False,
     }  # fmt: skip
     assert check_options({"idle_close": 2, "sequence_scope": "channel"})["idle_close"] == 2.0
     for raw, error in (
@@ -308,6 +332,7 @@ def test_options_are_checked() -> None:
         ({"idle_close": True}, "'idle_close' must be a number"),
         ({"sequence_scope": "product"}, "'sequence_scope' must be one of"),
         ({"snapshot_trades": -1}, "'snapshot_trades' must be a whole number"),
+        ({"snapshot_older_trades": 1}, "'snapshot_older_trades' must be true or false"),
     ):
         with pytest.raises(ValueError, match=error):
             check_options(raw)

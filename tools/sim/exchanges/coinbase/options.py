@@ -12,6 +12,7 @@ _OPTIONS: dict[str, tuple[type, Any]] = {
     "heartbeat_interval": (float, 1.0),
     "sequence_scope": (str, "connection"),
     "snapshot_trades": (int, 50),
+    "snapshot_older_trades": (bool, False),  # the snapshot may hold trades from before the first subscription
 }
 
 
@@ -23,7 +24,10 @@ def check_options(raw: Mapping[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, (kind, default) in _OPTIONS.items():
         value = raw.get(key, default)
-        if kind is float:
+        if kind is bool:
+            if not isinstance(value, bool):
+                raise ValueError(f"coinbase simulator option {key!r} must be true or false")
+        elif kind is float:
             if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
                 raise ValueError(f"coinbase simulator option {key!r} must be a number of seconds above 0")
             value = float(value)

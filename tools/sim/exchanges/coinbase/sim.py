@@ -20,8 +20,11 @@ one, ``wss://advanced-trade-ws.coinbase.com``, has no path either), and REST
   ``update`` event for every subscribed product that changed (each price once, its final size;
   ``"0"`` removes), several products per message.
 - ``market_trades``: a subscribe sends one ``snapshot`` event with the ``snapshot_trades`` most recent
-  trades of each product; then per tick one ``update`` event with the tick's trades of every
-  subscribed product, newest first. ``side`` is the maker's (`tools.sim.exchanges.coinbase.wire`).
+  trades of each product (only those since the product's first subscription, where the truth log
+  starts, unless ``snapshot_older_trades``: the real exchange's snapshot holds older ones too, which a
+  run verified trade by trade and bar by bar cannot account for); then per tick one ``update`` event
+  with the tick's trades of every subscribed product, newest first. ``side`` is the maker's
+  (`tools.sim.exchanges.coinbase.wire`).
 - ``heartbeats``: every ``heartbeat_interval`` (1 s) with ``heartbeat_counter`` +1 each (a string).
 - Idle close: a connection subscribed without ``heartbeats`` that is sent no ``level2`` or
   ``market_trades`` data for ``idle_close`` seconds (Coinbase: "most channels close within 60-90 s
@@ -41,7 +44,7 @@ and use no ``sequence_num``).
 
 Options (`Venue.options`, validated by `check_options`): ``idle_close`` (s, 75), ``subscribe_timeout``
 (s, 5), ``heartbeat_interval`` (s, 1), ``sequence_scope`` ("connection" | "channel"),
-``snapshot_trades`` (trades in the market_trades snapshot, 50).
+``snapshot_trades`` (trades in the market_trades snapshot, 50), ``snapshot_older_trades`` (false).
 """
 
 from __future__ import annotations
@@ -93,6 +96,7 @@ class CoinbaseSim:
         self.options = check_options(venue.options)
         self._clients: dict[int, _Client] = {}
         self._skip: dict[str, int] = {}
+        self._first_trade: dict[str, int] = {}  # product -> the first trade id after its first subscription
         self._started = time.monotonic()
         self.skipped: dict[str, int] = {}
         self.holes = 0
@@ -261,6 +265,7 @@ class CoinbaseSim:
         if not client.last_data:
             client.last_data = time.monotonic()
         for product in products:
+            self._first_trade.setdefault(product, self.venue.markets[product].next_trade_id)
             self.venue.subscribe(conn, f"{channel}:{product}", product)
         self._send_subscriptions(conn, client)
         now_ns = time.time_ns()
@@ -320,7 +325,8 @@ class CoinbaseSim:
 
     def _recent_trades(self, product: str) -> list[dict[str, str]]:
         n = self.options["snapshot_trades"]
-        recent = list(self.venue.trades[product])[-n:] if n else []
+        first = 0 if self.options["snapshot_older_trades"] else self._first_trade[product]
+        recent = [(t, ts) for t, ts in self.venue.trades[product] if t.trade_id >= first][-n:] if n else []
         return [wire.trade_row(product, t, ts) for t, ts in recent]
 
     # -- REST ------------------------------------------------------------------------------------
