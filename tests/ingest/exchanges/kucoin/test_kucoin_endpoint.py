@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ingest.errors import DecodeError
 from ingest.exchanges.base import Endpoint
@@ -71,3 +75,47 @@ def test_the_first_websocket_server_is_used() -> None:
 def test_a_body_without_an_endpoint_is_a_decode_error(body: bytes) -> None:
     with pytest.raises(DecodeError):
         decode_bullet(body, "c")
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(
+        st.sampled_from(["code", "data", "token", "instanceServers", "endpoint", "protocol", "pingInterval",
+                         "pingTimeout", "encrypt", "x"]),
+        inner, max_size=6,
+    ),
+    max_leaves=20,
+)  # fmt: skip
+
+
+@settings(derandomize=True, max_examples=300)
+@given(st.one_of(st.binary(max_size=200), _JSON.map(lambda v: json.dumps(v).encode())))
+def test_any_body_is_an_endpoint_or_a_decode_error(body: bytes) -> None:
+    _endpoint_or_decode_error(body)
+
+
+def _endpoint_or_decode_error(body: bytes) -> None:
+    try:
+        endpoint = decode_bullet(body, "c")
+    except DecodeError as exc:
+        assert str(exc)
+        return
+    assert endpoint.url.startswith(("ws://", "wss://")) and endpoint.ping_interval and endpoint.liveness_timeout
+
+
+_PATHS = [("code",), ("data",), ("data", "token"), ("data", "instanceServers")] + [
+    ("data", "instanceServers", 0, key) for key in ("endpoint", "protocol", "pingInterval", "pingTimeout", "encrypt")
+]
+
+
+@settings(derandomize=True, max_examples=300)
+@given(st.sampled_from(_PATHS), _JSON)
+def test_the_documented_answer_with_any_one_value_replaced_is_an_endpoint_or_a_decode_error(
+    path: tuple[str | int, ...], value: object
+) -> None:
+    msg = json.loads(BULLET_BODY)
+    target = msg
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = value
+    _endpoint_or_decode_error(json.dumps(msg).encode())
