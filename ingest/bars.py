@@ -12,6 +12,8 @@ the `Bar` events to publish after them:
   kept ``keep`` seconds after their minute ends; a trade older than that is left out (and counted in
   `BarBuilder.late`), never folded into a wrong bar.
 - A trade already in the bar (same trade id) is ignored: a bar is the set of distinct trades.
+- When the shard stops, its open bars are published at once, marked ``partial`` (so is a symbol's
+  first bar, whose minute may have begun before the subscription).
 - Minutes without trades have no bar: no trade, no price. A consumer that wants a continuous series
   carries the previous close forward; a hole in the data is never silent either way (`TradeGap`s are
   counted in ``missing``).
@@ -77,6 +79,7 @@ class _Acc:
     backfilled: int = 0
     missing: int = 0
     revision: int = -1
+    cut: bool = False  # published before its minute was over (the shard stopped): partial
 
     @property
     def published(self) -> bool:
@@ -219,7 +222,20 @@ class BarBuilder:
 
     def _publish(self, s: _Symbol, acc: _Acc, ts_recv: int) -> Bar:
         acc.revision += 1
-        return acc.bar(s.exchange, s.symbol, s.native, acc.start == s.partial_start, ts_recv)
+        return acc.bar(s.exchange, s.symbol, s.native, acc.start == s.partial_start or acc.cut, ts_recv)
+
+    def flush(self, now: int) -> list[Bar]:
+        """The shard stops: publish every open bar now, marked partial (the trades of the rest of its
+        minute will not be seen), so a stop never leaves a minute without its bar and a later
+        restart does not take it for a bar to finish."""
+        out: list[Bar] = []
+        for s in self._symbols.values():
+            for start in sorted(s.bars):
+                acc = s.bars[start]
+                if not acc.published:
+                    acc.cut = True
+                    out.append(self._publish(s, acc, now))
+        return out
 
     def advance(self, exchange: str, watermark: int, now: int) -> list[Bar]:
         """The exchange's clock reached ``watermark`` (ns): close the bars whose minute ended more than

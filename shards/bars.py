@@ -61,6 +61,11 @@ class BarFeed:
         for exchange, offset in self._offsets.items():
             self._out(self.builder.advance(exchange, now + offset, now))
 
+    def flush(self, now: int) -> None:
+        """The shard stops: close what the watermark has passed, then publish the open bars as partial."""
+        self.tick(now)
+        self._out(self.builder.flush(now))
+
     def _out(self, bars: list[Bar]) -> None:
         for bar in bars:
             self._publish(bar)

@@ -180,7 +180,7 @@ async def _serve(
         bar_clock.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await bar_clock
-        bars.tick(now_ns())  # the bars whose minute has passed; an open minute stays open (it is not over)
+        bars.flush(now_ns())  # the open bars too, marked partial: their minute is cut short
     publisher.drain_subscriptions()
     publisher.send_end()
     # The merger may still miss frames before the end marker: serve its repairs until it says it has

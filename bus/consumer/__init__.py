@@ -11,8 +11,9 @@ Live, from the bus (every shard's endpoint, topic prefixes, canonical events)::
 
 Durable, from Redis: plain reads from the latest or any id, and consumer groups (at least once)::
 
-    from bus.consumer import Group, stream_key
-    group = Group(redis.Redis(), "my-group", "worker-1", [stream_key("trade", "binance", "BTC-USDT")])
+    from bus.consumer import Group, redis_url, stream_key
+    client = redis.Redis.from_url(redis_url("settings.toml"))  # the embedded Redis too
+    group = Group(client, "my-group", "worker-1", [stream_key("trade", "binance", "BTC-USDT")])
     while True:
         entries = group.read()                 # own unacked entries first (after a restart), then new ones
         entries += group.claim(min_idle=30.0)   # what a dead consumer left pending
@@ -22,15 +23,16 @@ Durable, from Redis: plain reads from the latest or any id, and consumer groups 
 
 A book kept from its stream::
 
-    book = LiveBook(redis.Redis(), "binance", "BTC-USDT").load()
+    book = LiveBook(client, "binance", "BTC-USDT").load()
     while True:
         book.update(block=1.0)
         print(book.valid, book.best())
 """
 
 from bus.consumer.book import BookState, LiveBook
-from bus.consumer.live import AsyncSubscription, Subscription, asubscribe, endpoints, subscribe
+from bus.consumer.live import AsyncSubscription, Subscription, asubscribe, subscribe
 from bus.consumer.streams import Entry, Group, StreamReader, decode_entry, stream_key
+from bus.consumer.where import endpoints, redis_url
 
 __all__ = [
     "AsyncSubscription",
@@ -43,6 +45,7 @@ __all__ = [
     "asubscribe",
     "decode_entry",
     "endpoints",
+    "redis_url",
     "stream_key",
     "subscribe",
 ]

@@ -1,6 +1,6 @@
 """Live events from the bus: a blocking iterator (`subscribe`) and an async one (`asubscribe`).
 
-Each shard publishes on its own endpoint (`endpoints` reads them from a settings file); a
+Each shard publishes on its own endpoint (`bus.consumer.endpoints` reads them from a settings file); a
 subscription connects to all of them and filters by topic prefix (``trade.``, ``book.binance.``,
 ``bar.okx.BTC-USDT``; ZeroMQ filters on the publisher's side). Bodies are decoded to the canonical
 events (`ingest.events`); control frames are skipped; a body that does not decode is counted in
@@ -13,7 +13,6 @@ up loses frames at ZeroMQ's high-water mark. What needs every event reads the Re
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from types import TracebackType
 from typing import Any
@@ -24,14 +23,8 @@ import zmq.asyncio
 from bus import wire
 from ingest.errors import DecodeError
 from ingest.events import Event
-from ingest.settings import load
 
 RCVHWM = 1_000_000
-
-
-def endpoints(settings_path: str | os.PathLike[str] = "settings.toml") -> list[str]:
-    """The bus endpoints of every shard of the cluster a settings file describes."""
-    return load(settings_path).bus_endpoints()
 
 
 def _topics(prefixes: Iterable[str]) -> list[bytes]:

@@ -165,3 +165,12 @@ def test_final_bars_equal_the_bars_of_the_distinct_trades_whatever_the_order(
     for t in trades:
         expected.setdefault(t.ts_exchange - t.ts_exchange % MINUTE_NS, []).append(t)
     assert {s: content(x) for s, x in final.items()} == {s: content(bar_of(ts)) for s, ts in expected.items()}
+
+
+def test_a_stop_publishes_the_open_bars_as_partial() -> None:
+    b = BarBuilder(GRACE, KEEP)
+    b.restore("binance", "BTC-USDT", "BTCUSDT", [trade(1, "10", "1", T0)], [], now=0)
+    b.on_event(trade(2, "11", "1", T0 + MINUTE_NS + 3 * S))
+    b.advance("binance", T0 + MINUTE_NS + GRACE, now=1)
+    assert [(x.start, x.trades, x.partial) for x in b.flush(now=2)] == [(T0 + MINUTE_NS, 1, 1)]
+    assert b.flush(now=3) == []
