@@ -32,6 +32,7 @@ Pure: no I/O, no clock; ``ts_recv`` (integer ns) is an argument.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -51,6 +52,7 @@ TRADE_TOPIC = "publicTrade"
 RESTART_U = 1  # ``u`` of the whole book Bybit sends after a restart of its book service
 PONG = "pong"
 _OPS = frozenset({"subscribe", "unsubscribe", "ping", "pong", "auth"})
+_DEPTH = re.compile(r"[1-9][0-9]{0,4}")  # ASCII digits only: str.isdigit() takes "²"
 
 
 class BybitCodec:
@@ -102,7 +104,7 @@ class BybitCodec:
     def _book(self, push: m.OrderbookPush, rest: str, ts_recv: int) -> BookSnapshot | BookDelta:
         depth, _, native = rest.partition(".")
         d = push.data
-        if not (depth.isdigit() and 0 < len(depth) <= 5) or native != d.s:
+        if not _DEPTH.fullmatch(depth) or native != d.s:
             raise DecodeError(f"topic {push.topic[:60]!r} is not orderbook.<depth>.{d.s[:40]}")
         self._depths[native.upper()] = int(depth)
         symbol = self._canonical(native)

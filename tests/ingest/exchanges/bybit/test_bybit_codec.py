@@ -198,6 +198,8 @@ def _mutate(frame: str, path: list[Any], value: Any) -> bytes:
         (SNAPSHOT, ["data", "s"], "ETHUSDT", "is not orderbook.<depth>.ETHUSDT"),
         (SNAPSHOT, ["topic"], "orderbook.BTCUSDT", "is not orderbook.<depth>.BTCUSDT"),
         (SNAPSHOT, ["topic"], 7, "field 'topic' must be a string"),
+        (SNAPSHOT, ["topic"], "orderbook.\u00b250.BTCUSDT", "is not orderbook.<depth>.BTCUSDT"),  # found by fuzzing
+        (SNAPSHOT, ["topic"], "orderbook.050.BTCUSDT", "is not orderbook.<depth>.BTCUSDT"),
         (TRADES.replace("BTCUSDT", "BTCXYZ"), ["type"], "snapshot", "known quote asset"),
         (TRADES, ["data", 0, "S"], "buy", "must be Buy or Sell"),
         (TRADES, ["data", 0, "i"], "", "is not a trade id"),

@@ -270,7 +270,8 @@ class BybitSim:
         for arg in args:
             parts = arg.split(".")
             symbol = self._by_native.get(parts[-1])
-            depth = int(parts[1]) if len(parts) == 3 and parts[0] == "orderbook" and parts[1].isdigit() else 0
+            is_book = len(parts) == 3 and parts[0] == "orderbook"
+            depth = int(parts[1]) if is_book and parts[1].isascii() and parts[1].isdigit() else 0
             known = (len(parts) == 2 and parts[0] == "publicTrade") or depth in DEPTHS
             if symbol is None or not known:
                 raise _Refused(f"error:handler not found,topic:{arg[:100]}")
