@@ -12,8 +12,9 @@ the `Bar` events to publish after them:
   kept ``keep`` seconds after their minute ends; a trade older than that is left out (and counted in
   `BarBuilder.late`), never folded into a wrong bar.
 - A trade already in the bar (same trade id) is ignored: a bar is the set of distinct trades.
-- When the shard stops, its open bars are published at once, marked ``partial`` (so is a symbol's
-  first bar, whose minute may have begun before the subscription).
+- ``partial`` flags a bar that may lack trades: ``1`` (`PARTIAL_START`) a symbol's first bar, whose
+  minute may have begun before the subscription; ``2`` (`PARTIAL_END`) a bar published when the
+  shard stopped before its minute was over (a stop publishes the open bars at once); ``3`` both.
 - Minutes without trades have no bar: no trade, no price. A consumer that wants a continuous series
   carries the previous close forward; a hole in the data is never silent either way (`TradeGap`s are
   counted in ``missing``).
@@ -35,6 +36,8 @@ from decimal import ROUND_HALF_EVEN, Context, Decimal, Inexact, InvalidOperation
 from ingest.events import Bar, Trade, TradeGap
 
 MINUTE_NS = 60_000_000_000
+PARTIAL_START = 1
+PARTIAL_END = 2
 VWAP_EXTRA_PLACES = 4
 
 # 40 digits either side of the point at most (the codecs' bound): a product has at most 160 digits,
@@ -110,13 +113,13 @@ class _Acc:
             self.backfilled += 1
         return True
 
-    def bar(self, exchange: str, symbol: str, native: str, partial: bool, ts_recv: int) -> Bar:
+    def bar(self, exchange: str, symbol: str, native: str, partial: int, ts_recv: int) -> Bar:
         quantum = Decimal(1).scaleb(-(self.places + VWAP_EXTRA_PLACES))
         vwap = _ROUND.quantize(_ROUND.divide(self.notional, self.volume), quantum)
         return Bar(
             exchange, symbol, native, self.start, self.open, self.high_s, self.low_s, self.close,
             _text(self.volume), _text(self.notional), _text(vwap), self.count, self.first_id, self.last_id,
-            self.backfilled, self.missing, int(partial), max(self.revision, 0), ts_recv,
+            self.backfilled, self.missing, partial, max(self.revision, 0), ts_recv,
         )  # fmt: skip
 
 
@@ -145,7 +148,7 @@ def bar_of(trades: Iterable[Trade]) -> Bar:
         acc.add(t, order_key(t, n))
     if acc is None or first is None:
         raise ValueError("a bar needs at least one trade")
-    return acc.bar(first.exchange, first.symbol, first.native, False, 0)
+    return acc.bar(first.exchange, first.symbol, first.native, 0, 0)
 
 
 @dataclass(slots=True)
@@ -222,12 +225,12 @@ class BarBuilder:
 
     def _publish(self, s: _Symbol, acc: _Acc, ts_recv: int) -> Bar:
         acc.revision += 1
-        return acc.bar(s.exchange, s.symbol, s.native, acc.start == s.partial_start or acc.cut, ts_recv)
+        partial = (PARTIAL_START if acc.start == s.partial_start else 0) | (PARTIAL_END if acc.cut else 0)
+        return acc.bar(s.exchange, s.symbol, s.native, partial, ts_recv)
 
     def flush(self, now: int) -> list[Bar]:
-        """The shard stops: publish every open bar now, marked partial (the trades of the rest of its
-        minute will not be seen), so a stop never leaves a minute without its bar and a later
-        restart does not take it for a bar to finish."""
+        """The shard stops: publish every open bar now, marked `PARTIAL_END` (the trades of the rest of
+        its minute will not be seen), so a stop never leaves a minute without its bar."""
         out: list[Bar] = []
         for s in self._symbols.values():
             for start in sorted(s.bars):
@@ -291,15 +294,15 @@ class BarBuilder:
                 s.last_start = start
             self._watermarks[exchange] = max(self._watermarks.get(exchange, ev.ts_exchange), ev.ts_exchange)
         out: list[Bar] = []
-        last_trade_minute = s.last_start
+        last_trade_minute = max(s.bars) if s.bars else None  # the newest minute stays open
         for start in sorted(s.bars):
             acc = s.bars[start]
             if start == newest:
                 prev = last_pub[start]
                 acc.revision = prev.revision
-                if prev.partial:
+                if prev.partial & PARTIAL_START:
                     s.partial_start = start
-                mine = acc.bar(exchange, symbol, native, bool(prev.partial), now)
+                mine = acc.bar(exchange, symbol, native, prev.partial & PARTIAL_START, now)
                 if content(mine) != content(prev) or (mine.backfilled, mine.missing) != (
                     prev.backfilled, prev.missing
                 ):

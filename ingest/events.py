@@ -146,9 +146,9 @@ class Bar:
     the quantities, ``notional`` the exact sum of price x quantity, ``vwap`` = notional / volume rounded
     half-even to 4 more decimal places than the finest price in the bar. ``trades`` counts the trades,
     ``backfilled`` those of them fetched from the exchange's history; ``missing`` counts trade ids
-    reported lost (`TradeGap`) right after a trade of this bar; ``partial`` is 1 for a symbol's first
-    bar when no earlier trades were known (the minute may have begun before the subscription) and for
-    a bar published when the shard stopped before its minute was over.
+    reported lost (`TradeGap`) right after a trade of this bar; ``partial`` flags a bar that may lack trades: 1
+    a symbol's first bar (its minute may have begun before the subscription), 2 a bar published when
+    the shard stopped before its minute was over, 3 both; 0 a complete bar.
     ``revision`` is 0 when the bar is first published and counts up each time a late trade corrects
     it (the newest revision of a ``start`` replaces the earlier ones). ``ts_recv``: when it was
     published (local nanoseconds)."""

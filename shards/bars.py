@@ -25,7 +25,7 @@ import redis
 import structlog
 
 from bus import wire
-from ingest.bars import MINUTE_NS, BarBuilder, minute_start
+from ingest.bars import MINUTE_NS, PARTIAL_END, BarBuilder, minute_start
 from ingest.events import Bar, Event, Trade, TradeGap
 from ingest.settings import BarSettings
 from shards.plan import Assignment
@@ -80,26 +80,39 @@ class BarFeed:
 def read_tails(client: redis.Redis, prefix: str, assignments: Sequence[Assignment], keep_ns: int) -> Tails:
     """Each traded symbol's newest bars, and its trades (and gaps) from the newest bar's minute on
     (or from the minute before the last trade's when it has no bar yet; never more than ``keep_ns``
-    before the last trade), oldest first."""
+    before the last trade), oldest first.
+
+    Only what was written after the newest bar a stopping shard published (`PARTIAL_END`) is read:
+    before it is an earlier run of the cluster, which a restart does not carry on."""
     out: Tails = {}
     for a in assignments:
         if "trades" not in a.channels:
             continue
+        cut = -1  # ms of the stream id of the newest bar of a stop (ids of different streams compare by ms only)
         bars: list[Bar] = []
-        for _, raw in reversed(cast(Rows, client.xrevrange(f"{prefix}:bar:{a.exchange}:{a.symbol}", count=BARS_READ))):
+        rows = cast(Rows, client.xrevrange(f"{prefix}:bar:{a.exchange}:{a.symbol}", count=BARS_READ))
+        for entry_id, raw in rows:  # newest first
             ev = _decode(raw)
             if isinstance(ev, Bar):
+                if ev.partial & PARTIAL_END:
+                    cut = _ms(entry_id)
+                    break
                 bars.append(ev)
+        bars.reverse()
         events: list[Trade | TradeGap] = []
         native = bars[-1].native if bars else ""
         key = f"{prefix}:trade:{a.exchange}:{a.symbol}"
         bound: int | None = None
         top = "+"
-        while True:
+        done = False
+        while not done:
             rows = cast(Rows, client.xrevrange(key, max=top, count=PAGE))
             done = len(rows) < PAGE
             for entry_id, raw in rows:
                 ev = _decode(raw)
+                if _ms(entry_id) <= cut:
+                    done = True
+                    break
                 if isinstance(ev, Trade):
                     if bound is None:
                         last = minute_start(ev.ts_exchange)
@@ -112,12 +125,14 @@ def read_tails(client: redis.Redis, prefix: str, assignments: Sequence[Assignmen
                 if isinstance(ev, Trade | TradeGap):
                     events.append(ev)
                 top = "(" + entry_id.decode()
-            if done or not rows:
-                break
         if events or bars:
             events.reverse()
             out[(a.exchange, a.symbol, native or events[-1].native)] = (events, bars)
     return out
+
+
+def _ms(entry_id: bytes) -> int:
+    return int(entry_id.split(b"-")[0])
 
 
 def _decode(raw: dict[bytes, bytes]) -> Event | None:

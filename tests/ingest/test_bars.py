@@ -8,7 +8,7 @@ import random
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ingest.bars import MINUTE_NS, BarBuilder, bar_of, content
+from ingest.bars import MINUTE_NS, PARTIAL_END, BarBuilder, bar_of, content
 from ingest.events import Bar, Trade, TradeGap
 
 T0 = 1_700_000_040_000_000_000  # a minute's first nanosecond
@@ -172,5 +172,5 @@ def test_a_stop_publishes_the_open_bars_as_partial() -> None:
     b.restore("binance", "BTC-USDT", "BTCUSDT", [trade(1, "10", "1", T0)], [], now=0)
     b.on_event(trade(2, "11", "1", T0 + MINUTE_NS + 3 * S))
     b.advance("binance", T0 + MINUTE_NS + GRACE, now=1)
-    assert [(x.start, x.trades, x.partial) for x in b.flush(now=2)] == [(T0 + MINUTE_NS, 1, 1)]
+    assert [(x.start, x.trades, x.partial) for x in b.flush(now=2)] == [(T0 + MINUTE_NS, 1, PARTIAL_END)]
     assert b.flush(now=3) == []
