@@ -271,7 +271,8 @@ class BarBuilder:
         that newest published one on are rebuilt from the trades; the newest published minute keeps
         its revision number and is published again (revised) if the trades say otherwise (a trade
         whose revision the previous life did not get out); later minutes before the last trade's are
-        complete, and published. The last trade's minute stays open."""
+        complete, and published. The last trade's minute stays open. Without any bar published, the
+        first minute is the symbol's first bar (`PARTIAL_START`)."""
         s = self._sym(exchange, symbol, native)
         s.known = s.known or bool(events) or bool(published)
         last_pub: dict[int, Bar] = {}
@@ -293,6 +294,8 @@ class BarBuilder:
             if acc.add(ev, order_key(ev, s.arrivals)):
                 s.last_start = start
             self._watermarks[exchange] = max(self._watermarks.get(exchange, ev.ts_exchange), ev.ts_exchange)
+        if not last_pub and s.bars and s.partial_start is None:
+            s.partial_start = min(s.bars)  # no bar out yet: the first one of the symbol, begun before us
         out: list[Bar] = []
         last_trade_minute = max(s.bars) if s.bars else None  # the newest minute stays open
         for start in sorted(s.bars):

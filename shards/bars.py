@@ -73,8 +73,11 @@ class BarFeed:
 
     def restore(self, tails: Tails, now: int) -> None:
         """Take up each symbol from its stream tails, (exchange, symbol, native) -> (trades, bars)."""
+        published = self.bars_published
         for (exchange, symbol, native), (events, bars) in sorted(tails.items()):
             self._out(self.builder.restore(exchange, symbol, native, events, bars, now))
+        log.info("bars restored", symbols=len(tails), trades=sum(len(e) for e, _ in tails.values()),
+                 published=self.bars_published - published)  # fmt: skip
 
 
 def read_tails(client: redis.Redis, prefix: str, assignments: Sequence[Assignment], keep_ns: int) -> Tails:

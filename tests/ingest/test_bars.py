@@ -124,7 +124,7 @@ def test_restore_publishes_a_bar_the_last_life_lost_and_nothing_when_all_is_out(
     trades = [trade(1, "10", "1", T0 + S), trade(2, "11", "1", T0 + MINUTE_NS)]
     b = BarBuilder(GRACE, KEEP)
     out = b.restore("binance", "BTC-USDT", "BTCUSDT", trades, [], now=5)
-    assert [(x.start, x.trades, x.revision) for x in out] == [(T0, 1, 0)]
+    assert [(x.start, x.trades, x.revision, x.partial) for x in out] == [(T0, 1, 0, 1)]  # its first bar
     b2 = BarBuilder(GRACE, KEEP)
     assert b2.restore("binance", "BTC-USDT", "BTCUSDT", trades, out, now=6) == []
     assert b2.on_event(trade(1, "10", "1", T0 + S)) == []  # a duplicate of a restored trade
