@@ -200,7 +200,37 @@ def _okx_snapshots() -> list[tuple[str, str]]:
     ]
 
 
+def _bybit_seeds() -> list[str]:
+    book = '"topic":"orderbook.50.BTCUSDT"'
+    return [
+        f'{{{book},"ts":1672304484978,"type":"snapshot","data":{{"s":"BTCUSDT","b":[["16493.50","0.006"],'
+        '["16493.00","0.100"]],"a":[["16611.00","0.029"],["16612.00","0.213"]],"u":18521288,"seq":7961638724},'
+        '"cts":1672304484976}',
+        f'{{{book},"type":"delta","ts":1671179923046,"data":{{"s":"BTCUSDT","b":[],"a":[["17440.50","78.857"],'
+        '["17442.00","0"]],"u":13079593,"seq":22520573260},"cts":1671179923040}',
+        f'{{{book},"type":"delta","ts":5,"data":{{"s":"BTCUSDT","b":[["1","2"]],"a":[],"u":1}}}}',
+        '{"topic":"publicTrade.BTCUSDT","type":"snapshot","ts":1672304486868,"data":[{"T":1672304486865,'
+        '"s":"BTCUSDT","S":"Buy","v":"0.001","p":"16578.50","L":"PlusTick","i":"20f43950-d8dd-5b31-9112-a178eb6023af",'
+        '"BT":false},{"T":1672304486866,"s":"BTCUSDT","S":"Sell","v":"0.25","p":"16578","i":"2290000000061666327",'
+        '"BT":false,"seq":1783284617}]}',
+        '{"success":true,"ret_msg":"subscribe","conn_id":"2324d924-aa4d-45b0-a858-7b8be29ab52b","req_id":"10001",'
+        '"op":"subscribe"}',
+        '{"success":false,"ret_msg":"error:handler not found,topic:orderbook.40.BTCUSDT","conn_id":"d4b6",'
+        '"req_id":"sub1","op":"subscribe"}',
+        '{"success":true,"ret_msg":"pong","conn_id":"0970e817-426e-429a-a679-ff7f55e0b16a","op":"ping"}',
+        '{"req_id":"test","op":"pong","args":["1675418560633"],"conn_id":"cfcb4ocsvfriu23r3er0-1b"}',
+        '{"topic":"tickers.BTCUSDT","ts":1673853746003,"type":"snapshot","cs":2588407389,"data":{"symbol":"BTCUSDT"}}',
+    ]
+
+
 HISTORY_SEEDS: dict[str, list[str]] = {
+    "bybit": [
+        '{"retCode":0,"retMsg":"OK","result":{"category":"spot","list":[{"execId":"2100000000007764263",'
+        '"symbol":"BTCUSDT","price":"16618.49","size":"0.00012","side":"Buy","time":"1672052955758",'
+        '"isBlockTrade":false},{"execId":"2100000000007764262","symbol":"BTCUSDT","price":"16618.5","size":"1",'
+        '"side":"Sell","time":"1672052955001","isBlockTrade":false}]},"retExtInfo":{},"time":1672053054358}',
+        '{"retCode":10001,"retMsg":"Not supported symbols","result":{},"retExtInfo":{},"time":1672053054358}',
+    ],
     "binance": [
         '[{"id":28457,"price":"4.00000100","qty":"12.00000000","quoteQty":"48.000012","time":1499865549590,'
         '"isBuyerMaker":true,"isBestMatch":true},{"id":28458,"price":"4.1","qty":"1","quoteQty":"4.1",'
@@ -220,13 +250,28 @@ HISTORY_SEEDS: dict[str, list[str]] = {
     ],
 }
 HISTORY_SYMBOLS = {
+    "bybit": ("BTCUSDT", "BTC-USDT"),
     "binance": ("BTCUSDT", "BTC-USDT"),
     "kraken": ("BTC/USD", "BTC-USD"),
     "okx": ("BTC-USDT", "BTC-USDT"),
 }
 
-SEEDS: dict[str, list[str]] = {"binance": _binance_seeds(), "kraken": _kraken_seeds(), "okx": _okx_seeds()}
+SEEDS: dict[str, list[str]] = {
+    "binance": _binance_seeds(),
+    "bybit": _bybit_seeds(),
+    "kraken": _kraken_seeds(),
+    "okx": _okx_seeds(),
+}
 SNAPSHOT_SEEDS: dict[str, list[tuple[str, str]]] = {
+    "bybit": [
+        (
+            '{"retCode":0,"retMsg":"OK","result":{"s":"BTCUSDT","a":[["65557.7","16.606555"]],"b":[["65485.47",'
+            '"47.081829"]],"ts":1716863719031,"u":230704,"seq":1432604333,"cts":1716863718905},"retExtInfo":{},'
+            '"time":1716863719382}',
+            "BTCUSDT",
+        ),
+        ('{"retCode":10001,"retMsg":"Illegal category","result":{},"time":1}', "BTCUSDT"),
+    ],
     "binance": _binance_snapshots(),
     "kraken": [('{"error":[],"result":{"XXBTZUSD":{"asks":[["1.0","2.0",1]],"bids":[]}}}', "BTC/USD")],
     "okx": _okx_snapshots(),
