@@ -38,7 +38,7 @@ from hypothesis import strategies as st
 from ingest.errors import DecodeError
 from ingest.events import BookDelta, BookSnapshot, BookStatus, ConnectionStatus, Trade
 from ingest.exchanges import SPECS
-from ingest.exchanges.base import Codec, Decoded, ExchangeSpec, Reconnect, Reply
+from ingest.exchanges.base import Codec, Decoded, ExchangeSpec, Reconnect, Reply, Resync
 
 RECORDINGS = Path(__file__).resolve().parents[3].parent / "shared" / "recordings" / "cryptofeed"
 TS = 1_700_000_000_123_456_789
@@ -223,7 +223,63 @@ def _bybit_seeds() -> list[str]:
     ]
 
 
+def _coinbase_seeds() -> list[str]:
+    head = '"channel":"l2_data","client_id":"","timestamp":"2023-02-09T20:32:50.714964855Z"'
+    trades = '"channel":"market_trades","client_id":"","timestamp":"2025-12-31T06:00:13.715382929Z"'
+    return [
+        # protocols.md D: the docs' level2 snapshot, hummingbot's real update, the docs' market_trades
+        # snapshot, ccxt issue #27606's real market_trades update, heartbeats, subscriptions.
+        f'{{{head},"sequence_num":0,"events":[{{"type":"snapshot","product_id":"BTC-USD","updates":['
+        '{"side":"bid","event_time":"1970-01-01T00:00:00Z","price_level":"21921.73","new_quantity":"0.06317902"},'
+        '{"side":"offer","event_time":"1970-01-01T00:00:00Z","price_level":"21922.3","new_quantity":"0.02"}]}]}',
+        '{"channel":"l2_data","client_id":"","timestamp":"2024-10-08T09:10:36.120390407Z","sequence_num":14,'
+        '"events":[{"type":"update","product_id":"BTC-USD","updates":[{"side":"bid","event_time":'
+        '"2024-10-08T09:10:35.171517Z","price_level":"62317.89","new_quantity":"0.032355"},{"side":"offer",'
+        '"event_time":"2024-10-08T09:10:35.171517Z","price_level":"62394.77","new_quantity":"0"}]},'
+        '{"type":"update","product_id":"ETH-USD","updates":[]}]}',
+        '{"channel":"market_trades","client_id":"","timestamp":"2023-02-09T20:19:35.39625135Z","sequence_num":0,'
+        '"events":[{"type":"snapshot","trades":[{"trade_id":"000000000","product_id":"ETH-USD","price":"1260.01",'
+        '"size":"0.3","side":"BUY","time":"2019-08-14T20:42:27.265Z"}]}]}',
+        f'{{{trades},"sequence_num":1854,"events":[{{"type":"update","trades":[{{"product_id":"BTC-USD",'
+        '"trade_id":"929248663","price":"88355.58","size":"0.00003338","time":"2025-12-31T06:00:13.654578Z",'
+        '"side":"BUY"},{"product_id":"BTC-USD","trade_id":"34b080bf-fcfd-445a-832b-46b5ddc65601",'
+        '"price":"88355.59","size":"0.00099993","time":"2025-12-31T06:00:13.613311Z","side":"SELL"}]}]}',
+        '{"channel":"heartbeats","client_id":"","timestamp":"2023-06-23T20:31:56.121961769Z","sequence_num":1855,'
+        '"events":[{"current_time":"2023-06-23 20:31:56.121961769 +0000 UTC m=+91717.525857105",'
+        '"heartbeat_counter":"3049"}]}',
+        '{"channel":"heartbeats","client_id":"","timestamp":"2023-06-23T20:31:57Z","sequence_num":1857,'
+        '"events":[{"current_time":"x","heartbeat_counter":3051}]}',
+        '{"channel":"subscriptions","client_id":"","timestamp":"2026-04-07T14:30:00.000000Z","sequence_num":0,'
+        '"events":[{"subscriptions":{"level2":["BTC-USD"],"market_trades":["BTC-USD","ETH-USD"]}}]}',
+        '{"channel":"ticker","client_id":"","timestamp":"2023-02-09T20:30:37.167359596Z","sequence_num":0,'
+        '"events":[{"type":"snapshot","tickers":[{"type":"ticker","product_id":"BTC-USD","price":"21932.98"}]}]}',
+        '{"type":"error","message":"Failed to subscribe","reason":"No channels provided"}',
+    ]
+
+
+def _coinbase_snapshots() -> list[tuple[str, str]]:
+    return [
+        (
+            '{"pricebook":{"product_id":"BTC-USD","bids":[{"price":"21921.73","size":"0.06317902"}],'
+            '"asks":[{"price":"21922.3","size":"0.02"}],"time":"2023-02-09T20:32:50.714964Z"},"last":"21922",'
+            '"mid_market":"21922.015","spread_bps":"2.6","spread_absolute":"0.57"}',
+            "BTC-USD",
+        ),
+        ('{"error":"NOT_FOUND","error_details":"product not found","message":"product not found"}', "BTC-USD"),
+    ]
+
+
+_COINBASE_HISTORY = [
+    '{"trades":[{"trade_id":"929248659","product_id":"BTC-USD","price":"88355.58","size":"0.00006677",'
+    '"time":"2025-12-31T06:00:13.45609Z","side":"BUY","exchange":"coinbase"},{"trade_id":"929248658",'
+    '"product_id":"BTC-USD","price":"88355.59","size":"0.00022409","time":"2025-12-31T06:00:12.605867Z",'
+    '"side":"SELL"}],"best_bid":"88355.58","best_ask":"88355.59"}',
+    '{"error":"INVALID_ARGUMENT","error_details":"limit is required","message":"limit is required"}',
+]
+
+
 HISTORY_SEEDS: dict[str, list[str]] = {
+    "coinbase": _COINBASE_HISTORY,
     "bybit": [
         '{"retCode":0,"retMsg":"OK","result":{"category":"spot","list":[{"execId":"2100000000007764263",'
         '"symbol":"BTCUSDT","price":"16618.49","size":"0.00012","side":"Buy","time":"1672052955758",'
@@ -250,6 +306,7 @@ HISTORY_SEEDS: dict[str, list[str]] = {
     ],
 }
 HISTORY_SYMBOLS = {
+    "coinbase": ("BTC-USD", "BTC-USD"),
     "bybit": ("BTCUSDT", "BTC-USDT"),
     "binance": ("BTCUSDT", "BTC-USDT"),
     "kraken": ("BTC/USD", "BTC-USD"),
@@ -259,10 +316,12 @@ HISTORY_SYMBOLS = {
 SEEDS: dict[str, list[str]] = {
     "binance": _binance_seeds(),
     "bybit": _bybit_seeds(),
+    "coinbase": _coinbase_seeds(),
     "kraken": _kraken_seeds(),
     "okx": _okx_seeds(),
 }
 SNAPSHOT_SEEDS: dict[str, list[tuple[str, str]]] = {
+    "coinbase": _coinbase_snapshots(),
     "bybit": [
         (
             '{"retCode":0,"retMsg":"OK","result":{"s":"BTCUSDT","a":[["65557.7","16.606555"]],"b":[["65485.47",'
@@ -382,6 +441,10 @@ def check_decoded(item: Decoded, exchange: str) -> None:
         return
     if isinstance(item, Reconnect):
         _text(item.reason, "reason")
+        return
+    if isinstance(item, Resync):  # a codec that tracks a per-connection sequence (Coinbase)
+        _text(item.reason, "reason")
+        assert type(item.natives) is tuple and all(type(n) is str for n in item.natives), item.natives
         return
     assert isinstance(item, Trade | BookSnapshot | BookDelta | BookStatus | ConnectionStatus), repr(item)
     _symbol(item, exchange)
