@@ -347,3 +347,14 @@ def test_symbols() -> None:
     for bad in ("BTCUSD", "BTC-USD-PERP", "-USD", "BTC/USD"):
         with pytest.raises(ValueError):
             native_symbol(bad)
+
+
+def test_a_reordered_pair_resyncs_and_the_late_one_is_dropped() -> None:
+    """Message 2 before message 1: 1 looks missing (every book resyncs), and when 1 comes late it is
+    below the last value and dropped, never applied over the resync."""
+    codec = CoinbaseCodec()
+    codec.decode(DOC_SNAPSHOT, TS)  # 0
+    out = codec.decode(l2_update(2, price="2"), TS)
+    assert out[0] == Resync("sequence_num 1..1 missing on the connection") and isinstance(out[1], BookDelta)
+    assert codec.decode(l2_update(1, price="1"), TS) == []
+    assert (codec.stats.holes, codec.stats.duplicates) == (1, 1)
