@@ -22,6 +22,8 @@ Books, per symbol. The *published* book is valid once some session's snapshot wa
   session gets is published.
 - A session whose deltas are valid for itself but do not continue the published chain (it
   overtook a hole no other session will fill) publishes its own book as a snapshot.
+- A snapshot the owner's stream sends while its book is live (the exchange replaced the book) is
+  published, and the chain restarts at its id.
 
 Trades, per symbol: published the first time their ``trade_id`` is seen within the last
 `RECENT_TRADES` ids; later copies from other sessions are dropped.
@@ -113,7 +115,13 @@ class Arbiter:
             return self._delta(s, session, event, sync)
         if isinstance(event, BookSnapshot):
             if s.live:
-                return []
+                if session != s.owner:
+                    return []
+                # The exchange replaced the book mid-stream (Bybit re-sends one after trouble on its
+                # side, and after a restart its ids start again at 1): consumers take it too, and
+                # the published chain restarts at its id.
+                s.seq, s.deltas = event.seq, _Recent(RECENT_DELTAS)
+                return [event]
             s.live, s.seq, s.owner, s.announce = True, event.seq, session, session
             return [event]
         if isinstance(event, BookStatus):

@@ -54,6 +54,8 @@ log = structlog.get_logger("feed")
 HEALTHY_AFTER_S = 30.0
 SNAPSHOT_CONCURRENCY = 4
 HANDOVER_TIMEOUT_S = 20.0  # the longest an announced close waits for the successor's books
+STREAM_RESYNC_GRACE_S = 2.0  # a stream declaring a book suspect sooner than this after its resubscribe backs off
+OUR_CLOSES = ("handed over", "stopping")  # session ends that lose nothing
 WATCH_TICK_S = 1.0  # the liveness watchdog's period (at most; shorter for short timeouts)
 # A session that ends waits this long at most for the exchange's close frame (a dead one sends none).
 WS_TIMEOUT = aiohttp.ClientWSTimeout(ws_receive=None, ws_close=2.0)
@@ -172,8 +174,33 @@ class FeedConnection:
             await asyncio.wait([ready, new.task, old.task], timeout=HANDOVER_TIMEOUT_S, return_when=first)
         finally:
             ready.cancel()
+        await self._caught_up(old, new)
         await old.close("handed over")
         return new
+
+    async def _caught_up(self, old: Session, new: Session) -> None:
+        """Wait (bounded) until the old session has handled its stream up to where the successor's
+        books start. A connection delivers in order, so once one of the old session's books reaches
+        the id a new book started from, every frame the old connection carried before the new
+        subscription took effect (its trades too) is handled; closing it earlier would drop frames
+        already read for it, and trades without consecutive ids would be lost unseen."""
+        if not new.ready.is_set() or old.task.done():
+            return
+        start = {n: s.last_seq for n, s in new.syncs.items() if s.last_seq is not None}
+        if not start:
+            return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + HANDOVER_TIMEOUT_S
+
+        def behind() -> bool:
+            for native, seq in start.items():
+                sync = old.syncs.get(native)
+                if sync is not None and sync.state == "live" and sync.last_seq is not None and sync.last_seq >= seq:
+                    return False
+            return True
+
+        while behind() and not old.task.done() and loop.time() < deadline:
+            await asyncio.sleep(0.005)
 
     def _open(self, http: aiohttp.ClientSession, name: str, lane: int) -> Session:
         session = Session(self, next(self._ids), name, http)
@@ -184,10 +211,14 @@ class FeedConnection:
         session.task = asyncio.create_task(session.run(), name=f"{name}#{session.id}")
         return session
 
-    def closed(self, session: Session) -> None:
+    def closed(self, session: Session, reason: str) -> None:
         self.sessions.pop(session.id, None)
         self.arbiter.forget(session.id)
-        if not self.sessions:  # trades from now until a session is back may be missed
+        # Trades may be missed from now until a session is back; and a session that failed may have
+        # taken trades no other session carried (frames it had not handled, a successor not yet
+        # subscribed): the next trade of each symbol checks the history (nothing to fetch if the
+        # other sessions carried everything).
+        if not self.sessions or reason not in OUR_CLOSES:
             self.trades.uncovered()
 
     # -- what the sessions deliver ----------------------------------------------------------------
@@ -465,9 +496,13 @@ class Session:
         natives = [n for n in (item.natives or tuple(self.syncs)) if n in self.syncs]
         self.feed.stats.resyncs_requested += len(natives)
         self._log.warning("the stream declared books suspect", reason=item.reason, books=len(natives))
-        ts = now_ns()
+        ts, now = now_ns(), asyncio.get_running_loop().time()
         for native in natives:
             sync = self.syncs[native]
+            # A sound book declared suspect with the rest of its connection is not failing on its
+            # own: its resubscribe starts over, unless the stream keeps declaring it within seconds.
+            if sync.state == "live" and now - self._resubscribed.get(native, (0, 0.0))[1] >= STREAM_RESYNC_GRACE_S:
+                self._resubscribed.pop(native, None)
             self._act(sync, sync.reset(item.reason, ts))
 
     def _act(self, sync: BookSync, actions: Sequence[Event | NeedSnapshot]) -> None:
@@ -540,7 +575,7 @@ class Session:
         ts = now_ns()
         for sync in self.syncs.values():
             self._act(sync, [a for a in sync.reset(reason, ts) if not isinstance(a, NeedSnapshot)])
-        self.feed.closed(self)
+        self.feed.closed(self, reason)
         self.feed.publish(self._conn_status("disconnected", reason))
 
     def _conn_status(self, state: str, reason: str) -> ConnectionStatus:

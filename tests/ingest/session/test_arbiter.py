@@ -147,3 +147,21 @@ def test_trades_are_published_once_per_id() -> None:
     assert [arbiter.trade(t) for t in trades] == [True, True, False, True, False]
     other = Trade("x", "ETH-USDT", "ETHUSDT", "1", "1", "1", "buy", 0, 0)
     assert arbiter.trade(other)  # ids are per symbol
+
+
+def test_a_snapshot_the_owners_stream_sends_while_live_replaces_the_published_book() -> None:
+    """Bybit re-sends a snapshot after trouble on its side, and restarts its ids at 1: consumers get
+    the new book, and the chain continues from its id; another session's copy is not published."""
+    f = Feed("bybit")
+    f.snapshot(0, snap(500))
+    f.snapshot(1, snap(500))
+    f.delta(0, delta(501, 501))
+    f.delta(1, delta(501, 501))
+    restart = snap(1, (("9", "4"),), (("12", "5"),))
+    f.snapshot(0, restart)
+    f.snapshot(1, restart)
+    f.delta(1, delta(2, 2, "9", "6"))  # either session may deliver the restarted chain first
+    f.delta(0, delta(2, 2, "9", "6"))
+    assert f.kinds() == ["snapshot", "valid", "delta", "snapshot", "delta"]
+    assert f.published[3] == restart
+    assert [e.seq for e in f.published if isinstance(e, BookDelta)] == [501, 2]
