@@ -39,7 +39,7 @@ from ingest.book.sync import Action, BookSync, NeedSnapshot, sync_for
 from ingest.errors import DecodeError, InputError
 from ingest.events import BookDelta, BookSnapshot, Event, Trade
 from ingest.exchanges import SPECS, get_spec
-from ingest.exchanges.base import ExchangeSpec
+from ingest.exchanges.base import ExchangeSpec, Resync
 from tools.recording import HttpResponse, Opened, Received, Record, Sent, read_records
 
 
@@ -117,7 +117,12 @@ class _Replay:
             elif isinstance(item, BookDelta | BookSnapshot):
                 self._counts(item.symbol).book_messages += 1
                 yield from self._book_message(item)
-            # Replies, reconnect notices and statuses a codec may decode change no book here.
+            elif isinstance(item, Resync):  # the stream declared books suspect (Coinbase's sequence_num)
+                for key in [n.upper() for n in item.natives] or list(self.syncs):
+                    sync = self.syncs.get(key)
+                    if sync is not None:
+                        yield from self._act(sync.reset(item.reason, record.ts))
+            # Replies, reconnect notices and greetings a codec may decode change no book here.
 
     def _book_message(self, item: BookDelta | BookSnapshot) -> Iterator[Event]:
         key = item.native.upper()
