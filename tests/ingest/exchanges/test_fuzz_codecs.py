@@ -38,7 +38,7 @@ from hypothesis import strategies as st
 from ingest.errors import DecodeError
 from ingest.events import BookDelta, BookSnapshot, BookStatus, ConnectionStatus, Trade
 from ingest.exchanges import SPECS
-from ingest.exchanges.base import Codec, Decoded, ExchangeSpec, Reconnect, Reply, Resync
+from ingest.exchanges.base import Codec, Decoded, ExchangeSpec, Greeting, Reconnect, Reply, Resync
 
 RECORDINGS = Path(__file__).resolve().parents[3].parent / "shared" / "recordings" / "cryptofeed"
 TS = 1_700_000_000_123_456_789
@@ -269,6 +269,27 @@ def _coinbase_snapshots() -> list[tuple[str, str]]:
     ]
 
 
+def _kucoin_seeds() -> list[str]:
+    level2 = '{"type":"message","topic":"/market/level2:BTC-USDT","subject":"trade.l2update","data":'
+    return [
+        # protocols.md E'
+        level2 + '{"changes":{"asks":[["18906","0.00331","14103845"]],"bids":[["18891.9","0.15688","14103847"]]},'
+        '"sequenceStart":14103844,"sequenceEnd":14103847,"symbol":"BTC-USDT","time":1663747970273}}',
+        level2 + '{"changes":{"asks":[["0","0","14103848"],["18906","0","14103849"]],"bids":[]},'
+        '"sequenceStart":"14103848","sequenceEnd":"14103850","symbol":"BTC-USDT"}}',
+        # KuCoin docs, match execution data
+        '{"type":"message","topic":"/market/match:BTC-USDT","subject":"trade.l3match","data":{"sequence":'
+        '"1545896669145","type":"match","symbol":"BTC-USDT","side":"buy","price":"0.08200000000000000000",'
+        '"size":"0.01022222000000000000","tradeId":"5c24c5da03aa673885cd67aa","takerOrderId":'
+        '"5c24c5d903aa6772d55b371e","makerOrderId":"5c2187d003aa677bd09d5c93","time":"1545913818099033203"}}',
+        '{"id":"hQvf8jkno","type":"welcome"}',
+        '{"id":"1545910590801","type":"pong"}',
+        '{"id":"1545910660739","type":"ack"}',
+        '{"id":"2","type":"error","code":404,"data":"topic /market/level2:NOPE-USDT is not found"}',
+        '{"type":"message","topic":"/market/ticker:BTC-USDT","subject":"trade.ticker","data":{"price":"0.08"}}',
+    ]
+
+
 _COINBASE_HISTORY = [
     '{"trades":[{"trade_id":"929248659","product_id":"BTC-USD","price":"88355.58","size":"0.00006677",'
     '"time":"2025-12-31T06:00:13.45609Z","side":"BUY","exchange":"coinbase"},{"trade_id":"929248658",'
@@ -279,6 +300,12 @@ _COINBASE_HISTORY = [
 
 
 HISTORY_SEEDS: dict[str, list[str]] = {
+    "kucoin": [
+        '{"code":"200000","data":[{"sequence":"1545896668571","price":"0.07","size":"0.004","side":"buy",'
+        '"time":1545904567062140823},{"sequence":"1545896668578","price":"0.054","size":"0.066","side":"sell",'
+        '"time":1545904581619888405}]}',
+        '{"code":"400100","msg":"symbol invalid"}',
+    ],
     "coinbase": _COINBASE_HISTORY,
     "bybit": [
         '{"retCode":0,"retMsg":"OK","result":{"category":"spot","list":[{"execId":"2100000000007764263",'
@@ -306,6 +333,7 @@ HISTORY_SEEDS: dict[str, list[str]] = {
     ],
 }
 HISTORY_SYMBOLS = {
+    "kucoin": ("BTC-USDT", "BTC-USDT"),
     "coinbase": ("BTC-USD", "BTC-USD"),
     "bybit": ("BTCUSDT", "BTC-USDT"),
     "binance": ("BTCUSDT", "BTC-USDT"),
@@ -318,9 +346,18 @@ SEEDS: dict[str, list[str]] = {
     "bybit": _bybit_seeds(),
     "coinbase": _coinbase_seeds(),
     "kraken": _kraken_seeds(),
+    "kucoin": _kucoin_seeds(),
     "okx": _okx_seeds(),
 }
 SNAPSHOT_SEEDS: dict[str, list[tuple[str, str]]] = {
+    "kucoin": [
+        (
+            '{"code":"200000","data":{"sequence":"3262786978","time":1550653727731,"bids":[["6500.12","0.45054140"],'
+            '["6500.11","0.45054140"]],"asks":[["6500.16","0.57753524"],["6500.15","0.57753524"]]}}',
+            "BTC-USDT",
+        ),
+        ('{"code":"400100","msg":"symbol invalid"}', "BTC-USDT"),
+    ],
     "coinbase": _coinbase_snapshots(),
     "bybit": [
         (
@@ -441,6 +478,8 @@ def check_decoded(item: Decoded, exchange: str) -> None:
         return
     if isinstance(item, Reconnect):
         _text(item.reason, "reason")
+        return
+    if isinstance(item, Greeting):  # the exchange greeted the connection (KuCoin's welcome)
         return
     if isinstance(item, Resync):  # a codec that tracks a per-connection sequence (Coinbase)
         _text(item.reason, "reason")
