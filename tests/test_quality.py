@@ -80,10 +80,11 @@ def _tool(name: str) -> str:
 
 
 def test_ruff_clean() -> None:
-    r = subprocess.run([_tool("ruff"), "check", *PACKAGES, "tests"], cwd=ROOT, capture_output=True, text=True)
+    paths = [*PACKAGES, "examples", "tests"]
+    r = subprocess.run([_tool("ruff"), "check", *paths], cwd=ROOT, capture_output=True, text=True)
     assert r.returncode == 0, r.stdout + r.stderr
 
 
 def test_mypy_strict_clean() -> None:
-    r = subprocess.run([_tool("mypy"), "--strict", *PACKAGES], cwd=ROOT, capture_output=True, text=True)
+    r = subprocess.run([_tool("mypy"), "--strict", *PACKAGES, "examples"], cwd=ROOT, capture_output=True, text=True)
     assert r.returncode == 0, r.stdout + r.stderr
