@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -12,6 +14,10 @@ from aiohttp import WSMsgType
 
 from ingest.book.book import OrderBook
 from ingest.events import BookDelta, BookSnapshot, Event
+from ingest.exchanges.base import Channel, ExchangeSpec
+from ingest.session.connection import FeedConnection
+from ingest.settings import SimulatorSettings
+from tools.sim.server import Simulator
 
 ENDS = (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR)
 
@@ -33,6 +39,70 @@ def books_from(events: list[Event]) -> dict[str, OrderBook]:
         elif isinstance(ev, BookDelta):
             books[ev.symbol].apply(ev.bids, ev.asks)
     return books
+
+
+@dataclass
+class FeedRun:
+    """A `FeedConnection` run against the simulator: what it published (up to the end of the run, not
+    what its own stop publishes), what the freeze returned, and the exchange's simulator status."""
+
+    sim: Simulator
+    conn: FeedConnection
+    events: list[Event] = field(default_factory=list)
+    frozen: dict[str, Any] = field(default_factory=dict)
+    status: dict[str, Any] = field(default_factory=dict)
+
+
+Step = Callable[[FeedRun], Awaitable[None]]
+
+
+def run_feed(
+    tmp_path: Path,
+    exchange: str,
+    spec: ExchangeSpec,
+    symbols: Sequence[str],
+    *,
+    started: Step,
+    scenario: Step,
+    settled: Step,
+    simulator: Mapping[str, Any],
+    options: Mapping[str, Any],
+    ws_path: str = "",
+    channels: tuple[Channel, ...] = ("trades", "book"),
+    timeout: float = 60.0,
+    **feed: Any,
+) -> FeedRun:
+    """Start the simulator (``simulator``: its settings; ``options``: the exchange's simulator
+    options; its truth log in ``tmp_path``) and a feed connection to it; await ``started``, the
+    ``scenario``, the freeze, then ``settled``; stop both. ``feed``: more `FeedConnection` arguments."""
+
+    async def go() -> FeedRun:
+        sim = Simulator(
+            SimulatorSettings(**simulator), {exchange: list(symbols)}, tmp_path / "truth.jsonl",
+            ping_interval=600.0, options={exchange: dict(options)},
+        )  # fmt: skip
+        await sim.start()
+        events: list[Event] = []
+        conn = FeedConnection(
+            spec, symbols, channels, events.append, f"{exchange}-0", ws_url=sim.ws_url(exchange) + ws_path,
+            rest_url=sim.rest_url(exchange), **feed,
+        )  # fmt: skip
+        run = FeedRun(sim, conn, events)
+        task = asyncio.create_task(conn.run())
+        try:
+            await started(run)
+            await scenario(run)
+            run.frozen = await sim.freeze()
+            await settled(run)
+            run.status = sim.status()["exchanges"][exchange]
+            run.events = events[:]
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            await sim.stop()
+        return run
+
+    return asyncio.run(asyncio.wait_for(go(), timeout))
 
 
 class Reader:

@@ -8,20 +8,15 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
-from live import books_from, until
+from live import FeedRun, Step, books_from, run_feed, until
 
 from ingest.events import BookDelta, BookSnapshot, BookStatus, ConnectionStatus, Event, Trade, TradeGap
 from ingest.exchanges import get_spec
 from ingest.exchanges.base import Channel, ExchangeSpec
-from ingest.session.connection import FeedConnection
-from ingest.settings import SimulatorSettings
-from tools.sim.server import Simulator
 from tools.sim.truth import load_truth
 
 SYMBOLS = ["BTC-USDT", "ETH-USDT", "SOL-USDT"]
@@ -33,15 +28,7 @@ def _states(events: list[Event], kind: type[BookStatus] | type[ConnectionStatus]
     return [(e.symbol, e.state) for e in events if isinstance(e, kind)]
 
 
-@dataclass
-class Run:
-    sim: Simulator
-    conn: FeedConnection
-    events: list[Event] = field(default_factory=list)
-    status: dict[str, Any] = field(default_factory=dict)
-
-
-Scenario = Callable[[Run], Awaitable[None]]
+Scenario = Step
 
 
 def _run(
@@ -52,43 +39,29 @@ def _run(
     options: dict[str, Any] | None = None,
     channels: tuple[Channel, ...] = ("trades", "book"),
     **settings: Any,
-) -> Run:
-    async def go() -> Run:
-        sim = Simulator(
-            SimulatorSettings(**({"rate": 200.0, "levels": 120} | settings)), {"bybit": SYMBOLS},
-            tmp_path / "truth.jsonl", ping_interval=600.0, options={"bybit": options or {}},
-        )  # fmt: skip
-        await sim.start()
-        events: list[Event] = []
-        conn = FeedConnection(
-            spec, SYMBOLS, channels, events.append, "y0", ws_url=f"{sim.ws_url('bybit')}/v5/public/spot",
-            rest_url=sim.rest_url("bybit"),
-        )  # fmt: skip
-        run = Run(sim, conn, events)
-        task = asyncio.create_task(conn.run())
-        try:
-            if "book" in channels:
-                await until(lambda: sum(s == "valid" for _, s in _states(events, BookStatus)) >= len(SYMBOLS))
-            else:
-                await until(lambda: any(isinstance(e, Trade) for e in events))
-            await scenario(run)
-            await sim.freeze()
-            if "book" in channels:
-                await until(lambda: _caught_up(run))
-            else:
-                await asyncio.sleep(0.5)
-            run.status = sim.status()["exchanges"]["bybit"]
-            run.events = events[:]  # not what our own stop publishes
-        finally:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
-            await sim.stop()
-        return run
+) -> FeedRun:
+    books = "book" in channels
 
-    return asyncio.run(asyncio.wait_for(go(), 60))
+    async def started(run: FeedRun) -> None:
+        if books:
+            await until(lambda: sum(s == "valid" for _, s in _states(run.events, BookStatus)) >= len(SYMBOLS))
+        else:
+            await until(lambda: any(isinstance(e, Trade) for e in run.events))
+
+    async def settled(run: FeedRun) -> None:
+        if books:
+            await until(lambda: _caught_up(run))
+        else:
+            await asyncio.sleep(0.5)
+
+    return run_feed(
+        tmp_path, "bybit", spec, SYMBOLS, started=started, scenario=scenario, settled=settled,
+        simulator={"rate": 200.0, "levels": 120} | settings, options=options or {}, ws_path="/v5/public/spot",
+        channels=channels,
+    )  # fmt: skip
 
 
-def _caught_up(run: Run) -> bool:
+def _caught_up(run: FeedRun) -> bool:
     """Every book's last published message is at its topic's final ``u``."""
     final = run.sim.status()["exchanges"]["bybit"]["update_ids"]
     last: dict[str, int | None] = {}
@@ -98,7 +71,7 @@ def _caught_up(run: Run) -> bool:
     return all(last.get(s) == final[f"orderbook.{DEPTH}.{s.replace('-', '')}"] for s in SYMBOLS)
 
 
-def _assert_books_match(run: Run) -> None:
+def _assert_books_match(run: FeedRun) -> None:
     books = books_from(run.events)
     for symbol in SYMBOLS:
         bids, asks = run.sim.venues["bybit"].markets[symbol].book(DEPTH)
@@ -106,7 +79,7 @@ def _assert_books_match(run: Run) -> None:
         assert len(bids) == DEPTH  # the market is deeper than the topic: the window matters
 
 
-def _assert_trades_match(run: Run, tmp_path: Path, origins: set[str] | None = None) -> list[Trade]:
+def _assert_trades_match(run: FeedRun, tmp_path: Path, origins: set[str] | None = None) -> list[Trade]:
     truth = load_truth(tmp_path / "truth.jsonl")
     out: list[Trade] = []
     for symbol in SYMBOLS:
@@ -119,7 +92,7 @@ def _assert_trades_match(run: Run, tmp_path: Path, origins: set[str] | None = No
 
 
 def test_books_and_trades_equal_the_simulators(tmp_path: Path) -> None:
-    async def scenario(run: Run) -> None:
+    async def scenario(run: FeedRun) -> None:
         await asyncio.sleep(1.0)
 
     run = _run(tmp_path, scenario)
@@ -134,7 +107,7 @@ def test_books_and_trades_equal_the_simulators(tmp_path: Path) -> None:
 
 
 def test_a_break_in_u_resubscribes_that_symbol_only(tmp_path: Path) -> None:
-    async def scenario(run: Run) -> None:
+    async def scenario(run: FeedRun) -> None:
         run.sim.fault("skip", "bybit", symbol="ETH-USDT", count=2)
         await until(lambda: ("ETH-USDT", "gap") in _states(run.events, BookStatus))
         await until(lambda: [e.symbol for e in run.events if isinstance(e, BookSnapshot)].count("ETH-USDT") == 2)
@@ -157,7 +130,7 @@ def test_a_restart_of_the_book_service_is_followed_without_a_resync(tmp_path: Pa
     """``u = 1``: the book is overwritten by the restart's and ``u`` follows on from 1; nothing is
     reported broken, nothing resubscribed."""
 
-    async def scenario(run: Run) -> None:
+    async def scenario(run: FeedRun) -> None:
         run.sim.fault("restart", "bybit", count=1)  # every symbol
         await until(lambda: all(run.sim.status()["exchanges"]["bybit"]["restarts"].get(s) == 1 for s in SYMBOLS))
         await asyncio.sleep(0.5)
@@ -174,7 +147,7 @@ def test_a_restart_of_the_book_service_is_followed_without_a_resync(tmp_path: Pa
 
 
 def test_truncation_covers_a_server_that_sends_no_deletes_for_levels_leaving_the_depth(tmp_path: Path) -> None:
-    async def scenario(run: Run) -> None:
+    async def scenario(run: FeedRun) -> None:
         await asyncio.sleep(1.0)
 
     run = _run(tmp_path, scenario, options={"delete_outside": False})
@@ -188,7 +161,7 @@ def test_the_periodic_ping_keeps_a_quiet_connection_up(tmp_path: Path) -> None:
     """The server cuts a connection without pings or data for 0.6 s (Bybit's 10 minutes); the market
     is nearly still, so only the client's ping every 0.2 s keeps it up."""
 
-    async def scenario(run: Run) -> None:
+    async def scenario(run: FeedRun) -> None:
         await asyncio.sleep(2.5)
 
     run = _run(
@@ -200,7 +173,7 @@ def test_the_periodic_ping_keeps_a_quiet_connection_up(tmp_path: Path) -> None:
 
 
 def test_a_stalled_server_is_detected_and_the_books_resync(tmp_path: Path) -> None:
-    async def scenario(run: Run) -> None:
+    async def scenario(run: FeedRun) -> None:
         # Trades published before the stall anchor the backfill of those it holds back.
         await until(lambda: {e.symbol for e in run.events if isinstance(e, Trade)} == set(SYMBOLS))
         run.sim.fault("stall", "bybit", seconds=3.0)
@@ -222,7 +195,7 @@ def test_trades_missed_while_disconnected_are_backfilled_or_reported(tmp_path: P
     """A dropped connection misses the trades until it is back; the recent-trade page gives them
     (``origin = "backfill"``). With the history emptied (*forget*), the range is a `TradeGap`."""
 
-    async def scenario(run: Run) -> None:
+    async def scenario(run: FeedRun) -> None:
         await asyncio.sleep(0.3)
         if forget:
             run.sim.fault("forget", "bybit")

@@ -8,37 +8,24 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from live import books_from, until
+from live import FeedRun, Step, books_from, run_feed, until
 
 from ingest.events import BookSnapshot, BookStatus, ConnectionStatus, Event, Trade
 from ingest.exchanges.base import ExchangeSpec
 from ingest.exchanges.coinbase.codec import CoinbaseCodec
 from ingest.exchanges.coinbase.spec import SPEC, spec_for
-from ingest.session.connection import FeedConnection
-from ingest.settings import SimulatorSettings
-from tools.sim.server import Simulator
 from tools.sim.truth import load_truth
 
 SYMBOLS = ["BTC-USD", "ETH-USD", "SOL-USD"]
 
 
-@dataclass
-class Run:
-    sim: Simulator
-    conn: FeedConnection
-    events: list[Event] = field(default_factory=list)
-    status: dict[str, Any] = field(default_factory=dict)
+Scenario = Step
 
 
-Scenario = Callable[[Run], Awaitable[None]]
-
-
-def _books_match(run: Run) -> bool:
+def _books_match(run: FeedRun) -> bool:
     books = books_from(run.events)
     for symbol in SYMBOLS:
         want = run.sim.venues["coinbase"].markets[symbol].book()
@@ -50,42 +37,25 @@ def _books_match(run: Run) -> bool:
 def _run(
     tmp_path: Path, scenario: Scenario, *, spec: ExchangeSpec = SPEC, options: dict[str, Any] | None = None,
     **settings: Any,
-) -> Run:  # fmt: skip
-    async def go() -> Run:
-        sim = Simulator(
-            SimulatorSettings(**({"rate": 200.0, "levels": 20} | settings)), {"coinbase": SYMBOLS},
-            tmp_path / "truth.jsonl", ping_interval=600.0,
-            options={"coinbase": {"heartbeat_interval": 0.1} | (options or {})},
-        )  # fmt: skip
-        await sim.start()
-        events: list[Event] = []
-        conn = FeedConnection(
-            spec, SYMBOLS, ("trades", "book"), events.append, "c0",
-            ws_url=sim.ws_url("coinbase"), rest_url=sim.rest_url("coinbase"),
-        )  # fmt: skip
-        run = Run(sim, conn, events)
-        task = asyncio.create_task(conn.run())
-        try:
-            await until(lambda: conn.latest is not None and conn.latest.ready.is_set(), 15)
-            await scenario(run)
-            await sim.freeze()
-            await until(lambda: _books_match(run), 15)
-            run.status = sim.status()["exchanges"]["coinbase"]
-            run.events = events[:]  # not what our own stop publishes
-        finally:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
-            await sim.stop()
-        return run
+) -> FeedRun:  # fmt: skip
+    async def started(run: FeedRun) -> None:
+        await until(lambda: run.conn.latest is not None and run.conn.latest.ready.is_set(), 15)
 
-    return asyncio.run(asyncio.wait_for(go(), 90))
+    async def settled(run: FeedRun) -> None:
+        await until(lambda: _books_match(run), 15)
+
+    return run_feed(
+        tmp_path, "coinbase", spec, SYMBOLS, started=started, scenario=scenario, settled=settled,
+        simulator={"rate": 200.0, "levels": 20} | settings,
+        options={"heartbeat_interval": 0.1} | (options or {}), timeout=90,
+    )  # fmt: skip
 
 
 def _states(events: list[Event], kind: type[BookStatus] | type[ConnectionStatus]) -> list[tuple[str, str]]:
     return [(e.symbol, e.state) for e in events if isinstance(e, kind)]
 
 
-def _assert_trades_complete(run: Run, tmp_path: Path) -> None:
+def _assert_trades_complete(run: FeedRun, tmp_path: Path) -> None:
     """Every trade of the truth log, once, in order, with its taker side; before them only the first
     ``market_trades`` snapshot's recent trades, which end where the truth begins."""
     truth = load_truth(tmp_path / "truth.jsonl")
@@ -98,13 +68,13 @@ def _assert_trades_complete(run: Run, tmp_path: Path) -> None:
         assert len(expected) > 10 and got[len(before) :] == expected, symbol
 
 
-def _codec(run: Run) -> CoinbaseCodec:
+def _codec(run: FeedRun) -> CoinbaseCodec:
     assert run.conn.latest is not None and isinstance(run.conn.latest.codec, CoinbaseCodec)
     return run.conn.latest.codec
 
 
 def test_books_and_trades_equal_the_simulators(tmp_path: Path) -> None:
-    async def scenario(run: Run) -> None:
+    async def scenario(run: FeedRun) -> None:
         await asyncio.sleep(1.5)
 
     run = _run(tmp_path, scenario)
@@ -118,7 +88,7 @@ def test_books_and_trades_equal_the_simulators(tmp_path: Path) -> None:
 
 
 def test_a_sequence_hole_resyncs_every_book_of_the_connection(tmp_path: Path) -> None:
-    async def scenario(run: Run) -> None:
+    async def scenario(run: FeedRun) -> None:
         await asyncio.sleep(0.3)
         run.sim.fault("skip", "coinbase", symbol="ETH-USD", count=2)
         snapshots = lambda: [e.symbol for e in run.events if isinstance(e, BookSnapshot)]  # noqa: E731
@@ -143,7 +113,7 @@ def test_per_channel_scope_against_a_server_counting_per_channel(tmp_path: Path)
     """The other reading of ``sequence_num``, end to end: clean when both agree, and a level2 hole
     still resyncs the books."""
 
-    async def scenario(run: Run) -> None:
+    async def scenario(run: FeedRun) -> None:
         await asyncio.sleep(0.5)
         assert _codec(run).stats.holes == 0 and not _states(run.events, BookStatus).count(("BTC-USD", "resyncing"))
         run.sim.fault("skip", "coinbase", symbol="BTC-USD", count=1)
@@ -163,7 +133,7 @@ def test_heartbeats_keep_a_quiet_connection_open(tmp_path: Path) -> None:
     """A still market and a server that closes idle connections after 0.5 s: only the heartbeats
     subscription keeps the session up (one connection all along)."""
 
-    async def scenario(run: Run) -> None:
+    async def scenario(run: FeedRun) -> None:
         await asyncio.sleep(2.5)
 
     run = _run(tmp_path, scenario, options={"idle_close": 0.5}, rate=0.01)
@@ -177,7 +147,7 @@ def test_a_silent_server_is_dead_and_missed_trades_are_backfilled(tmp_path: Path
     market_trades snapshot of only 5 trades, so the rest of the hole comes from the REST history."""
     spec = dataclasses.replace(SPEC, liveness_timeout=0.6)
 
-    async def scenario(run: Run) -> None:
+    async def scenario(run: FeedRun) -> None:
         await asyncio.sleep(0.5)
         run.sim.fault("stall", "coinbase", seconds=2.0)
         await until(lambda: run.conn.stats.reconnects == 1, 10)

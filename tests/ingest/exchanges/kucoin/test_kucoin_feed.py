@@ -9,19 +9,14 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import os
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from live import books_from, until
+from live import FeedRun, Step, books_from, run_feed, until
 
 from ingest.events import BookDelta, BookSnapshot, BookStatus, ConnectionStatus, Event, Trade, TradeGap
 from ingest.exchanges import get_spec
 from ingest.exchanges.base import ExchangeSpec
-from ingest.session.connection import FeedConnection
-from ingest.settings import SimulatorSettings
-from tools.sim.server import Simulator
 from tools.sim.truth import load_truth
 
 SYMBOLS = ["BTC-USDT", "ETH-USDT", "SOL-USDT"]
@@ -35,15 +30,7 @@ def _states(events: list[Event], kind: type[BookStatus] | type[ConnectionStatus]
     return [(e.symbol, e.state) for e in events if isinstance(e, kind)]
 
 
-@dataclass
-class Run:
-    sim: Simulator
-    conn: FeedConnection
-    events: list[Event] = field(default_factory=list)
-    status: dict[str, Any] = field(default_factory=dict)
-
-
-Scenario = Callable[[Run], Awaitable[None]]
+Scenario = Step
 
 
 def _run(
@@ -55,37 +42,21 @@ def _run(
     feed: dict[str, Any] | None = None,
     timeout: float = 60,
     **settings: Any,
-) -> Run:
-    async def go() -> Run:
-        sim = Simulator(
-            SimulatorSettings(**({"rate": 200.0, "levels": 20} | settings)), {"kucoin": SYMBOLS},
-            tmp_path / "truth.jsonl", ping_interval=600.0, options={"kucoin": FAST_PINGS | (options or {})},
-        )  # fmt: skip
-        await sim.start()
-        events: list[Event] = []
-        conn = FeedConnection(
-            spec, SYMBOLS, ("trades", "book"), events.append, "k0",
-            ws_url=sim.ws_url("kucoin"), rest_url=sim.rest_url("kucoin"), **(feed or {}),
-        )  # fmt: skip
-        run = Run(sim, conn, events)
-        task = asyncio.create_task(conn.run())
-        try:
-            await until(lambda: sum(s == "valid" for _, s in _states(events, BookStatus)) >= len(SYMBOLS), 15)
-            await scenario(run)
-            await sim.freeze()
-            await until(lambda: _caught_up(run), 15)
-            run.status = sim.status()["exchanges"]["kucoin"]
-            run.events = events[:]  # not what our own stop publishes
-        finally:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
-            await sim.stop()
-        return run
+) -> FeedRun:
+    async def started(run: FeedRun) -> None:
+        await until(lambda: sum(s == "valid" for _, s in _states(run.events, BookStatus)) >= len(SYMBOLS), 15)
 
-    return asyncio.run(asyncio.wait_for(go(), timeout))
+    async def settled(run: FeedRun) -> None:
+        await until(lambda: _caught_up(run), 15)
+
+    return run_feed(
+        tmp_path, "kucoin", spec, SYMBOLS, started=started, scenario=scenario, settled=settled,
+        simulator={"rate": 200.0, "levels": 20} | settings, options=FAST_PINGS | (options or {}), timeout=timeout,
+        **(feed or {}),
+    )  # fmt: skip
 
 
-def _caught_up(run: Run) -> bool:
+def _caught_up(run: FeedRun) -> bool:
     """Every book is at the model's final update id (the level2 sequence)."""
     final = run.sim.status()["exchanges"]["kucoin"]["sequences"]
     last: dict[str, int | None] = {}
@@ -95,14 +66,14 @@ def _caught_up(run: Run) -> bool:
     return all(last.get(s) == final[s] for s in SYMBOLS)
 
 
-def _assert_books_match(run: Run) -> None:
+def _assert_books_match(run: FeedRun) -> None:
     books = books_from(run.events)
     for symbol in SYMBOLS:
         bids, asks = run.sim.venues["kucoin"].markets[symbol].book()
         assert books[symbol].depth() == (bids, asks), symbol
 
 
-def _assert_trades_are_the_truth(tmp_path: Path, run: Run) -> None:
+def _assert_trades_are_the_truth(tmp_path: Path, run: FeedRun) -> None:
     """Every trade of the truth log once, in order, from the first (the feed subscribed at the start)."""
     truth = load_truth(tmp_path / "truth.jsonl")
     for symbol in SYMBOLS:
@@ -113,7 +84,7 @@ def _assert_trades_are_the_truth(tmp_path: Path, run: Run) -> None:
 
 
 def test_books_and_trades_equal_the_simulators(tmp_path: Path) -> None:
-    async def scenario(run: Run) -> None:
+    async def scenario(run: FeedRun) -> None:
         await asyncio.sleep(1.5)
 
     run = _run(tmp_path, scenario)
@@ -130,7 +101,7 @@ def test_books_and_trades_equal_the_simulators(tmp_path: Path) -> None:
 
 
 def test_a_sequence_gap_resyncs_that_symbol_only(tmp_path: Path) -> None:
-    async def scenario(run: Run) -> None:
+    async def scenario(run: FeedRun) -> None:
         run.sim.fault("skip", "kucoin", symbol="ETH-USDT", count=3)
         await until(lambda: ("ETH-USDT", "gap") in _states(run.events, BookStatus))
         await until(lambda: [e.symbol for e in run.events if isinstance(e, BookSnapshot)].count("ETH-USDT") == 2)
@@ -152,7 +123,7 @@ def test_a_sequence_gap_resyncs_that_symbol_only(tmp_path: Path) -> None:
 def test_periodic_pings_keep_a_quiet_connection_up(tmp_path: Path) -> None:
     """The market is nearly still: only the client's pings keep the server's ping rule (0.8 s) away."""
 
-    async def scenario(run: Run) -> None:
+    async def scenario(run: FeedRun) -> None:
         await asyncio.sleep(2.5)
 
     run = _run(tmp_path, scenario, rate=0.01)
@@ -163,7 +134,7 @@ def test_periodic_pings_keep_a_quiet_connection_up(tmp_path: Path) -> None:
 def test_without_pings_the_server_drops_the_connection(tmp_path: Path) -> None:
     """The control for the test above: no ping, and the server closes the connection, data or not."""
 
-    async def scenario(run: Run) -> None:
+    async def scenario(run: FeedRun) -> None:
         await until(lambda: ("*", "disconnected") in _states(run.events, ConnectionStatus))
         await until(lambda: _states(run.events, ConnectionStatus).count(("*", "connected")) == 2)
         await until(lambda: all(s.ready.is_set() for s in run.conn.sessions.values()))
@@ -177,7 +148,7 @@ def test_a_server_that_stops_answering_is_detected_and_the_books_resync(tmp_path
     """A stalled server answers no ping: after pingInterval + pingTimeout (0.8 s) the session is dead,
     a new token is fetched, and the books resync."""
 
-    async def scenario(run: Run) -> None:
+    async def scenario(run: FeedRun) -> None:
         run.sim.fault("stall", "kucoin", seconds=4.0)
         await until(lambda: ("*", "disconnected") in _states(run.events, ConnectionStatus), 3)
         await until(lambda: sum(isinstance(e, BookSnapshot) for e in run.events) == 2 * len(SYMBOLS))
@@ -192,7 +163,7 @@ def test_a_server_that_stops_answering_is_detected_and_the_books_resync(tmp_path
 
 
 def test_a_muted_book_is_resubscribed_and_resynced(tmp_path: Path) -> None:
-    async def scenario(run: Run) -> None:
+    async def scenario(run: FeedRun) -> None:
         await asyncio.sleep(0.3)
         run.sim.fault("mute", "kucoin", symbol="SOL-USDT")
         await until(lambda: run.conn.stats.books_silent == 1, 5)
@@ -212,7 +183,7 @@ def test_an_expired_token_ends_the_connection_and_missed_trades_are_backfilled(t
     when its 1.5 s token expires, the lane reconnects with a new token, and the trades of the spell
     without a session come from the REST history, so the trade stream is still the truth exactly."""
 
-    async def scenario(run: Run) -> None:
+    async def scenario(run: FeedRun) -> None:
         await until(lambda: run.conn.stats.reconnects >= 1, 5)
         await until(lambda: len(run.conn.sessions) == 1 and all(s.ready.is_set() for s in run.conn.sessions.values()))
         await asyncio.sleep(0.5)
@@ -237,7 +208,7 @@ def test_a_kucoin_rotation_under_load_loses_and_duplicates_nothing(tmp_path: Pat
     so (a ``resyncing`` status, or trades backfilled or reported as a gap) instead of staying silent;
     that breaks this test's "no resync" premise, not the data's correctness."""
 
-    async def scenario(run: Run) -> None:
+    async def scenario(run: FeedRun) -> None:
         await until(lambda: run.conn.stats.handovers >= 4, 20)
         await until(lambda: len(run.conn.sessions) == 1 and all(s.ready.is_set() for s in run.conn.sessions.values()))
         await asyncio.sleep(0.3)

@@ -7,20 +7,15 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
-from live import books_from, until
+from live import FeedRun, Step, books_from, run_feed, until
 
 from ingest.events import BookDelta, BookSnapshot, BookStatus, ConnectionStatus, Event, Trade
 from ingest.exchanges import get_spec
 from ingest.exchanges.base import Channel, ExchangeSpec
-from ingest.session.connection import FeedConnection
-from ingest.settings import SimulatorSettings
-from tools.sim.server import Simulator
 from tools.sim.truth import load_truth
 
 SYMBOLS = ["BTC-USDT", "ETH-USDT", "SOL-USDT"]
@@ -33,16 +28,7 @@ def _states(events: list[Event], kind: type[BookStatus] | type[ConnectionStatus]
     return [(e.symbol, e.state) for e in events if isinstance(e, kind)]
 
 
-@dataclass
-class Run:
-    sim: Simulator
-    conn: FeedConnection
-    events: list[Event] = field(default_factory=list)
-    frozen: dict[str, Any] = field(default_factory=dict)
-    status: dict[str, Any] = field(default_factory=dict)
-
-
-Scenario = Callable[[Run], Awaitable[None]]
+Scenario = Step
 
 
 def _run(
@@ -53,39 +39,26 @@ def _run(
     options: dict[str, Any] | None = None,
     channels: tuple[Channel, ...] = ("trades", "book"),
     **settings: Any,
-) -> Run:
-    async def go() -> Run:
-        sim = Simulator(
-            SimulatorSettings(**({"rate": 200.0, "levels": 20} | settings)), {"okx": SYMBOLS},
-            tmp_path / "truth.jsonl", ping_interval=600.0, options={"okx": options or {}},
-        )  # fmt: skip
-        await sim.start()
-        events: list[Event] = []
-        conn = FeedConnection(
-            spec, SYMBOLS, channels, events.append, "o0", ws_url=f"{sim.ws_url('okx')}/ws/v5/public",
-        )  # fmt: skip
-        run = Run(sim, conn, events)
-        task = asyncio.create_task(conn.run())
-        try:
-            if "book" in channels:
-                await until(lambda: _states(events, BookStatus).count(("BTC-USDT", "valid")) >= 1)
-                await until(lambda: sum(s == "valid" for _, s in _states(events, BookStatus)) >= len(SYMBOLS))
-            await scenario(run)
-            run.frozen = await sim.freeze()
-            if "book" in channels:
-                await until(lambda: _caught_up(run))
-            run.status = sim.status()["exchanges"]["okx"]
-            run.events = events[:]  # not what our own stop publishes
-        finally:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
-            await sim.stop()
-        return run
+) -> FeedRun:
+    books = "book" in channels
 
-    return asyncio.run(asyncio.wait_for(go(), 60))
+    async def started(run: FeedRun) -> None:
+        if books:
+            await until(lambda: _states(run.events, BookStatus).count(("BTC-USDT", "valid")) >= 1)
+            await until(lambda: sum(s == "valid" for _, s in _states(run.events, BookStatus)) >= len(SYMBOLS))
+
+    async def settled(run: FeedRun) -> None:
+        if books:
+            await until(lambda: _caught_up(run))
+
+    return run_feed(
+        tmp_path, "okx", spec, SYMBOLS, started=started, scenario=scenario, settled=settled,
+        simulator={"rate": 200.0, "levels": 20} | settings, options=options or {}, ws_path="/ws/v5/public",
+        channels=channels,
+    )  # fmt: skip
 
 
-def _caught_up(run: Run) -> bool:
+def _caught_up(run: FeedRun) -> bool:
     """Every book is at its chain's final seqId (the model's update id, unless a reset moved it)."""
     final = run.sim.status()["exchanges"]["okx"]["seq_ids"]
     last: dict[str, int | None] = {}
@@ -95,7 +68,7 @@ def _caught_up(run: Run) -> bool:
     return all(last.get(s) == final[s] for s in SYMBOLS)
 
 
-def _assert_books_match(run: Run) -> None:
+def _assert_books_match(run: FeedRun) -> None:
     books = books_from(run.events)
     for symbol in SYMBOLS:
         bids, asks = run.sim.venues["okx"].markets[symbol].book()
@@ -103,7 +76,7 @@ def _assert_books_match(run: Run) -> None:
 
 
 def test_books_and_trades_equal_the_simulators_with_checksums_verified(tmp_path: Path) -> None:
-    async def scenario(run: Run) -> None:
+    async def scenario(run: FeedRun) -> None:
         await asyncio.sleep(1.0)
 
     run = _run(tmp_path, scenario, options={"checksum": True})
@@ -125,7 +98,7 @@ def test_a_broken_chain_resubscribes_that_symbol_only(tmp_path: Path, fault: str
     """``skip``: updates left out (the next one names an unseen predecessor); ``chain``: nothing left
     out, but an update names the wrong predecessor. Either way the chain check must catch it."""
 
-    async def scenario(run: Run) -> None:
+    async def scenario(run: FeedRun) -> None:
         # One broken link (later ones could land after the resync's snapshot and force another).
         run.sim.fault(fault, "okx", symbol="ETH-USDT", count=3 if fault == "skip" else 1)
         await until(lambda: ("ETH-USDT", "gap") in _states(run.events, BookStatus))
@@ -151,7 +124,7 @@ def test_a_broken_chain_resubscribes_that_symbol_only(tmp_path: Path, fault: str
 
 
 def test_a_wrong_checksum_resubscribes_that_symbol_only(tmp_path: Path) -> None:
-    async def scenario(run: Run) -> None:
+    async def scenario(run: FeedRun) -> None:
         run.sim.fault("corrupt", "okx", symbol="SOL-USDT", count=1)
         await until(lambda: [e.symbol for e in run.events if isinstance(e, BookSnapshot)].count("SOL-USDT") == 2)
         await asyncio.sleep(0.3)
@@ -167,7 +140,7 @@ def test_a_wrong_checksum_resubscribes_that_symbol_only(tmp_path: Path) -> None:
 def test_a_checksum_fault_is_caught_even_when_checksums_are_off(tmp_path: Path) -> None:
     """Live OKX sends 0 (not checked); a non-zero checksum is checked whenever one comes."""
 
-    async def scenario(run: Run) -> None:
+    async def scenario(run: FeedRun) -> None:
         await asyncio.sleep(0.3)
         run.sim.fault("corrupt", "okx", symbol="BTC-USDT", count=1)
         await until(lambda: ("BTC-USDT", "resyncing") in _states(run.events, BookStatus))
@@ -179,7 +152,7 @@ def test_a_checksum_fault_is_caught_even_when_checksums_are_off(tmp_path: Path) 
 
 
 def test_maintenance_resets_are_followed_without_a_resync(tmp_path: Path) -> None:
-    async def scenario(run: Run) -> None:
+    async def scenario(run: FeedRun) -> None:
         await until(lambda: all(run.sim.status()["exchanges"]["okx"]["resets"].get(s, 0) >= 2 for s in SYMBOLS))
 
     run = _run(tmp_path, scenario, options={"reset_interval": 0.3, "checksum": True})
@@ -194,7 +167,7 @@ def test_text_ping_keeps_a_quiet_connection_alive(tmp_path: Path) -> None:
     """The server drops a connection that neither pings nor gets data for 0.6 s (OKX's 30 s); the
     market is nearly still, so only the client's ``ping`` every 0.2 s of silence keeps it up."""
 
-    async def scenario(run: Run) -> None:
+    async def scenario(run: FeedRun) -> None:
         await asyncio.sleep(2.5)
 
     run = _run(
@@ -208,7 +181,7 @@ def test_text_ping_keeps_a_quiet_connection_alive(tmp_path: Path) -> None:
 def test_without_pings_the_server_drops_a_quiet_connection(tmp_path: Path) -> None:
     """The control for the test above: no application ping, and the server's 30-second rule bites."""
 
-    async def scenario(run: Run) -> None:
+    async def scenario(run: FeedRun) -> None:
         await until(lambda: ("*", "disconnected") in _states(run.events, ConnectionStatus))
         await until(lambda: _states(run.events, ConnectionStatus).count(("*", "connected")) == 2)
 
@@ -221,7 +194,7 @@ def test_a_server_that_stops_answering_is_detected_and_the_books_resync(tmp_path
     """A stalled server sends nothing and answers no ping: after 0.2 s of silence the client pings,
     after 0.2 s more it reconnects, resubscribes and gets new snapshots."""
 
-    async def scenario(run: Run) -> None:
+    async def scenario(run: FeedRun) -> None:
         run.sim.fault("stall", "okx", seconds=4.0)
         await until(lambda: ("*", "disconnected") in _states(run.events, ConnectionStatus), 3)
         await until(lambda: sum(isinstance(e, BookSnapshot) for e in run.events) == 2 * len(SYMBOLS))
