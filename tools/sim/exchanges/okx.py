@@ -68,6 +68,7 @@ import orjson
 from aiohttp import web
 
 from tools.sim.market import SCALE, MarketEvent, MarketTrade, fmt8
+from tools.sim.options import Option, check, flag, seconds, seconds_or_zero
 from tools.sim.venue import Connection, Venue
 
 log = logging.getLogger(__name__)
@@ -79,12 +80,12 @@ CHECKSUM_LEVELS = 25
 CHANNELS = ("books", "trades")
 HISTORY_LIMIT = 100  # OKX's largest ``limit`` for /api/v5/market/history-trades
 _ID = re.compile(r"^[A-Za-z0-9]{1,32}$")
-_OPTIONS: dict[str, tuple[type, Any]] = {
-    "checksum": (bool, False),
-    "aggregate_trades": (bool, False),
-    "idle_timeout": (float, 30.0),
-    "keepalive_interval": (float, 60.0),
-    "reset_interval": (float, 0.0),
+_OPTIONS = {
+    "checksum": Option(False, flag),
+    "aggregate_trades": Option(False, flag),
+    "idle_timeout": Option(30.0, seconds),
+    "keepalive_interval": Option(60.0, seconds),
+    "reset_interval": Option(0.0, seconds_or_zero),
 }
 
 
@@ -103,22 +104,7 @@ def checksum(bids: Sequence[Level], asks: Sequence[Level]) -> int:
 
 def check_options(raw: Mapping[str, Any]) -> dict[str, Any]:
     """The options with defaults filled in; ``ValueError`` naming the first bad one."""
-    unknown = sorted(set(raw) - set(_OPTIONS))
-    if unknown:
-        raise ValueError(f"unknown okx simulator option(s) {unknown} (known: {sorted(_OPTIONS)})")
-    out: dict[str, Any] = {}
-    for key, (kind, default) in _OPTIONS.items():
-        value = raw.get(key, default)
-        if kind is bool and not isinstance(value, bool):
-            raise ValueError(f"okx simulator option {key!r} must be true or false")
-        if kind is float:
-            if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-                raise ValueError(f"okx simulator option {key!r} must be a number of seconds >= 0")
-            if value == 0 and key != "reset_interval":
-                raise ValueError(f"okx simulator option {key!r} must be above 0")
-            value = float(value)
-        out[key] = value
-    return out
+    return check("okx", raw, _OPTIONS)
 
 
 def _wire_level(level: Level) -> list[str]:

@@ -44,6 +44,7 @@ from aiohttp import web
 
 from tools.sim.exchanges.bybit.books import SymbolBooks, book_topic, native
 from tools.sim.market import MarketEvent
+from tools.sim.options import Option, check, flag, seconds
 from tools.sim.venue import Connection, Venue
 
 log = logging.getLogger(__name__)
@@ -52,25 +53,12 @@ DEPTHS = (1, 50, 200, 1000)
 MAX_ARGS = 10
 MAX_ARGS_CHARS = 21_000
 RECENT_LIMIT = 60
-_OPTIONS: dict[str, tuple[type, Any]] = {"delete_outside": (bool, True), "idle_timeout": (float, 600.0)}
+_OPTIONS = {"delete_outside": Option(True, flag), "idle_timeout": Option(600.0, seconds)}
 
 
 def check_options(raw: Mapping[str, Any]) -> dict[str, Any]:
     """The options with defaults filled in; ``ValueError`` naming the first bad one."""
-    unknown = sorted(set(raw) - set(_OPTIONS))
-    if unknown:
-        raise ValueError(f"unknown bybit simulator option(s) {unknown} (known: {sorted(_OPTIONS)})")
-    out: dict[str, Any] = {}
-    for key, (kind, default) in _OPTIONS.items():
-        value = raw.get(key, default)
-        if kind is bool and not isinstance(value, bool):
-            raise ValueError(f"bybit simulator option {key!r} must be true or false")
-        if kind is float:
-            if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-                raise ValueError(f"bybit simulator option {key!r} must be a number of seconds above 0")
-            value = float(value)
-        out[key] = value
-    return out
+    return check("bybit", raw, _OPTIONS)
 
 
 class _Refused(Exception):

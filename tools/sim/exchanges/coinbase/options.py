@@ -5,36 +5,19 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from tools.sim.options import Option, check, flag, one_of, seconds, whole
+
 SCOPES = ("connection", "channel")
-_OPTIONS: dict[str, tuple[type, Any]] = {
-    "idle_close": (float, 75.0),  # s without updates after which a connection without heartbeats closes
-    "subscribe_timeout": (float, 5.0),  # s a new connection has to send its first subscribe
-    "heartbeat_interval": (float, 1.0),
-    "sequence_scope": (str, "connection"),
-    "snapshot_trades": (int, 50),
-    "snapshot_older_trades": (bool, False),  # the snapshot may hold trades from before the first subscription
+_OPTIONS = {
+    "idle_close": Option(75.0, seconds),  # s without updates after which a connection without heartbeats closes
+    "subscribe_timeout": Option(5.0, seconds),  # s a new connection has to send its first subscribe
+    "heartbeat_interval": Option(1.0, seconds),
+    "sequence_scope": Option("connection", one_of(*SCOPES)),
+    "snapshot_trades": Option(50, whole),
+    "snapshot_older_trades": Option(False, flag),  # the snapshot may hold trades from before the first subscription
 }
 
 
 def check_options(raw: Mapping[str, Any]) -> dict[str, Any]:
     """The options with defaults filled in; ``ValueError`` naming the first bad one."""
-    unknown = sorted(set(raw) - set(_OPTIONS))
-    if unknown:
-        raise ValueError(f"unknown coinbase simulator option(s) {unknown} (known: {sorted(_OPTIONS)})")
-    out: dict[str, Any] = {}
-    for key, (kind, default) in _OPTIONS.items():
-        value = raw.get(key, default)
-        if kind is bool:
-            if not isinstance(value, bool):
-                raise ValueError(f"coinbase simulator option {key!r} must be true or false")
-        elif kind is float:
-            if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-                raise ValueError(f"coinbase simulator option {key!r} must be a number of seconds above 0")
-            value = float(value)
-        elif kind is int:
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ValueError(f"coinbase simulator option {key!r} must be a whole number >= 0")
-        elif value not in SCOPES:
-            raise ValueError(f"coinbase simulator option {key!r} must be one of {list(SCOPES)}")
-        out[key] = value
-    return out
+    return check("coinbase", raw, _OPTIONS)

@@ -14,23 +14,18 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-OPTIONS: dict[str, float] = {"token_life": 86400.0, "ping_interval": 18.0, "ping_timeout": 10.0, "noop_ratio": 0.1}
+from tools.sim.options import Option, at_most_seconds, check, ratio
+
+MAX_SECONDS = 10 * 86400.0  # ten days
+
+OPTIONS = {
+    "token_life": Option(86400.0, at_most_seconds(MAX_SECONDS)),
+    "ping_interval": Option(18.0, at_most_seconds(MAX_SECONDS)),
+    "ping_timeout": Option(10.0, at_most_seconds(MAX_SECONDS)),
+    "noop_ratio": Option(0.1, ratio),
+}
 
 
 def check_options(raw: Mapping[str, Any]) -> dict[str, Any]:
     """The options with defaults filled in; ``ValueError`` naming the first bad one."""
-    unknown = sorted(set(raw) - set(OPTIONS))
-    if unknown:
-        raise ValueError(f"unknown kucoin simulator option(s) {unknown} (known: {sorted(OPTIONS)})")
-    out: dict[str, Any] = {}
-    for key, default in OPTIONS.items():
-        value = raw.get(key, default)
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ValueError(f"kucoin simulator option {key!r} must be a number")
-        if key == "noop_ratio":
-            if not 0 <= value <= 1:
-                raise ValueError(f"kucoin simulator option {key!r} must be between 0 and 1")
-        elif not 0 < value <= 10 * 86400:
-            raise ValueError(f"kucoin simulator option {key!r} must be a number of seconds above 0 (at most 10 days)")
-        out[key] = float(value)
-    return out
+    return check("kucoin", raw, OPTIONS)
