@@ -54,12 +54,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import logging
 import random
 import re
 import time
-import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -67,56 +67,16 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from tools.sim.market import SCALE, MarketEvent, MarketTrade, fmt8
-from tools.sim.options import Option, check, flag, seconds, seconds_or_zero
+from tools.sim.exchanges.okx.history import history_trades
+from tools.sim.exchanges.okx.options import check_options
+from tools.sim.exchanges.okx.wire import CHECKSUM_LEVELS, Level, checksum, units, wire_level
+from tools.sim.market import MarketEvent, fmt8
 from tools.sim.venue import Connection, Venue
 
 log = logging.getLogger(__name__)
 
-Level = tuple[str, str]
-
-ZERO = "0.00000000"
-CHECKSUM_LEVELS = 25
 CHANNELS = ("books", "trades")
-HISTORY_LIMIT = 100  # OKX's largest ``limit`` for /api/v5/market/history-trades
 _ID = re.compile(r"^[A-Za-z0-9]{1,32}$")
-_OPTIONS = {
-    "checksum": Option(False, flag),
-    "aggregate_trades": Option(False, flag),
-    "idle_timeout": Option(30.0, seconds),
-    "keepalive_interval": Option(60.0, seconds),
-    "reset_interval": Option(0.0, seconds_or_zero),
-}
-
-
-def checksum(bids: Sequence[Level], asks: Sequence[Level]) -> int:
-    """OKX's book checksum: signed CRC32 of ``bid1px:bid1sz:ask1px:ask1sz:..`` over the top 25 a side,
-    the longer side's remaining levels after the shorter side runs out."""
-    bids, asks = bids[:CHECKSUM_LEVELS], asks[:CHECKSUM_LEVELS]
-    parts: list[str] = []
-    for i in range(max(len(bids), len(asks))):
-        for side in (bids, asks):
-            if i < len(side):
-                parts.extend(side[i])
-    crc = zlib.crc32(":".join(parts).encode())
-    return crc - (1 << 32) if crc >= 1 << 31 else crc
-
-
-def check_options(raw: Mapping[str, Any]) -> dict[str, Any]:
-    """The options with defaults filled in; ``ValueError`` naming the first bad one."""
-    return check("okx", raw, _OPTIONS)
-
-
-def _wire_level(level: Level) -> list[str]:
-    px, sz = level
-    if sz == ZERO:
-        return [px, "0", "0", "0"]
-    return [px, sz, "0", str(1 + int(sz.replace(".", "")) % 9)]  # a plausible order count
-
-
-def _units(qty: str) -> int:
-    whole, _, frac = qty.partition(".")
-    return int(whole) * SCALE + int(frac.ljust(8, "0"))
 
 
 class _RequestError(Exception):
@@ -178,7 +138,7 @@ class OkxSim:
         return [
             web.get(f"{prefix}/ws/v5/public", self._serve),
             web.get(prefix, self._serve),
-            web.get(f"{prefix}/api/v5/market/history-trades", self._history_trades),
+            web.get(f"{prefix}/api/v5/market/history-trades", functools.partial(history_trades, self.venue)),
         ]
 
     def skip(self, symbol: str, count: int) -> None:
@@ -313,8 +273,8 @@ class OkxSim:
         symbol: str, action: str, bids: Sequence[Level], asks: Sequence[Level], ms: str, crc: int, prev: int, seq: int
     ) -> str:
         data = {
-            "asks": [_wire_level(lv) for lv in asks],
-            "bids": [_wire_level(lv) for lv in bids],
+            "asks": [wire_level(lv) for lv in asks],
+            "bids": [wire_level(lv) for lv in bids],
             "ts": ms,
             "checksum": crc,
             "prevSeqId": prev,
@@ -343,7 +303,7 @@ class OkxSim:
             ):
                 last["tradeId"] = str(t.trade_id)
                 last["count"] = str(int(last["count"]) + 1)
-                last["sz"] = fmt8(_units(last["sz"]) + _units(t.qty))
+                last["sz"] = fmt8(units(last["sz"]) + units(t.qty))
             else:
                 elements.append(
                     {
@@ -361,49 +321,6 @@ class OkxSim:
             adjacent = True
         arg = {"channel": "trades", "instId": symbol}
         return [orjson.dumps({"arg": arg, "data": [e]}).decode() for e in elements]
-
-    # -- REST ------------------------------------------------------------------------------------
-
-    async def _history_trades(self, request: web.Request) -> web.Response:
-        q = request.query
-        inst = q.get("instId", "")
-        if inst not in self.venue.markets:
-            return _rest_error("51001", "Instrument ID doesn't exist.")
-        params: dict[str, int | None] = {}
-        for name, default in (("type", "1"), ("after", None), ("before", None), ("limit", str(HISTORY_LIMIT))):
-            raw = q.get(name, default)
-            if raw is not None and not raw.isdigit():
-                return _rest_error("51000", f"Parameter {name} error")
-            params[name] = None if raw is None else int(raw)
-        kind, after, before, limit = params["type"], params["after"], params["before"], params["limit"]
-        if kind not in (1, 2):
-            return _rest_error("51000", "Parameter type error")
-        if limit is None or limit < 1:
-            return _rest_error("51000", "Parameter limit error")
-        limit = min(limit, HISTORY_LIMIT)
-
-        def key(entry: tuple[MarketTrade, int]) -> int:
-            return entry[0].trade_id if kind == 1 else entry[1] // 1_000_000
-
-        rows = [
-            e
-            for e in self.venue.trades[inst]
-            if (after is None or key(e) < after) and (before is None or key(e) > before)
-        ]
-        rows = rows[:limit] if before is not None and after is None else rows[-limit:]
-        data = [
-            {
-                "instId": inst,
-                "side": t.side,
-                "sz": t.qty,
-                "px": t.price,
-                "tradeId": str(t.trade_id),
-                "ts": str(ts // 1_000_000),
-                "source": "0",
-            }
-            for t, ts in reversed(rows)
-        ]
-        return web.Response(body=orjson.dumps({"code": "0", "msg": "", "data": data}), content_type="application/json")
 
     # -- WebSocket -------------------------------------------------------------------------------
 
@@ -504,10 +421,3 @@ class OkxSim:
             if channel == "books":  # a subscribe (or a repeated one) always starts with a snapshot
                 self._send(conn, client, self._snapshot(inst))
                 client.books[inst] = time.monotonic()
-
-
-def _rest_error(code: str, msg: str) -> web.Response:
-    return web.Response(body=orjson.dumps({"code": code, "msg": msg, "data": []}), content_type="application/json")
-
-
-SIM = OkxSim
