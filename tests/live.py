@@ -41,6 +41,17 @@ def books_from(events: list[Event]) -> dict[str, OrderBook]:
     return books
 
 
+def books_match(sim: Simulator, exchange: str, symbols: Sequence[str], events: list[Event]) -> bool:
+    """Whether the books rebuilt from ``events`` equal the simulator's, level for level."""
+    books = books_from(events)
+    for symbol in symbols:
+        bids, asks = sim.venues[exchange].markets[symbol].book()
+        want = ([tuple(x) for x in bids], [tuple(x) for x in asks])
+        if symbol not in books or books[symbol].depth() != want:
+            return False
+    return True
+
+
 @dataclass
 class FeedRun:
     """A `FeedConnection` run against the simulator: what it published (up to the end of the run, not

@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
-from live import books_from, until
+from live import books_match, until
 
 from ingest.events import BookStatus, ConnectionStatus, Event, Trade
 from ingest.exchanges import get_spec
@@ -45,7 +45,7 @@ def _run(
             await scenario(sim, conn)
             await asyncio.sleep(0.5)
             await sim.freeze()
-            await until(lambda: _books_match(sim, exchange, events), 15)
+            await until(lambda: books_match(sim, exchange, SYMBOLS[exchange], events), 15)
             published = events[:]
         finally:
             task.cancel()
@@ -54,16 +54,6 @@ def _run(
         return published, conn
 
     return asyncio.run(asyncio.wait_for(go(), 90))
-
-
-def _books_match(sim: Simulator, exchange: str, events: list[Event]) -> bool:
-    books = books_from(events)
-    for symbol in SYMBOLS[exchange]:
-        bids, asks = sim.venues[exchange].markets[symbol].book()
-        want = ([tuple(x) for x in bids], [tuple(x) for x in asks])
-        if symbol not in books or books[symbol].depth() != want:
-            return False
-    return True
 
 
 def _assert_nothing_lost_or_repeated(tmp_path: Path, exchange: str, events: list[Event]) -> None:
@@ -138,5 +128,3 @@ def test_kraken_announces_no_closes(tmp_path: Path) -> None:
             await sim.stop()
 
     asyncio.run(go())
-
-

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from live import books_from, until
+from live import books_match, until
 
 from ingest.events import BookStatus, ConnectionStatus, Event, Trade
 from ingest.exchanges import get_spec
@@ -31,16 +31,6 @@ def _feed(sim: Simulator, exchange: str, events: list[Event], symbol_timeout: fl
     )  # fmt: skip
 
 
-def _books_match(sim: Simulator, exchange: str, events: list[Event]) -> bool:
-    books = books_from(events)
-    for symbol in SYMBOLS[exchange]:
-        bids, asks = sim.venues[exchange].markets[symbol].book()
-        want = ([tuple(x) for x in bids], [tuple(x) for x in asks])
-        if symbol not in books or books[symbol].depth() != want:
-            return False
-    return True
-
-
 @pytest.mark.parametrize("exchange", ["binance", "okx", "kraken"])
 def test_a_silent_book_on_a_live_connection_is_resubscribed(tmp_path: Path, exchange: str) -> None:
     muted, other = SYMBOLS[exchange]
@@ -59,7 +49,7 @@ def test_a_silent_book_on_a_live_connection_is_resubscribed(tmp_path: Path, exch
             await until(lambda: conn.latest is not None and conn.latest.ready.is_set(), 15)
             await asyncio.sleep(0.5)
             await sim.freeze()
-            await until(lambda: _books_match(sim, exchange, events), 15)
+            await until(lambda: books_match(sim, exchange, SYMBOLS[exchange], events), 15)
             return events[:], conn
         finally:
             task.cancel()
