@@ -188,10 +188,11 @@ def caught_up(
         books = [f for _, f in rows if f[b"type"] in (b"snapshot", b"delta")]
         if not books:
             return False
-        if books[0][b"seq"]:
-            if max(int(f[b"seq"]) for f in books if f[b"seq"]) < tb.update_id:
-                return False
-        elif not _same_book(rebuild_book(client, key, since), tb):  # no update ids: compare the books
+        if books[0][b"seq"] and max(int(f[b"seq"]) for f in books if f[b"seq"]) >= tb.update_id:
+            continue
+        # No update ids, or ids of the exchange's own (Bybit's per-topic `u` is not the market's update
+        # id): compare the books themselves.
+        if not _same_book(rebuild_book(client, key, since), tb):
             return False
     return True
 

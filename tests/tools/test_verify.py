@@ -110,3 +110,19 @@ def test_verify_compares_the_newest_bar_of_each_minute_with_the_truth(redis_clie
     _write(redis_client, [dataclasses.replace(_bar_of(rows[3]), start=M0 + 9 * MINUTE_NS)])  # no trades then
     assert verify(redis_client, "md", truth, bar_grace=2.0)["bars_mismatched"] == 1
     assert verify(redis_client, "md", truth)["bars_checked"] == 0  # bars disabled: not checked
+
+
+def test_caught_up_takes_a_book_whose_ids_are_its_own_once_its_content_equals_the_truth(
+    redis_client: redis.Redis,
+) -> None:
+    """A book at or past the truth's update id is caught up; one with ids of the exchange's own (below
+    the market's id, like Bybit's per-topic ``u``) is caught up once its levels equal the truth's."""
+    args = ("bybit", "BTC-USDT", "BTCUSDT")
+    truth = GroundTruth(trades={}, books={("bybit", "BTC-USDT"): TruthBook(500, (("10", "2"),), (("11", "1"),))})
+    _write(redis_client, [BookSnapshot(*args, (("10", "1"),), (("11", "1"),), 1, 0, 0)])
+    assert not caught_up(redis_client, "md", truth)
+    _write(redis_client, [BookDelta(*args, (("10", "2"),), (), 2, 2, 0, 0)])
+    assert caught_up(redis_client, "md", truth)
+    other = GroundTruth(trades={}, books={("binance", "ETH-USDT"): TruthBook(7, (("1", "1"),), ())})
+    _write(redis_client, [BookSnapshot("binance", "ETH-USDT", "ETHUSDT", (("1", "9"),), (), 7, 0, 0)])
+    assert caught_up(redis_client, "md", other)  # its id has reached the truth's: content is not read
