@@ -162,7 +162,8 @@ class MetricsSettings:
     listen: str = _opt(
         "127.0.0.1:9464",
         'Address of the HTTP endpoint, "host:port"; port 0: any free port (the bound address is written to'
-        ' `{var}/metrics.addr`); "": no endpoint, and the children report nothing.',
+        ' `{var}/metrics.addr`; so is the free port taken, with a warning, when the default one is busy);'
+        ' "": no endpoint, and the children report nothing.',
         _listen,
     )
     interval: float = _opt(

@@ -24,7 +24,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 
 from bus.report import usage
 from ingest.errors import UserError
-from ingest.settings import Settings
+from ingest.settings import MetricsSettings, Settings
 from shards import monitor
 from shards.exporter import ReportCollector, families
 from shards.monitor import Expected, Reports, Supervised
@@ -91,12 +91,19 @@ class MetricsEndpoint:
         """Bind the report socket and the HTTP server, start their threads; the bound "host:port"."""
         listen = self.settings.metrics.listen
         host, _, port = listen.rpartition(":")
+        host = host.strip("[]")
         try:
-            self._http = ThreadingHTTPServer((host.strip("[]"), int(port)), _handler(self))
+            self._http = ThreadingHTTPServer((host, int(port)), _handler(self))
         except OSError as e:
-            raise UserError(f"metrics.listen = {listen!r}: cannot listen there ({e.strerror or e}); choose another"
-                            ' port, 0 for any free one, or "" for no endpoint') from None  # fmt: skip
+            if listen != MetricsSettings().listen:  # the user chose that address: theirs to change
+                raise UserError(f"metrics.listen = {listen!r}: cannot listen there ({e.strerror or e}); choose "
+                                'another port, 0 for any free one, or "" for no endpoint') from None  # fmt: skip
+            # The default port is taken (another cluster on this host): any free port, told in metrics.addr.
+            self._http = ThreadingHTTPServer((host, 0), _handler(self))
+            log.warning("the default metrics port is taken; listening on a free port instead", default=listen,
+                        address_file=str(self.settings.var_path / "metrics.addr"))  # fmt: skip
         self._http.daemon_threads = True
+        self.settings.var_path.mkdir(parents=True, exist_ok=True)
         bound_host, bound_port = self._http.server_address[:2]
         self.address = f"{bound_host!s}:{bound_port}"
         endpoint = self.settings.telemetry_endpoint()
@@ -139,7 +146,8 @@ class MetricsEndpoint:
     def stop(self) -> None:
         self._stop.set()
         if self._http is not None:
-            self._http.shutdown()
+            if self._threads:  # shutdown() waits for a serve_forever() that must have started
+                self._http.shutdown()
             self._http.server_close()
         for t in self._threads:
             t.join(5)

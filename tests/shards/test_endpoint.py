@@ -4,6 +4,8 @@ with live values, /ready turns 503 while the simulator stalls a feed and 200 onc
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import socket
 import time
 import urllib.error
@@ -16,7 +18,8 @@ import orjson
 import pytest
 
 from ingest.errors import UserError
-from ingest.settings import Settings, from_dict
+from ingest.settings import MetricsSettings, Settings, from_dict
+from shards.endpoint import MetricsEndpoint
 from shards.supervisor import Cluster
 from tools.commands import _feed_symbols
 from tools.sim.process import SimulatorProcess
@@ -144,3 +147,22 @@ def test_a_taken_address_is_one_clear_error(tmp_path: Path) -> None:
             cluster.start()
     assert str(e.value).startswith(f"metrics.listen = '127.0.0.1:{port}': cannot listen there")
     assert cluster.merger is None  # nothing was started
+
+
+def test_a_taken_default_port_falls_back_to_a_free_one_named_in_metrics_addr(tmp_path: Path) -> None:
+    """Two clusters on one host with default settings both serve: the second on a free port."""
+    default = MetricsSettings().listen
+    host, _, port = default.rpartition(":")
+    settings = dataclasses.replace(_settings(tmp_path), metrics=MetricsSettings())
+    with socket.socket() as taken:
+        with contextlib.suppress(OSError):  # already taken by someone else: just as good
+            taken.bind((host, int(port)))
+            taken.listen()
+        endpoint = MetricsEndpoint(settings)
+        try:
+            address = endpoint.start()
+            told = (settings.var_path / "metrics.addr").read_text().strip()
+        finally:
+            endpoint.stop()
+    assert address != default and address.startswith(f"{host}:")
+    assert told == address
