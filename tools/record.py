@@ -25,7 +25,7 @@ import shlex
 import signal
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -157,7 +157,7 @@ class Recorder:
     async def run(
         self,
         duration: float | None,
-        freeze: Callable[[], Any] | None = None,
+        freeze: Callable[[], Awaitable[object]] | None = None,
         progress: Callable[[Recording, float], None] | None = None,
     ) -> Recording:
         """Record until ``duration`` seconds passed (or forever), SIGINT/SIGTERM, or every connection
@@ -189,7 +189,7 @@ class Recorder:
             result.interrupted = stop.is_set()
             stopper.cancel()
             if freeze is not None and not result.interrupted:
-                await loop.run_in_executor(None, freeze)
+                await freeze()
                 result.frozen = True
                 await self._catch_up(stop)
         finally:
@@ -247,14 +247,24 @@ def record(args: argparse.Namespace) -> int:
             simulator = SimulatorProcess(settings.simulator, feed_symbols(settings), truth).start()
             recorder = Recorder(simulator.point_feeds(settings), out)
         print(f"# recording {len(recorder.conns)} connections into {out}", file=sys.stderr, flush=True)
-        freeze = simulator.freeze if simulator is not None else None
-        result = _run_loop(recorder.run(args.duration, freeze, _progress))
+        result = _run_loop(recorder.run(args.duration, _freezer(simulator), _progress))
     finally:
         if simulator is not None:
             simulator.stop()
     sys.stderr.write(summary(result))
     sys.stderr.flush()
     return 0
+
+
+def _freezer(simulator: SimulatorProcess | None) -> Callable[[], Awaitable[object]] | None:
+    if simulator is None:
+        return None
+    frozen = simulator
+
+    async def freeze() -> object:
+        return await asyncio.get_running_loop().run_in_executor(None, frozen.freeze)
+
+    return freeze
 
 
 def _run_loop(main: Any) -> Recording:
