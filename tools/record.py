@@ -206,7 +206,6 @@ class Recorder:
         return result
 
     async def _run_conn(self, conn: FeedConnection) -> None:
-        structlog.contextvars.bind_contextvars(exchange=conn.spec.name, connection=conn.conn_id)
         try:
             await conn.run()
         except Exception as e:  # a fatal refusal: the other connections record on

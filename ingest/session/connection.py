@@ -122,7 +122,12 @@ class FeedConnection:
         return self.latest.syncs if self.latest is not None else {}
 
     async def run(self) -> None:
-        """Run until cancelled."""
+        """Run until cancelled. Every log line of the connection (and of the tasks it starts, which
+        copy the context) carries its ``exchange`` and ``connection``, bound as structlog contextvars."""
+        with structlog.contextvars.bound_contextvars(exchange=self.spec.name, connection=self.conn_id):
+            await self._run()
+
+    async def _run(self) -> None:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as http:
             self._http = http
             try:

@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import aiohttp
+import structlog
 
 from ingest.book.sync import BookSync, NeedSnapshot, sync_for
 from ingest.clock import now_ns
@@ -76,7 +77,9 @@ class Session:
 
     async def run(self) -> str:
         """Connect and read until the session ends; the reason it ended. Retryable failures end it;
-        anything else (a bug, a fatal refusal) is raised after the session is wound up."""
+        anything else (a bug, a fatal refusal) is raised after the session is wound up. Its log lines
+        (its snapshot tasks' too) carry ``session``, bound in this task's context."""
+        structlog.contextvars.bind_contextvars(session=f"{self.name}#{self.id}")
         try:
             await self._connect_and_read()
             reason = "closed by the exchange"
@@ -293,6 +296,9 @@ class Session:
             if isinstance(a, NeedSnapshot):
                 self._request_snapshot(a)
             else:
+                if isinstance(a, BookStatus) and a.state == "gap":
+                    self._log.warning("book gap: resyncing", symbol=a.symbol, reason=a.reason,
+                                      gap_from=a.gap_from, gap_to=a.gap_to)  # fmt: skip
                 self.feed.book_event(self, a, sync)
                 if isinstance(a, BookStatus) and a.state == "valid" and not self.ready.is_set():
                     self._check_ready()
