@@ -72,9 +72,21 @@ def plan(args: argparse.Namespace) -> int:
 
 
 def replay(args: argparse.Namespace) -> int:
+    """The JSON result on stdout; progress (big files) and a short table on stderr."""
+    from tools.replay import format_summary
     from tools.replay import replay as run_replay
 
-    print_json(run_replay(args.exchange, list(args.files)))
+    started = last = time.monotonic()
+
+    def progress(records: int) -> None:
+        nonlocal last
+        if time.monotonic() - last >= 5:
+            last = time.monotonic()
+            print(f"# {last - started:6.1f}s {records} records replayed", file=sys.stderr, flush=True)
+
+    result = run_replay(args.exchange, list(args.files), progress)
+    sys.stderr.write(format_summary(result, time.monotonic() - started))
+    print_json(result)
     return 0
 
 
