@@ -184,14 +184,18 @@ class Recorder:
                 wait = PROGRESS_S if left is None else min(PROGRESS_S, left)
                 await asyncio.wait(everything, timeout=wait, return_when=asyncio.FIRST_COMPLETED)
                 everything = [t for t in everything if not t.done()]
-                if progress is not None and not stop.is_set():
+                if progress is not None and not stop.is_set() and wait == PROGRESS_S:
                     progress(result, loop.time() - started)
             result.interrupted = stop.is_set()
             stopper.cancel()
             if freeze is not None and not result.interrupted:
-                await freeze()
-                result.frozen = True
-                await self._catch_up(stop)
+                try:
+                    await freeze()
+                except OSError as e:  # the simulator is gone: what was recorded stays as it is
+                    log.warning("the simulator could not be frozen", error=str(e))
+                else:
+                    result.frozen = True
+                    await self._catch_up(stop)
         finally:
             for t in tasks:
                 t.cancel()
@@ -209,7 +213,7 @@ class Recorder:
         try:
             await conn.run()
         except Exception as e:  # a fatal refusal: the other connections record on
-            log.error("connection failed for good", error=repr(e))
+            log.error("connection failed for good", exchange=conn.spec.name, connection=conn.conn_id, error=repr(e))
 
     async def _catch_up(self, stop: asyncio.Event) -> None:
         """Wait until every book is valid and nothing arrived for `QUIET_S` (at most `CATCH_UP_S`)."""
