@@ -61,7 +61,7 @@ def recorded(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, str]
     """One recording of all six simulated exchanges: (its directory, the truth log, stderr)."""
     tmp = tmp_path_factory.mktemp("record")
     out = tmp / "out"
-    run = _ingest("record", "-c", str(_settings(tmp)), "--simulate", "--duration", "4", "--out", str(out))
+    run = _ingest("record", "-c", str(_settings(tmp)), "--simulate", "--duration", "6", "--out", str(out))
     assert run.returncode == 0, run.stderr[-3000:]
     return out, tmp / "var" / "sim" / "truth.jsonl", run.stderr
 
