@@ -32,7 +32,7 @@ from bus.publisher import Publisher
 from bus.report import Reporter
 from ingest import logs
 from ingest.clock import now_ns
-from ingest.events import Trade
+from ingest.events import Event, Trade
 from ingest.exchanges import get_spec
 from ingest.exchanges.base import CHANNELS, Channel
 from ingest.session.connection import FeedConnection
@@ -50,7 +50,7 @@ RESUME_WAIT_S = 10.0
 
 
 def connections_for(
-    settings: Settings, shard: int, assignments: Sequence[Assignment], publisher: Publisher | BarFeed
+    settings: Settings, shard: int, assignments: Sequence[Assignment], publish: Callable[[Event], None]
 ) -> list[FeedConnection]:
     """Group a shard's assignments into connections: per exchange and channel set, chunked by the
     exchange's streams-per-connection limit."""
@@ -68,7 +68,7 @@ def connections_for(
             typed: tuple[Channel, ...] = tuple(c for c in CHANNELS if c in channels)
             out.append(
                 FeedConnection(
-                    spec, chunk, typed, publisher.publish, conn_id,
+                    spec, chunk, typed, publish, conn_id,
                     ws_url=feeds[exchange].ws_url, rest_url=feeds[exchange].rest_url,
                     depth=feeds[exchange].book_depth, redundancy=feeds[exchange].redundancy,
                     session_life=feeds[exchange].session_life, symbol_timeout=feeds[exchange].symbol_timeout,
@@ -170,7 +170,7 @@ async def _serve(
             break
     live.set()
     bars = BarFeed(settings.bars, publisher.publish) if settings.bars.enabled else None
-    conns.extend(connections_for(settings, shard, assignments, bars or publisher))
+    conns.extend(connections_for(settings, shard, assignments, (bars or publisher).publish))
     if restarts and redis_url:  # what the shard's previous life published: carry its trades on
         prefix = settings.redis.key_prefix
         last = await loop.run_in_executor(None, last_trades, redis_url, prefix, assignments)

@@ -106,6 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     tail.add_argument("--count", type=_positive_int, metavar="N", help="exit after N events")
 
     _bench_parser(sub)
+    _record_parser(sub)
 
     replay = sub.add_parser(
         "replay",
@@ -146,6 +147,35 @@ def _bench_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "--var-dir", default="var/bench", metavar="DIR", help="runtime files, wiped per run (default: var/bench)"
     )
     bench.add_argument("--json", action="store_true", help="print only the JSON result (no progress lines)")
+
+
+def _record_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    record = sub.add_parser(
+        "record",
+        help="record the feeds' frames and REST responses for `ingest replay`",
+        description="Run the configured feeds' connections (the shards' own code: subscriptions, snapshots, "
+        "resyncs, pings; no bus, no Redis) and write everything each connection opens, sends, receives and "
+        "fetches to DIR/<connection>.rec in the line format `ingest replay` reads. Progress on stderr every 5 s; "
+        "at the end a summary with the `ingest replay` command of each exchange. Ctrl-C stops and leaves "
+        "complete files.",
+        epilog="example: ingest record --simulate --duration 10 --exchange binance --out recordings/try",
+    )
+    _settings_arg(record)
+    record.add_argument(
+        "--simulate", action="store_true",
+        help="also start the exchange simulator and record from it; at the end of --duration the market is frozen "
+        "and the recording catches up, so its replay ends with the simulator's final books",
+    )  # fmt: skip
+    record.add_argument(
+        "--duration", type=_positive_float, metavar="S", help="stop after S seconds (default: run until Ctrl-C)"
+    )
+    record.add_argument(
+        "--out", metavar="DIR", help="directory of the recording files (default: recordings/<UTC time>)"
+    )
+    record.add_argument(
+        "--exchange", action="append", metavar="NAME",
+        help="record only this exchange's feeds (repeat for more; default: every feed in the settings)",
+    )  # fmt: skip
 
 
 def _positive_float(text: str) -> float:
@@ -190,6 +220,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         "tail": commands.tail,
         "replay": commands.replay,
         "bench": _bench,
+        "record": _record,
     }[args.command]
     return handler(args)
 
@@ -198,6 +229,12 @@ def _bench(args: argparse.Namespace) -> int:
     from tools.bench import bench
 
     return bench(args)
+
+
+def _record(args: argparse.Namespace) -> int:
+    from tools.record import record
+
+    return record(args)
 
 
 def print_json(obj: object) -> None:

@@ -19,6 +19,7 @@ from ingest import logs
 from ingest.errors import SettingsError, UserError
 from ingest.settings import Settings, dump, load, reference
 from shards.plan import make_plan
+from tools import run_summary
 from tools.cli import print_json
 from tools.sim.exchanges import check_options as check_sim_options
 from tools.sim.faults import CLUSTER, STALL_SECONDS, Fault, chaos_schedule, schedule
@@ -71,9 +72,21 @@ def plan(args: argparse.Namespace) -> int:
 
 
 def replay(args: argparse.Namespace) -> int:
+    """The JSON result on stdout; progress (big files) and a short table on stderr."""
+    from tools.replay import format_summary
     from tools.replay import replay as run_replay
 
-    print_json(run_replay(args.exchange, list(args.files)))
+    started = last = time.monotonic()
+
+    def progress(records: int) -> None:
+        nonlocal last
+        if time.monotonic() - last >= 5:
+            last = time.monotonic()
+            print(f"# {last - started:6.1f}s {records} records replayed", file=sys.stderr, flush=True)
+
+    result = run_replay(args.exchange, list(args.files), progress)
+    sys.stderr.write(format_summary(result, time.monotonic() - started))
+    print_json(result)
     return 0
 
 
@@ -161,13 +174,16 @@ def run(args: argparse.Namespace) -> int:
             )
         cluster.stop()
         ticker.progress()
+        result = None
         if args.verify:
             result = verify(client, settings.redis.key_prefix, load_truth(truth_path), since, bar_grace)
             if args.faults or args.chaos:
                 result["faults_injected"] = len(ticker.fired)
             if not caught_up:
                 print("# the cluster had not caught up with the simulator when the run ended", file=sys.stderr)
-            print_json(result)
+        _summarize(client, cluster, since, started, ticker, result, faults=args.faults or args.chaos)
+        if result is not None:
+            print_json(result)  # the last stdout line
             return 0 if result["verified"] else 1
         return 0
     finally:
@@ -244,6 +260,24 @@ class _Ticker:
             if k in stats
         )
         print(f"# {time.monotonic() - self.started:6.1f}s {shown}", file=sys.stderr, flush=True)
+
+
+def _summarize(
+    client: redis.Redis, cluster: Cluster, since: str, started: float, ticker: _Ticker,
+    verified: dict[str, Any] | None, faults: bool,
+) -> None:  # fmt: skip
+    """The one-screen summary of the run, on stderr (`tools.run_summary`)."""
+    settings = cluster.settings
+    how = "stopped by Ctrl-C or SIGTERM" if cluster.stop_requested else "duration reached"
+    summary = run_summary.RunSummary(time.monotonic() - started, len(cluster.workers), how,
+                                     faults=len(ticker.fired) if faults else None, verify=verified)  # fmt: skip
+    health = cluster.health()
+    summary.restarts = {name: c["restarts"] for name, c in health["children"].items()}
+    if cluster.redis is not None:
+        summary.restarts["redis"] = health["redis_restarts"]
+    run_summary.gather(client, settings.redis.key_prefix, _feed_symbols(settings), since, summary)
+    sys.stderr.write(run_summary.format_summary(summary))
+    sys.stderr.flush()
 
 
 def _fault_schedule(simulator: SimulatorProcess, cluster: Cluster, duration: float, chaos: bool) -> list[Fault]:

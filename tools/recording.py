@@ -12,6 +12,10 @@ float) into integer nanoseconds, truncating digits beyond the nanosecond. Blank 
 line that fits none of the shapes raises `ingest.errors.InputError` naming the file and line number;
 so does a file that cannot be read.
 
+`format_record` is the inverse of `parse_line` (``ingest record`` writes with it): times are written
+with all nine decimals, binary frames as a bytes literal, and a line break inside a text payload (JSON
+whitespace; the format has one record a line) as a space.
+
 `merge` interleaves several files into one stream ordered by ``ts``: each file keeps its own order
 (a connection's frames are never reordered), and on equal times the file named first goes first.
 """
@@ -92,6 +96,30 @@ def parse_line(line: str) -> Record | None:
         body, header = _split_header(payload)
         return HttpResponse(url, parse_ts(ts), body, header)
     raise ValueError(f"unknown direction {arrow[:10]!r}")
+
+
+def format_ts(ns: int) -> str:
+    """``1633998512063356900`` (ns) -> ``"1633998512.063356900"``, which `parse_ts` reads back exactly."""
+    seconds, nanos = divmod(ns, 1_000_000_000)
+    return f"{seconds}.{nanos:09d}"
+
+
+def format_record(record: Record) -> str:
+    """One record as one line, without its newline (see the module docstring)."""
+    ts = format_ts(record.ts)
+    if isinstance(record, Opened):
+        return f"{record.url} <-> {ts}"
+    if isinstance(record, Sent):
+        return f"{record.url} <- {ts}: {_one_line(record.text)}"
+    if isinstance(record, Received):
+        text = record.text
+        return f"{ts}: {repr(text) if isinstance(text, bytes) else _one_line(text)}"
+    header = f"{_HEADER}{record.header}" if record.header is not None else ""
+    return f"{record.url} -> {ts}: {_one_line(record.body)}{header}"
+
+
+def _one_line(text: str) -> str:
+    return text.replace("\r\n", " ").replace("\n", " ").replace("\r", " ")
 
 
 def read_records(path: Path) -> Iterator[Record]:

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import heapq
 import ipaddress
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -42,8 +42,11 @@ from ingest.exchanges import SPECS, get_spec
 from ingest.exchanges.base import ExchangeSpec, Resync
 from tools.recording import HttpResponse, Opened, Received, Record, Sent, read_records
 
+PROGRESS_EVERY = 10_000  # records between calls of a replay's ``progress``
+SUMMARY_ROWS = 15  # symbols shown in `format_summary`
 
-def replay(exchange: str, paths: Sequence[Path]) -> dict[str, Any]:
+
+def replay(exchange: str, paths: Sequence[Path], progress: Callable[[int], None] | None = None) -> dict[str, Any]:
     """Replay the files and summarize, exactly::
 
         {"exchange": str, "frames": int, "decode_errors": int,
@@ -55,11 +58,40 @@ def replay(exchange: str, paths: Sequence[Path]) -> dict[str, Any]:
     ``frames`` counts received frames; ``decode_errors`` frames and snapshot bodies that did not
     decode; ``book_messages`` the book messages (deltas and stream snapshots) received for the symbol;
     ``resyncs`` the resyncs a gap forced (not the initial sync). Symbols are in name order.
+    ``progress`` is called with the number of records replayed so far, every `PROGRESS_EVERY`.
     """
     run = _Replay(_spec(exchange))
-    for _ in run.events(_timeline(run.spec, paths)):
+    records = _timeline(run.spec, paths)
+    for _ in run.events(records if progress is None else _counting(records, progress)):
         pass
     return run.summary()
+
+
+def format_summary(result: Mapping[str, Any], seconds: float) -> str:
+    """A `replay` result as a short table for people (one line a symbol, `SUMMARY_ROWS` at most)."""
+    symbols: dict[str, Any] = result["symbols"]
+    lines = [
+        f"# replayed {result['exchange']}: {result['frames']} frames in {seconds:.1f}s, "
+        f"{result['decode_errors']} undecodable, {len(symbols)} symbols",
+        f"# {'symbol':<14} {'book msgs':>9} {'trades':>7} {'gaps':>5} {'resyncs':>7} {'levels':>9}"
+        "  best bid / best ask (qty@price)",
+    ]
+    for name in list(symbols)[:SUMMARY_ROWS]:
+        s = symbols[name]
+        bid, ask = (f"{x[1]}@{x[0]}" if x else "-" for x in (s["best_bid"], s["best_ask"]))
+        levels = f"{s['bid_levels']}/{s['ask_levels']}"
+        lines.append(f"# {name:<14} {s['book_messages']:>9} {s['trades']:>7} {s['gaps']:>5} {s['resyncs']:>7} "
+                     f"{levels:>9}  {bid} / {ask}")  # fmt: skip
+    if len(symbols) > SUMMARY_ROWS:
+        lines.append(f"# ... and {len(symbols) - SUMMARY_ROWS} more (all of them in the JSON on stdout)")
+    return "\n".join(lines) + "\n"
+
+
+def _counting(records: Iterable[Record], progress: Callable[[int], None]) -> Iterator[Record]:
+    for n, record in enumerate(records, start=1):
+        if n % PROGRESS_EVERY == 0:
+            progress(n)
+        yield record
 
 
 def replay_events(exchange: str, paths: Sequence[Path]) -> Iterator[Event]:

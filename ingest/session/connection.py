@@ -27,6 +27,7 @@ import aiohttp
 import structlog
 
 from ingest.book.sync import BookSync, SyncStats
+from ingest.clock import now_ns
 from ingest.errors import RemoteError
 from ingest.events import Event, Trade
 from ingest.exchanges.base import (
@@ -37,6 +38,7 @@ from ingest.exchanges.base import (
 from ingest.session.arbiter import Arbiter
 from ingest.session.backoff import backoff
 from ingest.session.session import HEALTHY_AFTER_S, Session
+from ingest.session.tap import Tap
 from ingest.session.trades import Trades
 
 log = structlog.get_logger("feed")
@@ -77,11 +79,13 @@ class FeedConnection:
         redundancy: int = 1,
         session_life: float = 0.0,
         symbol_timeout: float = 0.0,
+        tap: Tap | None = None,
     ) -> None:
         """``session_life``: seconds after which a session is replaced, make before break (0: the
         exchange's own limit, `ExchangeSpec.session_life`; never longer than that).
         ``symbol_timeout``: seconds a book may be silent on a live session before it is presumed dead
-        and resubscribed (0: 1.5 times the exchange's `ExchangeSpec.book_keepalive`, or never)."""
+        and resubscribed (0: 1.5 times the exchange's `ExchangeSpec.book_keepalive`, or never).
+        ``tap``: told every frame and REST response of every session (``tap.py``), e.g. to record them."""
         self.spec = spec
         self.redundancy = redundancy
         limits = [x for x in (session_life, spec.session_life) if x]
@@ -94,6 +98,7 @@ class FeedConnection:
         self.ws_url = ws_url or spec.ws_url
         self.rest_url = rest_url or spec.rest_url
         self.depth = depth
+        self.tap = tap
         self.natives = {spec.native_symbol(s): s for s in symbols}
         self.subscription = Subscription(tuple(self.natives), self.channels, depth or spec.default_depth)
         self.arbiter = Arbiter(spec.sequence_rule)
@@ -119,7 +124,12 @@ class FeedConnection:
         return self.latest.syncs if self.latest is not None else {}
 
     async def run(self) -> None:
-        """Run until cancelled."""
+        """Run until cancelled. Every log line of the connection (and of the tasks it starts, which
+        copy the context) carries its ``exchange`` and ``connection``, bound as structlog contextvars."""
+        with structlog.contextvars.bound_contextvars(exchange=self.spec.name, connection=self.conn_id):
+            await self._run()
+
+    async def _run(self) -> None:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as http:
             self._http = http
             try:
@@ -260,6 +270,8 @@ class FeedConnection:
                 async with self._snapshot_gate, self._http.request(method, url) as resp:
                     body = await resp.read()
                     if resp.status == 200:
+                        if self.tap is not None:
+                            self.tap.http(url, now_ns(), body)
                         return body
                     if resp.status < 500 and resp.status != 429:
                         raise RemoteError(f"HTTP {resp.status} from {url}: {body[:200]!r}")

@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import aiohttp
+import structlog
 
 from ingest.book.sync import BookSync, NeedSnapshot, sync_for
 from ingest.clock import now_ns
@@ -58,6 +59,8 @@ class Session:
         self.announced = asyncio.Event()  # the exchange said it will close this session, or it is old
         self.task: asyncio.Task[str]
         self._ws: aiohttp.ClientWebSocketResponse | None = None
+        self._url = ""  # where the WebSocket is connected
+        self._tap = feed.tap
         self._frames = 0  # frames received (the watchdog compares it with what it saw last)
         self._greeted = not spec.greeting
         self._subscribed = False
@@ -79,7 +82,9 @@ class Session:
 
     async def run(self) -> str:
         """Connect and read until the session ends; the reason it ended. Retryable failures end it;
-        anything else (a bug, a fatal refusal) is raised after the session is wound up."""
+        anything else (a bug, a fatal refusal) is raised after the session is wound up. Its log lines
+        (its snapshot tasks' too) carry ``session``, bound in this task's context."""
+        structlog.contextvars.bind_contextvars(session=f"{self.name}#{self.id}")
         try:
             await self._connect_and_read()
             reason = "closed by the exchange"
@@ -122,6 +127,9 @@ class Session:
         )
         async with ws_connect as ws:
             self._ws = ws
+            self._url = endpoint.url
+            if self._tap is not None:
+                self._tap.opened(endpoint.url, now_ns())
             watchdog = asyncio.create_task(self._watch(ws, endpoint))
             try:
                 if self._greeted:
@@ -147,7 +155,7 @@ class Session:
         feed = self.feed
         self._subscribed = True
         for frame in self.spec.subscribe_frames(feed.subscription):
-            await ws.send_str(frame)
+            await self._send(ws, frame)
         self._log.info("connected", symbols=len(feed.natives))
         feed.publish(self._conn_status("connected", "subscribed"))
         if not self.syncs:
@@ -196,19 +204,27 @@ class Session:
                 await ws.close()  # the reader sees the close and the session ends with ``dead``
                 return
             if ping is not None and (now - last_ping_at >= every if not on_silence else silent >= every and not pinged):
-                await ws.send_str(ping)
+                await self._send(ws, ping)
                 last_ping_at, pinged = now, True
             if life is not None and now - start >= life and not self.announced.is_set():
                 self.feed.stats.rotations += 1
                 self._log.info("rotating: the session reached its life", life=life)
                 self.announced.set()
 
+    async def _send(self, ws: aiohttp.ClientWebSocketResponse, frame: str) -> None:
+        if self._tap is not None:
+            self._tap.sent(self._url, now_ns(), frame)
+        await ws.send_str(frame)
+
     def _on_frame(self, data: bytes | str) -> None:
         feed = self.feed
         feed.stats.frames += 1
         feed.stats.bytes += len(data)
+        ts = now_ns()
+        if self._tap is not None:
+            self._tap.received(ts, data)
         try:
-            decoded = self.codec.decode(data, now_ns())
+            decoded = self.codec.decode(data, ts)
         except DecodeError as e:
             feed.stats.decode_errors += 1
             self._log.warning("undecodable frame", error=str(e))
@@ -262,7 +278,7 @@ class Session:
             return
         if spec.snapshot_source == "rest":  # a stream snapshot source resubscribes on the reset below
             for frame in frames(native, feed.subscription):
-                await ws.send_str(frame)
+                await self._send(ws, frame)
         sync = self.syncs[native]
         self._act(sync, sync.reset(reason, now_ns()))
 
@@ -286,6 +302,9 @@ class Session:
             if isinstance(a, NeedSnapshot):
                 self._request_snapshot(a)
             else:
+                if isinstance(a, BookStatus) and a.state == "gap":
+                    self._log.warning("book gap: resyncing", symbol=a.symbol, reason=a.reason,
+                                      gap_from=a.gap_from, gap_to=a.gap_to)  # fmt: skip
                 self.feed.book_event(self, a, sync)
                 if isinstance(a, BookStatus) and a.state == "valid" and not self.ready.is_set():
                     self._check_ready()
@@ -319,7 +338,7 @@ class Session:
             return
         self._log.info("resubscribing", symbol=self.feed.natives[native], attempt=count)
         for frame in frames(native, self.feed.subscription):
-            await self._ws.send_str(frame)
+            await self._send(self._ws, frame)
 
     async def _fetch_snapshot(self, native: str) -> None:
         feed = self.feed

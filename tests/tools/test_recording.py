@@ -14,6 +14,8 @@ from tools.recording import (
     Received,
     Record,
     Sent,
+    format_record,
+    format_ts,
     merge,
     parse_line,
     parse_ts,
@@ -141,3 +143,30 @@ def test_merge_real_files_puts_the_snapshot_between_frames() -> None:
     assert len(records) == 270
     assert [type(r) for r in records[:4]] == [Opened, Received, HttpResponse, Received]
     assert [r.ts for r in records] == sorted(r.ts for r in records)
+
+
+def test_format_record_is_the_inverse_of_parse_line() -> None:
+    records: list[Record] = [
+        Opened("wss://stream.binance.com:9443/stream?streams=btcusdt@depth", 1633998511_159679000),
+        Sent("ws://127.0.0.1:8/okx/ws/v5/public", 5, '{"op": "subscribe", "args": []}'),
+        Received(1633998512_000000001, '{"e":"trade","t":12}'),
+        Received(1633998512_000000002, b"\x00\x01b'q\"\n"),  # binary, with quotes and a newline byte
+        HttpResponse("http://127.0.0.1:8/binance/api/v3/depth?symbol=BTCUSDT", 7, '{"lastUpdateId":1}'),
+        HttpResponse("https://api.kraken.com/0/public/Trades", 8, "{}", header='{"x": "y"}'),
+    ]
+    lines = [format_record(r) for r in records]
+    assert all("\n" not in line for line in lines)
+    assert [parse_line(line) for line in lines] == records
+    assert lines[0] == "wss://stream.binance.com:9443/stream?streams=btcusdt@depth <-> 1633998511.159679000"
+    assert lines[2] == '1633998512.000000001: {"e":"trade","t":12}'
+
+
+def test_format_record_puts_a_multiline_text_payload_on_one_line() -> None:
+    line = format_record(Received(3, '{\r\n "a": 1,\n "b": 2}'))
+    assert line == '0.000000003: {  "a": 1,  "b": 2}'
+    assert parse_line(line) == Received(3, '{  "a": 1,  "b": 2}')
+
+
+def test_format_ts_round_trips_exactly() -> None:
+    for ns in (0, 1, 999_999_999, 1_000_000_000, 1633998512_063356900, 2**63 - 1):
+        assert parse_ts(format_ts(ns)) == ns

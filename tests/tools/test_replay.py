@@ -5,6 +5,8 @@ handling of snapshots, gaps, bad frames and bad input."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections import Counter, defaultdict
 from decimal import Decimal
 from pathlib import Path
@@ -14,6 +16,7 @@ import pytest
 
 from ingest.errors import InputError
 from ingest.events import BookDelta, BookSnapshot, Trade
+from tools import replay as replay_module
 from tools.replay import replay, replay_events
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared"
@@ -234,3 +237,29 @@ def test_missing_or_malformed_files_are_input_errors(tmp_path: Path) -> None:
         replay_events("binance", [bad])
     with pytest.raises(InputError):
         replay("binance", [])
+
+
+def test_progress_is_reported_every_so_many_records(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(replay_module, "PROGRESS_EVERY", 100)
+    calls: list[int] = []
+    assert replay("binance", FILES, calls.append) == replay("binance", FILES)
+    assert calls == [100, 200]  # 270 records: the opened line, 265 frames, 4 snapshots
+
+
+def test_cli_prints_the_json_on_stdout_and_a_table_on_stderr() -> None:
+    run = subprocess.run(
+        [sys.executable, "-m", "tools.cli", "replay", "--exchange", "binance", *map(str, FILES)],
+        cwd=Path(__file__).resolve().parents[2], capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    result = json.loads(run.stdout)
+    assert result == json.loads(json.dumps(replay("binance", FILES)))
+    lines = run.stderr.splitlines()
+    assert lines[0].startswith("# replayed binance: 265 frames in ") and lines[0].endswith(", 0 undecodable, 4 symbols")
+    assert lines[1].split()[1:3] == ["symbol", "book"]
+    rows = {line.split()[1]: line.split()[2:] for line in lines[2:]}
+    assert sorted(rows) == ["BLZ-ETH", "LRC-BTC", "NKN-USDT", "RUNE-EUR"]
+    nkn = result["symbols"]["NKN-USDT"]
+    bid, ask = nkn["best_bid"], nkn["best_ask"]
+    assert rows["NKN-USDT"] == ["150", "1", "0", "0", f"{nkn['bid_levels']}/{nkn['ask_levels']}",
+                                f"{bid[1]}@{bid[0]}", "/", f"{ask[1]}@{ask[0]}"]  # fmt: skip

@@ -51,6 +51,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from ingest import logs
 from ingest.settings import SimulatorSettings
 from tools.sim.exchanges import discover
 from tools.sim.market import MarketEvent, SymbolMarket
@@ -410,6 +411,7 @@ def run_process(
     Uses uvloop when importable. Once listening, writes ``{"ws_url": {exchange: url}, "rest_url":
     {..}, "control_url": .., "pid": ..}`` to ``ready_file`` atomically (temp file + rename). On
     SIGTERM or SIGINT it freezes the truth log, closes every connection and returns."""
+    logs.configure(process="sim")  # its lines (JSON, or console on a terminal) share the parent's stderr
     sim_settings = settings if isinstance(settings, SimulatorSettings) else SimulatorSettings(**settings)
     ready_path = Path(ready_file)
 
