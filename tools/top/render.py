@@ -291,3 +291,15 @@ def summary(status: Status, source: str, width: int = 80) -> Group:
         )  # fmt: skip
     parts.append(feeds)
     return Group(*parts)
+
+
+def closing(status: Status, source: str, width: int = 80) -> Group:
+    """What ``ingest top`` leaves on the screen when it ends: readiness, processes, merger, and the feeds
+    that need attention (all of them valid: one line saying so)."""
+    feeds = status.get("feeds", [])
+    bad = [f for f in feeds if needs_attention(f)]
+    tail = Text(f"{len(feeds)} feeds, {len(feeds) - len(bad)} connected with a valid book or no book")
+    lines = [Text(fmt.clip(f"  {f.get('exchange')} {f.get('symbol')}: {feed_state(f)}", width)) for f in bad[:8]]
+    if len(bad) > 8:
+        lines.append(Text(f"  +{len(bad) - 8} more"))
+    return Group(header(status, source, width), *processes(status, width), *merger(status, width), tail, *lines)
