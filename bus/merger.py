@@ -35,6 +35,7 @@ import zmq
 from bus import wire
 from bus.outbox import Entry, Outbox, gap_body
 from bus.repair import RepairClient
+from bus.report import Reporter, usage
 from bus.sequencer import Effects, Sequencer
 from bus.streams import StreamWriter, read_checkpoint
 from ingest import logs
@@ -90,7 +91,9 @@ class Merger:
         repair_timeout: float = REPAIR_TIMEOUT_S,
         beat: Callable[[], None] | None = None,
         beat_interval: float = 1.0,
+        reporter: Reporter | None = None,
     ) -> None:
+        """``reporter``: where the merger's report (`report`) goes every metrics interval."""
         self.prefix = prefix
         self.batch_size = batch_size
         self.batch_interval = batch_interval
@@ -118,6 +121,7 @@ class Merger:
         self._last_beat = 0.0
         self._resume_errors = 0
         self._unwritten = 0
+        self.reporter = reporter
 
     def request_stop(self) -> None:
         self._stop_requested = True
@@ -182,6 +186,16 @@ class Merger:
         if self._beat is not None and now - self._last_beat >= self._beat_interval:
             self._last_beat = now
             self._beat()
+        if self.reporter is not None and self.reporter.due(now):
+            self.reporter.send(self.report())
+
+    def report(self) -> dict[str, Any]:
+        """The merger's report to the parent's metrics endpoint: its counters and its outbox's histograms."""
+        self._sync_outbox_stats()
+        ob = self.outbox
+        return {"kind": "merger", "name": "merger", **usage(),
+                "stats": {f.name: getattr(self.stats, f.name) for f in fields(self.stats)},
+                "batch_sizes": ob.batch_sizes, "write_ns": ob.write_ns, "lag_ns": ob.lag_ns}  # fmt: skip
 
     def step(self) -> int:
         """Wait (briefly) for frames or answers, take them in, write what is ready; returns the number
@@ -350,8 +364,11 @@ def run_merger(
     outage_buffer: int = 1_000_000,
     heartbeat: Any = None,
     heartbeat_interval: float = 1.0,
+    telemetry_endpoint: str | None = None,
+    telemetry_interval: float = 1.0,
 ) -> None:
-    """Process entry point: merge until SIGTERM, then drain. ``heartbeat`` has a ``beat()`` method."""
+    """Process entry point: merge until SIGTERM, then drain. ``heartbeat`` has a ``beat()`` method;
+    reports go to ``telemetry_endpoint`` (if any) every ``telemetry_interval`` seconds."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when we stop
     logs.configure(log_level, log_format, process="merger")
     # Timeouts: a Redis that hangs must not hang the merger (which would stop reading and beating).
@@ -360,6 +377,10 @@ def run_merger(
         endpoints, client, prefix, maxlen, batch_size, batch_interval,
         repair_endpoints=repair_endpoints, outage_buffer=outage_buffer,
         beat=heartbeat.beat if heartbeat is not None else None, beat_interval=heartbeat_interval / 2,
+        reporter=Reporter(telemetry_endpoint, telemetry_interval) if telemetry_endpoint else None,
     )  # fmt: skip
     signal.signal(signal.SIGTERM, lambda *_: merger.request_stop())
     merger.run(drain_timeout)
+    if merger.reporter is not None:
+        merger.reporter.send(merger.report())  # the final counters
+        merger.reporter.close()

@@ -9,6 +9,10 @@ logged and written to the ``{prefix}:gaps`` stream ahead of the entries that fol
 
 A write whose outcome is unknown (the connection broke after Redis ran the script) is retried; the
 script sees that its checkpoint is already in place and writes nothing twice (`bus.streams`).
+
+For the metrics, each committed batch is counted once (not per entry): its size, how long its write
+took, and the receive-to-Redis lag of its first (oldest) frame, whose ``ts_recv`` alone is read from
+its body (histograms of `bus.meter`).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import orjson
 import redis
 import structlog
 
+from bus.meter import BATCH_BOUNDS, LATENCY_BOUNDS_NS, WRITE_BOUNDS_NS, new_histogram, observe
 from bus.streams import StreamWriter
 
 log = structlog.get_logger("merger")
@@ -70,6 +75,9 @@ class Outbox:
         self._delay = 0.05
         self._down_since = 0.0
         self._last_outage_log = 0.0
+        self.batch_sizes = new_histogram(BATCH_BOUNDS)
+        self.write_ns = new_histogram(WRITE_BOUNDS_NS)
+        self.lag_ns = new_histogram(LATENCY_BOUNDS_NS)  # receive (in a shard) -> committed in Redis
 
     def __len__(self) -> int:
         return len(self.queue)
@@ -113,11 +121,17 @@ class Outbox:
             if e.shard >= 0:
                 marks[e.shard] = f"{e.epoch}:{e.seq}:end" if e.end else f"{e.epoch}:{e.seq}"
         checkpoint = [x for shard, mark in sorted(marks.items()) for x in (str(shard), mark)]
+        started = time.perf_counter_ns()
         try:
             n = self.writer.write([*gaps, *((e.key, e.body) for e in batch if not e.end)], checkpoint)
         except redis.RedisError as e:
             self._failed(e)
             return False
+        observe(self.write_ns, WRITE_BOUNDS_NS, time.perf_counter_ns() - started)
+        observe(self.batch_sizes, BATCH_BOUNDS, len(batch))
+        first = next((e for e in batch if e.is_frame), None)
+        if first is not None and (ts := ts_recv(first.body)) is not None:
+            observe(self.lag_ns, LATENCY_BOUNDS_NS, time.time_ns() - ts)
         if n < 0:
             self.skipped_rewrites += 1
             log.warning("batch was already in redis (an earlier write's reply was lost); not written again",
@@ -188,3 +202,17 @@ def gap_body(shard: int, epoch: int, first: int, last: int, count: int, reason: 
     return orjson.dumps(["type", "gap", "shard", str(shard), "epoch", str(epoch), "first_seq", str(first),
                          "last_seq", str(last), "count", str(count), "reason", reason,
                          "ts_ms", str(int(time.time() * 1000))])  # fmt: skip
+
+
+_TS_RECV = b'"ts_recv","'
+
+
+def ts_recv(body: bytes) -> int | None:
+    """The ``ts_recv`` of a bus body (a JSON field list), read without decoding the rest."""
+    at = body.find(_TS_RECV)
+    if at < 0:
+        return None
+    start = at + len(_TS_RECV)
+    end = body.find(b'"', start)
+    digits = body[start:end]
+    return int(digits) if digits.isdigit() else None

@@ -9,6 +9,12 @@ Nothing dropped that way is lost: every frame is also kept in a bounded replay b
 on a ZeroMQ ROUTER socket (`serve_repairs`, called from the shard's own loop, so the buffer has one
 owner and needs no lock). Only a frame that fell out of the buffer before the merger asked for it is
 gone, and the merger reports that as a counted hole with its range.
+
+For the metrics (`shards.telemetry` reads them once per report), ``meters`` counts what was published
+per topic: ``[events, the exchange's latency histogram]``; the histogram (shared by an exchange's
+topics) counts the exchange-to-receive delay (``ts_recv - ts_exchange``) of one event in
+`LATENCY_SAMPLE` into `bus.meter.LATENCY_BOUNDS_NS` buckets. A dict lookup and a list increment per event (about
+0.2 us here), no lock, no allocation; every event's latency would cost as much again.
 """
 
 from __future__ import annotations
@@ -16,16 +22,20 @@ from __future__ import annotations
 import itertools
 import random
 import time
+from bisect import bisect_right
 from collections import deque
+from typing import Any
 
 import zmq
 
 from bus import wire
+from bus.meter import LATENCY_BOUNDS_NS, new_histogram
 from ingest.errors import DecodeError
 from ingest.events import Event
 
 SEND_HWM = 1_000_000
 REPAIR_CHUNK = 5_000  # frames per repair reply at most: a large hole is fetched in several round trips
+LATENCY_SAMPLE = 8  # one event in this many has its latency counted (a power of two)
 
 
 class Publisher:
@@ -46,6 +56,8 @@ class Publisher:
         self.repaired_frames = 0
         self._ended = False
         self._replay: deque[tuple[int, bytes, bytes]] = deque(maxlen=replay_buffer)
+        self.meters: dict[bytes, list[Any]] = {}  # topic -> [events, its exchange's latency histogram]
+        self.latency: dict[str, list[int]] = {}  # exchange -> latency bucket counts
         self._ctx = ctx or zmq.Context.instance()
         self._sock: zmq.Socket[bytes] = self._ctx.socket(zmq.XPUB)
         self._sock.setsockopt(zmq.SNDHWM, send_hwm)
@@ -82,7 +94,25 @@ class Publisher:
         body = bytes(memoryview(raw))
         self.seq += 1
         self._replay.append((self.seq, topic, body))
+        m = self.meters.get(topic)
+        if m is None:
+            m = self._meter(topic, event.exchange)
+        m[0] += 1
+        if not self.seq & (LATENCY_SAMPLE - 1) and (ts_exchange := getattr(event, "ts_exchange", 0)):
+            m[1][bisect_right(LATENCY_BOUNDS_NS, event.ts_recv - ts_exchange)] += 1
         return topic, wire.header(self.shard, self.epoch, self.seq), body
+
+    def _meter(self, topic: bytes, exchange: str) -> list[Any]:
+        hist = self.latency.get(exchange)
+        if hist is None:
+            hist = self.latency[exchange] = new_histogram(LATENCY_BOUNDS_NS)
+        m = self.meters[topic] = [0, hist]
+        return m
+
+    @property
+    def replay_depth(self) -> int:
+        """Frames held for repairs now."""
+        return len(self._replay)
 
     def publish(self, event: Event) -> None:
         # Three plain sends: send_multipart's per-part checks cost twice the sends themselves.

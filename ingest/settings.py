@@ -25,6 +25,7 @@ SECTION_DOCS = {
     "simulator": "The local exchange simulator used by `--simulate`, `ingest sim` and tests.",
     "log": "Logging.",
     "bars": "1-minute OHLCV bars built by the shards from the trades they publish (README \"Bars\").",
+    "metrics": "The parent's HTTP endpoint: Prometheus `/metrics`, `/health`, `/ready` and the JSON `/status`.",
     "feeds": "One `[[feeds]]` table per exchange: what to subscribe to.",
 }
 
@@ -147,6 +148,39 @@ class BarSettings:
     )
 
 
+def _listen(v: str) -> str | None:
+    if v == "":
+        return None
+    host, sep, port = v.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        return 'must be "host:port" (port 0: any free port) or "" to disable the endpoint'
+    return None
+
+
+@dataclass(frozen=True)
+class MetricsSettings:
+    listen: str = _opt(
+        "127.0.0.1:9464",
+        'Address of the HTTP endpoint, "host:port"; port 0: any free port (the bound address is written to'
+        ' `{var}/metrics.addr`); "": no endpoint, and the children report nothing.',
+        _listen,
+    )
+    interval: float = _opt(
+        1.0, "Seconds between the shards' and the merger's reports to the parent.",
+        lambda v: None if 0.05 <= v <= 60 else "must be in 0.05..60",
+    )
+    ready_grace: float = _opt(
+        10.0,
+        "Seconds a feed may be disconnected, or a book not valid, and still count as ready (`/ready`).",
+        lambda v: None if v >= 0 else "must be 0 or more",
+    )
+    stale_after: float = _opt(
+        60.0,
+        "Seconds without any message for a symbol after which it counts as not ready (`/ready`); 0: never.",
+        lambda v: None if v >= 0 else "must be 0 or more",
+    )
+
+
 @dataclass(frozen=True)
 class FeedSettings:
     exchange: str = _opt(MISSING, "Exchange name (binance).")
@@ -187,6 +221,7 @@ class Settings:
     simulator: SimulatorSettings = field(default_factory=SimulatorSettings)
     log: LogSettings = field(default_factory=LogSettings)
     bars: BarSettings = field(default_factory=BarSettings)
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
     feeds: tuple[FeedSettings, ...] = ()
     # Where the settings came from; var_dir is resolved against its folder.
     source: str = "<defaults>"
@@ -208,6 +243,10 @@ class Settings:
 
     def repair_endpoint(self, shard: int) -> str:
         return self.cluster.repair_endpoint.format(shard=shard, var=self.var_path)
+
+    def telemetry_endpoint(self) -> str | None:
+        """Where the children send their reports (the parent binds it); None when metrics are off."""
+        return f"ipc://{self.var_path}/telemetry.sock" if self.metrics.listen else None
 
 
 def load(path: str | os.PathLike[str]) -> Settings:

@@ -16,6 +16,9 @@ While the cluster runs, `check_children` restarts:
   which buffers meanwhile, reconnects on its own.
 
 ``var/pids.json`` shows who is who and these counters.
+
+With ``[metrics] listen`` set, the parent serves `/metrics`, `/health`, `/ready` and `/status`
+(`shards.endpoint`) from the children's reports and the view the supervision loop hands over each tick.
 """
 
 from __future__ import annotations
@@ -36,7 +39,9 @@ from bus.embedded_redis import EmbeddedRedis
 from bus.merger import run_merger
 from ingest.errors import UserError
 from ingest.settings import Settings
+from shards.endpoint import MetricsEndpoint
 from shards.heartbeat import Heartbeat
+from shards.monitor import Supervised
 from shards.plan import Plan, make_plan
 from shards.worker import run_worker
 
@@ -106,6 +111,7 @@ class Cluster:
         self.redis_restarts = 0
         self._redis_died_at: float | None = None
         self._redis_delay = settings.cluster.restart_delay
+        self.metrics: MetricsEndpoint | None = None
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -118,17 +124,22 @@ class Cluster:
 
     def start(self) -> None:
         self.settings.var_path.mkdir(parents=True, exist_ok=True)
+        if self.settings.metrics.listen and self.metrics is None:
+            self.metrics = MetricsEndpoint(self.settings)
+            self.metrics.start()
         if self.redis is None and self.settings.redis.url == "embedded":
             self.start_redis()
         r = self.settings.redis
         c = self.settings.cluster
+        m = self.settings.metrics
         endpoints = self.settings.bus_endpoints()
         repair = [self.settings.repair_endpoint(i) for i in range(len(endpoints))]
         self.merger = Child(
             "merger", run_merger,
             (endpoints, self.redis_url, r.key_prefix, r.maxlen, r.batch_size, r.batch_interval, c.drain_timeout,
              self.settings.log.level, self.settings.log.format),
-            {"repair_endpoints": repair, "outage_buffer": r.outage_buffer, "heartbeat_interval": c.heartbeat_interval},
+            {"repair_endpoints": repair, "outage_buffer": r.outage_buffer, "heartbeat_interval": c.heartbeat_interval,
+             "telemetry_endpoint": self.settings.telemetry_endpoint(), "telemetry_interval": m.interval},
         )  # fmt: skip
         self.merger.start()
         self.workers = [
@@ -139,12 +150,14 @@ class Cluster:
         for w in self.workers:
             w.start()
         self._write_pids()
+        self._hand_over_view()
         log.info("cluster started", shards=len(self.workers), merger_pid=self.merger.pid)
 
     def _write_pids(self) -> None:
         """``var/pids.json``: who is who, for operators and tests (rewritten on every restart)."""
         pids = {"parent": os.getpid(), "merger": self.merger.pid if self.merger else None,
-                "shards": [w.pid for w in self.workers], **self.health()}  # fmt: skip
+                "shards": [w.pid for w in self.workers], **self.health(),
+                "metrics": self.metrics.address if self.metrics else None}  # fmt: skip
         tmp = self.settings.var_path / "pids.json.tmp"
         tmp.write_bytes(orjson.dumps(pids))
         os.replace(tmp, self.settings.var_path / "pids.json")
@@ -167,6 +180,7 @@ class Cluster:
         every ``tick`` seconds (progress reports, scheduled faults)."""
         while not until() and not self.stop_requested:
             self.check_children()
+            self._hand_over_view()
             time.sleep(tick)
             if on_tick is not None:
                 on_tick()
@@ -178,6 +192,13 @@ class Cluster:
         children = [*([self.merger] if self.merger else []), *self.workers]
         return {"children": {c.name: c.counters() for c in children}, "redis_restarts": self.redis_restarts,
                 "redis": None if self.redis is None or self.redis.proc is None else self.redis.proc.pid}  # fmt: skip
+
+    def _hand_over_view(self) -> None:
+        """The metrics endpoint's view of the children (it never touches them itself)."""
+        if self.metrics is not None:
+            children = [*([self.merger] if self.merger else []), *self.workers]
+            self.metrics.supervised([Supervised(c.name, "merger" if c is self.merger else "shard", c.pid, c.alive,
+                                                c.restarts, c.hangs) for c in children])  # fmt: skip
 
     def check_children(self) -> None:
         """Kill the hung, restart the dead (after their restart delay), restart a dead embedded Redis."""
@@ -264,6 +285,9 @@ class Cluster:
     def close(self) -> None:
         """Stop the children (if still running) and the embedded Redis."""
         self.stop()
+        if self.metrics is not None:
+            self.metrics.stop()
+            self.metrics = None
         if self.redis is not None:
             self.redis.stop()
             self.redis = None

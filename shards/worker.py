@@ -6,7 +6,8 @@ symbols), and on SIGTERM stops reading, publishes the end marker after everythin
 answers the merger's last repair requests until the merger acknowledges the end, and exits.
 
 An upkeep task on the event loop answers repair requests (every few milliseconds), and every
-``heartbeat_interval`` beats the parent's heartbeat and sends a tick with the last seq on the bus.
+``heartbeat_interval`` beats the parent's heartbeat and sends a tick with the last seq on the bus; every
+``[metrics] interval`` it sends the parent its report (`shards.telemetry`).
 Being on the loop is the point: a blocked loop stops beating, and the parent restarts the shard.
 
 With ``[bars] enabled``, everything the connections publish goes through a `shards.bars.BarFeed`,
@@ -20,7 +21,7 @@ import asyncio
 import contextlib
 import signal
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, cast
 
 import redis
@@ -28,6 +29,7 @@ import structlog
 
 from bus import wire
 from bus.publisher import Publisher
+from bus.report import Reporter
 from ingest import logs
 from ingest.clock import now_ns
 from ingest.events import Trade
@@ -37,6 +39,7 @@ from ingest.session.connection import FeedConnection
 from ingest.settings import Settings
 from shards.bars import BarFeed, read_tails_waiting
 from shards.plan import Assignment
+from shards.telemetry import shard_report
 
 log = structlog.get_logger("shard")
 
@@ -81,12 +84,21 @@ async def _bar_clock(bars: BarFeed) -> None:
         await asyncio.sleep(BAR_TICK_S)
 
 
-async def _upkeep(publisher: Publisher, interval: float, heartbeat: Any, live: asyncio.Event) -> None:
-    """Answer repair requests; beat, and once ``live`` tick, every ``interval`` seconds."""
+async def _upkeep(
+    publisher: Publisher,
+    interval: float,
+    heartbeat: Any,
+    live: asyncio.Event,
+    reporter: Reporter,
+    report: Callable[[], dict[str, Any]],
+) -> None:
+    """Answer repair requests; beat, and once ``live`` tick, every ``interval`` seconds; report when due."""
     last = 0.0
     while True:
         publisher.serve_repairs()
         now = time.monotonic()
+        if reporter.due(now):
+            reporter.send(report())
         if now - last >= interval:
             last = now
             if heartbeat is not None:
@@ -142,7 +154,14 @@ async def _serve(
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     live = asyncio.Event()
-    upkeep = asyncio.create_task(_upkeep(publisher, cs.heartbeat_interval, heartbeat, live), name="upkeep")
+    reporter = Reporter(settings.telemetry_endpoint(), settings.metrics.interval)
+    conns: list[FeedConnection] = []
+
+    def report() -> dict[str, Any]:
+        return shard_report(shard, publisher, conns)  # conns fills in below
+    upkeep = asyncio.create_task(
+        _upkeep(publisher, cs.heartbeat_interval, heartbeat, live, reporter, report), name="upkeep"
+    )
     waited = 0.0
     while not stop.is_set() and not await loop.run_in_executor(None, publisher.wait_for_subscriber, 0.5):
         waited += 0.5
@@ -151,7 +170,7 @@ async def _serve(
             break
     live.set()
     bars = BarFeed(settings.bars, publisher.publish) if settings.bars.enabled else None
-    conns = connections_for(settings, shard, assignments, bars or publisher)
+    conns.extend(connections_for(settings, shard, assignments, bars or publisher))
     if restarts and redis_url:  # what the shard's previous life published: carry its trades on
         prefix = settings.redis.key_prefix
         last = await loop.run_in_executor(None, last_trades, redis_url, prefix, assignments)
@@ -193,6 +212,8 @@ async def _serve(
         await upkeep
     if not publisher.end_acked:
         log.warning("the merger did not acknowledge the end marker", last_seq=publisher.seq)
+    reporter.send(report())  # the final counters
+    reporter.close()
     publisher.close(cs.drain_timeout / 2)
     log.info("shard stopped", published=publisher.seq, repaired=publisher.repaired_frames,
              bars=bars.bars_published if bars else 0, late_trades=bars.builder.late if bars else 0)  # fmt: skip

@@ -69,6 +69,8 @@ class _Symbol:
     seq: int | None = None  # the published chain's last id
     owner: int | None = None  # the session whose book is published (the last to publish, with sequences)
     announce: int | None = None  # the session whose snapshot was just published: its "valid" follows
+    state: str | None = None  # the last published status: valid, resyncing or gap (None: none yet)
+    since: int = 0  # its ts_recv
     deltas: _Recent = field(default_factory=lambda: _Recent(RECENT_DELTAS))
 
 
@@ -128,6 +130,10 @@ class Arbiter:
             return self._status(s, session, event, books)
         return [event]
 
+    def book_states(self) -> dict[str, tuple[str, int]]:
+        """The published state of each book that has one, and since when (ts_recv ns), by native symbol."""
+        return {native: (s.state, s.since) for native, s in self._books.items() if s.state is not None}
+
     def forget(self, session: int) -> None:
         """``session`` is gone (its books were reset through `book` already)."""
         self._sessions.discard(session)
@@ -164,6 +170,7 @@ class Arbiter:
         if status.state == "valid":
             if s.announce == session:
                 s.announce = None
+                s.state, s.since = status.state, status.ts_recv
                 return [status]
             return []
         if not s.live or s.owner != session:
@@ -178,6 +185,7 @@ class Arbiter:
             s.seq = sync.last_seq
             return [_snapshot_of(sync, sync.last_seq, 0, status.ts_recv)]
         s.live, s.owner, s.seq = False, None, None
+        s.state, s.since = status.state, status.ts_recv
         return [status]
 
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import aiohttp
 import structlog
 
-from ingest.book.sync import BookSync
+from ingest.book.sync import BookSync, SyncStats
 from ingest.errors import RemoteError
 from ingest.events import Event, Trade
 from ingest.exchanges.base import (
@@ -60,6 +60,7 @@ class ConnectionStats:
     rotations: int = 0  # sessions replaced at the end of their life (a subset of handovers)
     books_silent: int = 0  # books found silent on a live session, and resubscribed
     resyncs_requested: int = 0  # books the stream itself declared suspect (`Resync`)
+    bytes: int = 0  # WebSocket frame bytes received (every session)
 
 
 class FeedConnection:
@@ -99,6 +100,7 @@ class FeedConnection:
         self.stats = ConnectionStats()
         self.sessions: dict[int, Session] = {}  # live sessions by id
         self.latest: Session | None = None  # the newest session of lane 0 (tests read its books)
+        self._ended_books: dict[str, SyncStats] = {}  # native -> the book counters of ended sessions
         self._ids = itertools.count()
         self._http: aiohttp.ClientSession | None = None
         self._snapshot_gate = asyncio.Semaphore(SNAPSHOT_CONCURRENCY)
@@ -198,6 +200,11 @@ class FeedConnection:
 
     def closed(self, session: Session, reason: str) -> None:
         self.sessions.pop(session.id, None)
+        for native, sync in session.syncs.items():
+            ended = self._ended_books.setdefault(native, SyncStats())
+            ended.gaps += sync.stats.gaps
+            ended.resyncs += sync.stats.resyncs
+            ended.checksum_failures += sync.stats.checksum_failures
         self.arbiter.forget(session.id)
         # Trades may be missed from now until a session is back; and a session that failed may have
         # taken trades no other session carried (frames it had not handled, a successor not yet
@@ -205,6 +212,22 @@ class FeedConnection:
         # other sessions carried everything).
         if not self.sessions or reason not in OUR_CLOSES:
             self.trades.uncovered()
+
+    def book_counters(self) -> dict[str, tuple[int, int, int]]:
+        """Per native symbol: gaps, resyncs and checksum failures of every session so far (live and ended)."""
+        out = {n: [s.gaps, s.resyncs, s.checksum_failures] for n, s in self._ended_books.items()}
+        for session in self.sessions.values():
+            for native, sync in session.syncs.items():
+                c = out.setdefault(native, [0, 0, 0])
+                c[0] += sync.stats.gaps
+                c[1] += sync.stats.resyncs
+                c[2] += sync.stats.checksum_failures
+        return {n: (c[0], c[1], c[2]) for n, c in out.items()}
+
+    @property
+    def connected(self) -> bool:
+        """Some session is subscribed."""
+        return any(s.subscribed for s in self.sessions.values())
 
     # -- what the sessions deliver ----------------------------------------------------------------
 

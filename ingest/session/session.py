@@ -69,6 +69,11 @@ class Session:
         self._ended = False
         self._log = feed._log.bind(session=f"{name}#{sid}")
 
+    @property
+    def subscribed(self) -> bool:
+        """Connected, and the subscriptions sent (until the session ends)."""
+        return self._subscribed and not self._ended
+
     def lifetime(self) -> float:
         return asyncio.get_running_loop().time() - self._started
 
@@ -201,6 +206,7 @@ class Session:
     def _on_frame(self, data: bytes | str) -> None:
         feed = self.feed
         feed.stats.frames += 1
+        feed.stats.bytes += len(data)
         try:
             decoded = self.codec.decode(data, now_ns())
         except DecodeError as e:
