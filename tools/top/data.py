@@ -38,7 +38,7 @@ def status_url(settings: Settings | None, url: str | None) -> str:
         return _status_of(url)
     if settings is None:
         raise UserError("give --url or a settings file: the status endpoint's address is `[metrics] listen`")
-    listen = str(getattr(getattr(settings, "metrics", None), "listen", "127.0.0.1:9464"))  # until [metrics] lands
+    listen = settings.metrics.listen
     if not listen:
         raise UserError(f'{settings.source}: [metrics] listen is "": the cluster serves no status endpoint')
     if listen.endswith(":0"):

@@ -103,10 +103,17 @@ def _process_cell(p: dict[str, Any]) -> Text:
     return cell
 
 
+def ordered_processes(status: Status) -> list[dict[str, Any]]:
+    """The shards first (the ones a dashboard is for), then the merger, the parent, anything else."""
+    order = {"shard": 0, "merger": 1, "parent": 2}
+    procs: list[dict[str, Any]] = list(status.get("processes", []))
+    return sorted(procs, key=lambda p: order.get(str(p.get("kind")), 3))
+
+
 def processes(status: Status, width: int, max_lines: int = 2) -> list[Text]:
-    """Each process (in the document's order) with CPU and RSS, packed into lines of ``width``; past
+    """Each process (`ordered_processes`) with CPU and RSS, packed into lines of ``width``; past
     ``max_lines`` the last line ends in ``+N more``."""
-    cells = [_process_cell(p) for p in status.get("processes", [])]
+    cells = [_process_cell(p) for p in ordered_processes(status)]
     if not cells:
         return [Text("no processes reported", style="dim")]
 
@@ -178,7 +185,8 @@ def feeds_table(status: Status, rows: int) -> Table:
 
 
 def _clean(number: str) -> str:
-    """A decimal string without trailing zeros (``"0.50000"`` -> ``"0.5"``): the same value, shorter."""
+    """A decimal string without trailing zeros (``"0.50000"`` -> ``"0.5"``): the same value, shorter, so
+    prices and quantities of exchanges that pad to 8 decimals still fit their columns."""
     if "." in number and "e" not in number.lower():
         number = number.rstrip("0").rstrip(".")
     return number
@@ -190,8 +198,8 @@ def book_table(view: SymbolView, levels: int = BOOK_LEVELS) -> Table:
         bid = view.bids[i] if i < len(view.bids) else None
         ask = view.asks[i] if i < len(view.asks) else None
         t.add_row(
-            _clean(bid[1]) if bid else "", Text(bid[0], style="green") if bid else "",
-            Text(ask[0], style="red") if ask else "", _clean(ask[1]) if ask else "",
+            _clean(bid[1]) if bid else "", Text(_clean(bid[0]), style="green") if bid else "",
+            Text(_clean(ask[0]), style="red") if ask else "", _clean(ask[1]) if ask else "",
         )  # fmt: skip
     return t
 
@@ -201,7 +209,8 @@ def trades_table(trades: Sequence[Trade], rows: int) -> Table:
     t = _table(("time", 8, "left"), ("side", 4, "left"), ("price", 10, "right"), ("qty", 10, "right"))
     for tr in list(trades)[:rows]:
         style = "green" if tr.side == "buy" else "red"
-        t.add_row(fmt.clock(tr.ts_exchange), Text(tr.side, style=style), Text(tr.price, style=style), _clean(tr.qty))
+        price = Text(_clean(tr.price), style=style)
+        t.add_row(fmt.clock(tr.ts_exchange), Text(tr.side, style=style), price, _clean(tr.qty))
     return t
 
 
@@ -211,9 +220,9 @@ def price_chart(trades: Sequence[Trade], width: int, rows: int = CHART_ROWS) -> 
     prices = [float(t.price) for t in shown]
     lines = [Text(r, style="cyan") for r in fmt.chart(prices, width, rows)]
     if shown:
-        lo = min(shown, key=lambda t: float(t.price)).price
-        hi = max(shown, key=lambda t: float(t.price)).price
-        lines.append(Text(fmt.clip(f"last {shown[-1].price}  {lo}..{hi}", width), style="dim"))
+        lo = _clean(min(shown, key=lambda t: float(t.price)).price)
+        hi = _clean(max(shown, key=lambda t: float(t.price)).price)
+        lines.append(Text(fmt.clip(f"last {_clean(shown[-1].price)}  {lo}..{hi}", width), style="dim"))
     else:
         lines.append(Text("no trades yet", style="dim"))
     return lines
@@ -272,7 +281,7 @@ def summary(status: Status, source: str, width: int = 80) -> Group:
     parts += [Text(f"  not ready: {r}", style="red") for r in status.get("not_ready") or []]
     procs = _table(("process", 10, "left"), ("pid", 7, "right"), ("alive", 5, "left"), ("cpu%", 6, "right"),
                    ("rss MB", 7, "right"), ("restarts", 8, "right"), ("report", 7, "right"))  # fmt: skip
-    for p in status.get("processes", []):
+    for p in ordered_processes(status):
         procs.add_row(
             str(p.get("name", "?")), str(p.get("pid") or "-"), _yes(p.get("alive")),
             f"{float(p.get('cpu_percent', 0.0)):.1f}", f"{float(p.get('rss_mb', 0.0)):.1f}",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import http.server
-import socket
 import threading
 from collections.abc import Iterator
 from functools import partial
@@ -13,20 +12,13 @@ import pytest
 import redis
 
 from bus import wire
-from bus.embedded_redis import EmbeddedRedis
+from bus.embedded_redis import EmbeddedRedis, free_port
 from bus.streams import StreamWriter
 from ingest.events import BookDelta, BookSnapshot, BookStatus, Event, Trade
 from ingest.settings import load
 from tools.top.data import NoCluster, SymbolData, fetch_status, status_url
 
 BOOK = ("binance", "BTC-USDT", "BTCUSDT")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 @pytest.fixture
@@ -48,7 +40,7 @@ def test_status_url_accepts_an_address_a_base_or_the_whole_url() -> None:
 
 
 def test_nothing_listening_is_one_line_naming_the_address() -> None:
-    url = f"http://127.0.0.1:{_free_port()}/status"
+    url = f"http://127.0.0.1:{free_port()}/status"
     with pytest.raises(NoCluster) as e:
         fetch_status(url)
     assert str(e.value) == f"no cluster answers at {url} ([Errno 111] Connection refused): is `ingest run` running?"
@@ -99,6 +91,6 @@ def test_no_redis_or_nothing_written_is_a_problem_shown_not_raised(
     path = _settings(tmp_path, redis_server.url)
     view = SymbolData(load(path), "binance", "ETH-USDT", str(path)).view()
     assert view.problem == "nothing in Redis yet under md:*:binance:ETH-USDT"
-    path = _settings(tmp_path, f"redis://127.0.0.1:{_free_port()}/0")
+    path = _settings(tmp_path, f"redis://127.0.0.1:{free_port()}/0")
     view = SymbolData(load(path), "binance", "BTC-USDT", str(path)).view()
     assert view.problem is not None and view.problem.startswith("redis: Error 111 connecting to 127.0.0.1:")

@@ -32,9 +32,9 @@ def _feed(symbol: str, shard: int, **kw: Any) -> dict[str, Any]:
 def _status(**kw: Any) -> dict[str, Any]:
     s = {
         "version": 1, "ts": 1_700_000_000.0, "uptime_s": 185.2, "ready": True, "not_ready": [],
-        "processes": [_process("shard-0", "shard"), _process("shard-1", "shard", cpu_percent=9.6, restarts=1),
+        "processes": [_process("parent", "parent", cpu_percent=1.0, rss_mb=50.2, report_age_s=None),
                       _process("merger", "merger", cpu_percent=4.9, rss_mb=60.0),
-                      _process("parent", "parent", cpu_percent=1.0, rss_mb=50.2, report_age_s=None)],
+                      _process("shard-0", "shard"), _process("shard-1", "shard", cpu_percent=9.6, restarts=1)],
         "merger": {"received": 123_456, "written": 123_450, "entries_per_s": 1234.5, "batches": 100,
                    "batch_mean": 12.3, "buffered": 6, "redis_up": True, "redis_errors": 0, "write_p99_ms": 1.23,
                    "lag_p50_ms": 3.1, "lag_p99_ms": 12.0},
@@ -74,12 +74,12 @@ def test_the_dashboard_fits_80x24_and_shows_every_part() -> None:
     assert lines[3] == "redis up  errors 0  write p99 1.2ms  lag p50 3.1ms p99 12.0ms"
     assert lines[4] == "exch     symbol    book   msg/s stale gaps binance BTC-USDT  book valid"
     assert lines[5].startswith("binance  BTC-USDT  valid     40  0.1s    0 bid qty        bid ask        ask qty")
-    assert lines[6][43:].rstrip() == "    1.5   43251.20 43251.30   2"
-    assert lines[7][43:].rstrip() == "   0.25   43251.10 43252.00   0.001"
-    assert lines[14][43:].rstrip() == "last 139.00  103.00..139.00"  # the chart's 37 columns: the newest 37 trades
+    assert lines[6][43:].rstrip() == "    1.5    43251.2 43251.3    2"
+    assert lines[7][43:].rstrip() == "   0.25    43251.1 43252      0.001"
+    assert lines[14][43:].rstrip() == "last 139  103..139"  # the chart's 37 columns: the newest 37 trades
     assert lines[15][43:].rstrip() == "time     side      price        qty"
-    assert lines[16][43:].rstrip() == "22:13:59 buy      139.00      0.015"
-    assert lines[23][43:].rstrip() == "22:13:52 sell     132.00      0.015"
+    assert lines[16][43:].rstrip() == "22:13:59 buy         139      0.015"
+    assert lines[23][43:].rstrip() == "22:13:52 sell        132      0.015"
     assert lines[23].startswith("+2 more ")  # 20 feeds, 18 rows left under the header
     shown = [line[9:18].strip() for line in lines[5:23]]
     assert shown == SYMBOLS[:18]

@@ -1,0 +1,132 @@
+"""Done-when: `ingest top` and `ingest status` against a real running cluster (`ingest run --simulate`),
+drawn headless on an 80x24 screen; and `ingest status` with nothing listening."""
+
+from __future__ import annotations
+
+import io
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+from typing import cast
+
+import orjson
+import pytest
+import redis
+from conftest import ROOT
+from rich.console import Console
+
+from bus.consumer import decode_entry, redis_url, stream_key
+from bus.embedded_redis import free_port
+from ingest.events import BookDelta, BookSnapshot
+from tools.top.app import Top, run_top
+from tools.top.data import NoCluster, fetch_status, status_url
+
+FEEDS = {"binance": ["BTC-USDT", "ETH-USDT", "SOL-USDT"], "kraken": ["BTC-USD", "ETH-USD"]}
+
+
+def _ingest(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "tools.cli", *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout
+    )
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A running `ingest run --simulate` (2 shards, two exchanges) whose status endpoint is on a free port;
+    yields its settings file once every feed is connected with a valid book."""
+    folder = tmp_path_factory.mktemp("top")
+    settings = folder / "settings.toml"
+    feeds = "".join(f'[[feeds]]\nexchange = "{e}"\nsymbols = {orjson.dumps(s).decode()}\n' for e, s in FEEDS.items())
+    settings.write_text(f"""
+[cluster]
+shards = 2
+drain_timeout = 10.0
+[simulator]
+rate = 20.0
+levels = 20
+[metrics]
+listen = "127.0.0.1:0"
+interval = 0.2
+ready_grace = 0.0
+[log]
+format = "json"
+{feeds}""")
+    run = subprocess.Popen(
+        [sys.executable, "-m", "tools.cli", "run", "--simulate", "--settings", str(settings)],
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=(folder / "run.log").open("wb"),
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            assert run.poll() is None, (folder / "run.log").read_text()[-4000:]
+            assert time.monotonic() < deadline, "the cluster did not become ready"
+            try:
+                if fetch_status(status_url(None, (folder / "var" / "metrics.addr").read_text().strip()))["ready"]:
+                    break
+            except (OSError, NoCluster):
+                pass
+            time.sleep(0.3)
+        yield settings
+    finally:
+        run.send_signal(signal.SIGTERM)
+        run.wait(timeout=60)
+
+
+def _book_prices(settings: Path, exchange: str, symbol: str) -> set[Decimal]:
+    """Every price the cluster wrote into the symbol's book stream."""
+    client = redis.Redis.from_url(redis_url(settings))
+    key = stream_key("book", exchange, symbol)
+    rows = cast(list[tuple[bytes, dict[bytes, bytes]]], client.xrange(key))
+    client.close()
+    events = [decode_entry(key, i, f).event for i, f in rows]
+    return {Decimal(p) for e in events if isinstance(e, BookSnapshot | BookDelta) for p, _ in (*e.bids, *e.asks)}
+
+
+def test_top_draws_the_running_cluster_on_80x24(cluster: Path) -> None:
+    console = Console(file=io.StringIO(), width=80, height=24, record=True, color_system=None)
+    assert run_top(Top(str(cluster), None, "kraken:ETH-USD"), console, interval=0.5, frames=2) == 0
+    lines = console.export_text().rstrip("\n").split("\n")
+    assert len(lines) == 48 and max(len(line) for line in lines) <= 80
+    frame = lines[24:]  # the second frame
+    assert frame[0].startswith("READY  up ")
+    assert re.match(r"shard-0 \d+% \d+M  shard-1 \d+% \d+M  merger \d+% \d+M  parent \d+% \d+M", frame[1]), frame[1]
+    assert re.match(r"merger [\d.k]+/s  written \d+", frame[2]) and frame[3].startswith("redis up  errors 0")
+    feeds = {(line[:9].strip(), line[9:19].strip()): line[19:25].strip() for line in frame[5:10]}
+    assert feeds == {(e, s): "valid" for e, ss in FEEDS.items() for s in ss}
+    assert frame[4][43:].rstrip() == "kraken ETH-USD  book valid"
+    bid, ask = frame[6][43:].split()[1:3]  # bid qty, bid, ask, ask qty
+    written = _book_prices(cluster, "kraken", "ETH-USD")
+    assert Decimal(bid) in written and Decimal(ask) in written and Decimal(bid) < Decimal(ask)
+
+
+def test_status_prints_every_feed_and_exits_0_when_ready(cluster: Path) -> None:
+    done = _ingest("status", "--settings", str(cluster))
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith("READY  up ") and "http://127.0.0.1:" in lines[0]
+    assert [line.split()[0] for line in lines[3:7]] == ["shard-0", "shard-1", "merger", "parent"]
+    rows = [line.split() for line in lines if line.startswith(("binance ", "kraken "))]
+    assert sorted((r[0], r[1]) for r in rows) == sorted((e, s) for e, ss in FEEDS.items() for s in ss)
+    assert all(r[3] == "yes" and r[4] == "valid" for r in rows)
+    doc = orjson.loads(_ingest("status", "--settings", str(cluster), "--json").stdout)
+    assert doc["version"] == 1 and doc["ready"] is True and len(doc["feeds"]) == 5
+
+
+def test_status_with_nothing_listening_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    settings = tmp_path / "settings.toml"
+    settings.write_text('[metrics]\nlisten = "127.0.0.1:0"\n[[feeds]]\nexchange = "binance"\nsymbols = ["BTC-USDT"]\n')
+    done = _ingest("status", "--settings", str(settings))
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr == (
+        f"ingest: error: no cluster has bound its status endpoint yet (no {tmp_path / 'var' / 'metrics.addr'}): "
+        "is `ingest run` running?\n"
+    )
+    port = free_port()
+    done = _ingest("status", "--url", f"127.0.0.1:{port}")
+    assert done.returncode == 2 and done.stderr.count("\n") == 1
+    assert done.stderr.startswith(f"ingest: error: no cluster answers at http://127.0.0.1:{port}/status (")
