@@ -46,7 +46,7 @@ def status_url(settings: Settings | None, url: str | None) -> str:
         try:
             listen = addr.read_text().strip()
         except OSError:
-            missing = f"no cluster has bound its status endpoint yet (no {addr}): is `ingest run` running?"
+            missing = f"no cluster is serving its status endpoint (no {addr}): is `ingest run` running?"
             raise NoCluster(missing) from None
     return _status_of(listen)
 

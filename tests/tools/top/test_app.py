@@ -3,13 +3,19 @@ drawn headless on an 80x24 screen; and `ingest status` with nothing listening.""
 
 from __future__ import annotations
 
+import fcntl
 import io
+import os
+import pty
 import re
 import signal
+import struct
 import subprocess
 import sys
+import termios
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import cast
@@ -26,6 +32,7 @@ from ingest.events import BookDelta, BookSnapshot
 from tools.top.app import Top, run_top
 from tools.top.data import NoCluster, fetch_status, status_url
 
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 FEEDS = {"binance": ["BTC-USDT", "ETH-USDT", "SOL-USDT"], "kraken": ["BTC-USD", "ETH-USD"]}
 
 
@@ -98,7 +105,7 @@ def test_top_draws_the_running_cluster_on_80x24(cluster: Path) -> None:
     assert re.match(r"merger [\d.k]+/s  written \d+", frame[2]) and frame[3].startswith("redis up  errors 0")
     feeds = {(line[:9].strip(), line[9:19].strip()): line[19:25].strip() for line in frame[5:10]}
     assert feeds == {(e, s): "valid" for e, ss in FEEDS.items() for s in ss}
-    assert frame[4][43:].rstrip() == "kraken ETH-USD  book valid"
+    assert frame[4][43:].rstrip() == "kraken ETH-USD  book valid      n/p q"
     bid, ask = frame[6][43:].split()[1:3]  # bid qty, bid, ask, ask qty
     written = _book_prices(cluster, "kraken", "ETH-USD")
     assert Decimal(bid) in written and Decimal(ask) in written and Decimal(bid) < Decimal(ask)
@@ -117,13 +124,65 @@ def test_status_prints_every_feed_and_exits_0_when_ready(cluster: Path) -> None:
     assert doc["version"] == 1 and doc["ready"] is True and len(doc["feeds"]) == 5
 
 
+def _top_in_a_terminal(settings: Path, stop: Callable[[subprocess.Popen[bytes], int], None]) -> tuple[int, str]:
+    """Run `ingest top` on a real 80x24 pseudo-terminal, let it draw, ``stop`` it; its exit status and what
+    it left on the terminal after leaving the full screen."""
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tools.cli", "top", "--settings", str(settings), "--interval", "0.2"],
+        cwd=ROOT, stdin=slave, stdout=slave, stderr=slave,
+    )  # fmt: skip
+    os.close(slave)
+    screen = bytearray()
+    reader = threading.Thread(target=_drain, args=(master, screen), daemon=True)
+    reader.start()
+    deadline = time.monotonic() + 30
+    while b"shard-1" not in screen:  # a frame was drawn
+        assert time.monotonic() < deadline and proc.poll() is None, screen.decode(errors="replace")[-2000:]
+        time.sleep(0.1)
+    stop(proc, master)
+    code = proc.wait(timeout=30)
+    reader.join(timeout=5)
+    os.close(master)
+    text = screen.decode(errors="replace")
+    return code, text.rpartition("\x1b[?1049l")[2]  # what follows the end of the alternate screen
+
+
+def _drain(fd: int, into: bytearray) -> None:
+    while True:
+        try:
+            chunk = os.read(fd, 65536)
+        except OSError:
+            return
+        if not chunk:
+            return
+        into += chunk
+
+
+@pytest.mark.parametrize("how", ["q", "ctrl-c"])
+def test_top_ends_cleanly_on_q_and_ctrl_c_with_a_summary(cluster: Path, how: str) -> None:
+    def stop(proc: subprocess.Popen[bytes], master: int) -> None:
+        if how == "q":
+            os.write(master, b"q")
+        else:
+            proc.send_signal(signal.SIGINT)
+
+    code, after = _top_in_a_terminal(cluster, stop)
+    assert code == 0, after
+    lines = [ANSI.sub("", line).rstrip() for line in after.replace("\r", "").split("\n") if line.strip()]
+    assert lines[0].startswith("READY  up ") and lines[1].startswith("shard-0 ")
+    assert lines[-1] == "5 feeds, 5 connected with a valid book or no book"
+    assert "Traceback" not in after
+
+
 def test_status_with_nothing_listening_is_one_line_and_exit_2(tmp_path: Path) -> None:
     settings = tmp_path / "settings.toml"
     settings.write_text('[metrics]\nlisten = "127.0.0.1:0"\n[[feeds]]\nexchange = "binance"\nsymbols = ["BTC-USDT"]\n')
     done = _ingest("status", "--settings", str(settings))
     assert done.returncode == 2 and done.stdout == ""
     assert done.stderr == (
-        f"ingest: error: no cluster has bound its status endpoint yet (no {tmp_path / 'var' / 'metrics.addr'}): "
+        f"ingest: error: no cluster is serving its status endpoint (no {tmp_path / 'var' / 'metrics.addr'}): "
         "is `ingest run` running?\n"
     )
     port = free_port()

@@ -72,7 +72,7 @@ def test_the_dashboard_fits_80x24_and_shows_every_part() -> None:
     assert lines[1] == "shard-0 12% 85M  shard-1 10% 85M ↻1  merger 5% 60M  parent 1% 50M"
     assert lines[2] == "merger 1234/s  written 123.5k  batch 12.3  buffered 6"
     assert lines[3] == "redis up  errors 0  write p99 1.2ms  lag p50 3.1ms p99 12.0ms"
-    assert lines[4] == "exch     symbol    book   msg/s stale gaps binance BTC-USDT  book valid"
+    assert lines[4] == "exch     symbol    book   msg/s stale gaps binance BTC-USDT  book valid    n/p q"
     assert lines[5].startswith("binance  BTC-USDT  valid     40  0.1s    0 bid qty        bid ask        ask qty")
     assert lines[6][43:].rstrip() == "    1.5    43251.2 43251.3    2"
     assert lines[7][43:].rstrip() == "   0.25    43251.1 43252      0.001"
