@@ -53,8 +53,15 @@ def feed_state(feed: dict[str, Any]) -> str:
     return str(feed.get("book") or "-")
 
 
-def needs_attention(feed: dict[str, Any]) -> bool:
-    return feed_state(feed) not in ("valid", "-")
+def blamed(status: Status, feed: dict[str, Any]) -> list[str]:
+    """The parent's not-ready reasons about this feed (they start ``"{exchange} {symbol}:"``)."""
+    who = f"{feed.get('exchange')} {feed.get('symbol')}:"
+    return [str(r) for r in status.get("not_ready") or [] if str(r).startswith(who)]
+
+
+def needs_attention(status: Status, feed: dict[str, Any]) -> bool:
+    """Disconnected, a book not valid, or named by the parent as why it is not ready (a silent symbol)."""
+    return feed_state(feed) not in ("valid", "-") or bool(blamed(status, feed))
 
 
 def _table(*columns: tuple[str, int, str]) -> Table:
@@ -162,7 +169,7 @@ def merger(status: Status, width: int) -> list[Text]:
 def ordered_feeds(status: Status) -> list[dict[str, Any]]:
     """The feeds, those needing attention first, each group in the document's order."""
     feeds: list[dict[str, Any]] = list(status.get("feeds", []))
-    return sorted(feeds, key=lambda f: not needs_attention(f))
+    return sorted(feeds, key=lambda f: not needs_attention(status, f))
 
 
 def feeds_table(status: Status, rows: int) -> Table:
@@ -176,7 +183,8 @@ def feeds_table(status: Status, rows: int) -> Table:
         gaps = int(f.get("gaps", 0)) + int(f.get("trade_gaps", 0))
         t.add_row(
             str(f.get("exchange", "")), str(f.get("symbol", "")), _state_text(SHORT.get(state, state)),
-            fmt.rate(float(f.get("msgs_per_s", 0.0))), fmt.age(f.get("staleness_s")),
+            fmt.rate(float(f.get("msgs_per_s", 0.0))),
+            Text(fmt.age(f.get("staleness_s")), style="red" if blamed(status, f) else ""),
             Text(str(gaps), style="red" if gaps else ""),
         )  # fmt: skip
     if len(fit) < len(feeds):
@@ -306,11 +314,12 @@ def summary(status: Status, source: str, width: int = 80) -> Group:
 
 def closing(status: Status, source: str, width: int = 80) -> Group:
     """What ``ingest top`` leaves on the screen when it ends: readiness, processes, merger, and the feeds
-    that need attention (all of them valid: one line saying so)."""
+    that need attention, each with why."""
     feeds = status.get("feeds", [])
-    bad = [f for f in feeds if needs_attention(f)]
-    tail = Text(f"{len(feeds)} feeds, {len(feeds) - len(bad)} connected with a valid book or no book")
-    lines = [Text(fmt.clip(f"  {f.get('exchange')} {f.get('symbol')}: {feed_state(f)}", width)) for f in bad[:8]]
-    if len(bad) > 8:
-        lines.append(Text(f"  +{len(bad) - 8} more"))
+    bad = [f for f in feeds if needs_attention(status, f)]
+    tail = Text(f"{len(feeds)} feeds, {len(feeds) - len(bad)} fine" + (", these not:" if bad else ""))
+    why = [r for f in bad for r in (blamed(status, f) or [f"{f.get('exchange')} {f.get('symbol')}: {feed_state(f)}"])]
+    lines = [Text(fmt.clip(f"  {r}", width)) for r in why[:8]]
+    if len(why) > 8:
+        lines.append(Text(f"  +{len(why) - 8} more"))
     return Group(header(status, source, width), *processes(status, width), *merger(status, width), tail, *lines)

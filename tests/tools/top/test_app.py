@@ -29,6 +29,10 @@ from rich.console import Console
 from bus.consumer import decode_entry, redis_url, stream_key
 from bus.embedded_redis import free_port
 from ingest.events import BookDelta, BookSnapshot
+from ingest.settings import load
+from shards.supervisor import Cluster
+from tools.sim.process import SimulatorProcess
+from tools.top import app
 from tools.top.app import Top, run_top
 from tools.top.data import NoCluster, fetch_status, status_url
 
@@ -172,8 +176,70 @@ def test_top_ends_cleanly_on_q_and_ctrl_c_with_a_summary(cluster: Path, how: str
     assert code == 0, after
     lines = [ANSI.sub("", line).rstrip() for line in after.replace("\r", "").split("\n") if line.strip()]
     assert lines[0].startswith("READY  up ") and lines[1].startswith("shard-0 ")
-    assert lines[-1] == "5 feeds, 5 connected with a valid book or no book"
+    assert lines[-1] == "5 feeds, 5 fine"
     assert "Traceback" not in after
+
+
+def test_a_stalled_feed_is_not_ready_in_status_exit_1_and_first_in_top(tmp_path: Path) -> None:
+    """The simulator stalls one symbol: `ingest status` exits 1 naming it, `ingest top` says NOT READY and
+    lists it first; when the stall ends, status exits 0 again."""
+    path = tmp_path / "settings.toml"
+    path.write_text("""
+[cluster]
+shards = 2
+drain_timeout = 5.0
+[simulator]
+rate = 40.0
+levels = 20
+[metrics]
+listen = "127.0.0.1:0"
+interval = 0.2
+ready_grace = 0.5
+stale_after = 1.0
+[log]
+format = "json"
+[[feeds]]
+exchange = "binance"
+symbols = ["BTC-USDT", "ETH-USDT", "SOL-USDT"]
+""")
+    settings = load(path)
+    sim = SimulatorProcess(settings.simulator, {"binance": ["BTC-USDT", "ETH-USDT", "SOL-USDT"]},
+                           tmp_path / "truth.jsonl").start()  # fmt: skip
+    try:
+        with Cluster(sim.point_feeds(settings)) as cluster:
+            cluster.start()
+
+            def ready() -> bool:  # and every feed reported: a cluster just started is ready within the grace
+                doc = fetch_status(status_url(settings, None))
+                valid = [f for f in doc["feeds"] if f["book"] == "valid" and f["messages"]]
+                return bool(doc["ready"]) and len(valid) == 3
+
+            def until(cond: Callable[[], bool], timeout: float) -> None:
+                deadline = time.monotonic() + timeout
+                cluster.supervise(lambda: cond() or time.monotonic() > deadline, tick=0.1)
+                assert cond(), "condition not reached in time"
+
+            until(ready, 60.0)
+            sim.fault("stall", "binance", symbol="ETH-USDT", seconds=5.0)
+            until(lambda: not ready(), 10.0)
+            console = Console(file=io.StringIO(), width=80, record=True, color_system=None)
+            assert app.status(str(path), None, False, console) == 1
+            lines = console.export_text().splitlines()
+            assert lines[0].startswith("NOT READY  up ")
+            assert lines[1].startswith("  not ready: binance ETH-USDT: no message for "), lines
+            frame = console_frame(Top(str(path), None, None))
+            assert frame[0].startswith("NOT READY  binance ETH-USDT: no message for "), frame[0]
+            assert frame[5].startswith("binance  ETH-USDT  valid "), frame[5]  # listed first
+            until(ready, 30.0)
+            assert app.status(str(path), None, False, Console(file=io.StringIO())) == 0
+    finally:
+        sim.stop()
+
+
+def console_frame(top: Top) -> list[str]:
+    console = Console(file=io.StringIO(), width=80, height=24, record=True, color_system=None)
+    run_top(top, console, interval=0.1, frames=1)
+    return console.export_text().splitlines()
 
 
 def test_status_with_nothing_listening_is_one_line_and_exit_2(tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 from rich.console import Console, RenderableType
 
 from ingest.events import Trade
-from tools.top.render import SymbolView, dashboard, feeds_table, merger, processes, summary
+from tools.top.render import SymbolView, closing, dashboard, feeds_table, merger, processes, summary
 
 SOURCE = "http://127.0.0.1:9464/status"
 SYMBOLS = ["BTC-USDT", "ETH-USDT", "BNB-USDT", "SOL-USDT", "XRP-USDT", "ADA-USDT", "DOGE-USDT", "TRX-USDT",
@@ -102,6 +102,23 @@ def test_feeds_needing_attention_come_first_and_are_never_cut() -> None:
         "binance  BNB-BTC   down      40   12s    0",
         "binance  BTC-USDT  valid     40  0.1s    0",
         "+17 more",
+    ]
+
+
+def test_a_feed_the_parent_names_comes_first_and_the_closing_summary_says_why() -> None:
+    feeds = [_feed(s, 0) for s in SYMBOLS[:12]]
+    feeds[9] = _feed("DOT-USDT", 1, staleness_s=3.2, msgs_per_s=0.0)
+    feeds[11] = _feed("BCH-USDT", 0, book="gap", gaps=1)
+    status = _status(ready=False, not_ready=["binance DOT-USDT: no message for 3.2 s", "redis: down"], feeds=feeds)
+    assert screen(feeds_table(status, rows=3), width=42, height=3) == [
+        "exch     symbol    book   msg/s stale gaps",
+        "binance  DOT-USDT  valid    0.0  3.2s    0",
+        "+11 more",
+    ]
+    assert screen(closing(status, SOURCE), height=9)[4:] == [
+        "12 feeds, 10 fine, these not:",
+        "  binance DOT-USDT: no message for 3.2 s",
+        "  binance BCH-USDT: gap",
     ]
 
 
