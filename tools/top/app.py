@@ -109,6 +109,8 @@ def run_top(top: Top, console: Console, interval: float, frames: int | None = No
                     top.refresh()
                 console.print(top.frame(console.width, console.height))
             return 0
+        if not console.is_terminal:
+            raise UserError("ingest top draws on a terminal: give --frames N to print N frames instead")
         with (
             Keys() as keys,
             Live(console=console, screen=True, auto_refresh=False) as live,

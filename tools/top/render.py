@@ -243,7 +243,8 @@ def symbol_panel(view: SymbolView | None, width: int, height: int) -> Renderable
     title = Text(f"{view.exchange} {view.symbol}", style="bold")
     if view.problem:
         return Group(_fit(title, width), Text(fmt.clip(view.problem, width), style="yellow"))
-    title.append("  book ").append_text(_state_text("valid" if view.valid else "resyncing"))
+    book = ("valid" if view.valid else "resyncing") if view.bids or view.asks else "-"  # "-": trades only
+    title.append("  book ").append_text(_state_text(book))
     if len(title.plain) + 7 <= width:
         title.append(" " * (width - len(title.plain) - 5) + "n/p q", style="dim")  # the keys, where there is room
     trade_rows = max(0, height - 1 - (BOOK_LEVELS + 1) - (CHART_ROWS + 1) - 1)

@@ -128,6 +128,15 @@ def test_status_prints_every_feed_and_exits_0_when_ready(cluster: Path) -> None:
     assert doc["version"] == 1 and doc["ready"] is True and len(doc["feeds"]) == 5
 
 
+def test_top_without_a_terminal_says_to_use_frames(cluster: Path) -> None:
+    done = _ingest("top", "--settings", str(cluster))
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr == "ingest: error: ingest top draws on a terminal: give --frames N to print N frames instead\n"
+    done = _ingest("top", "--settings", str(cluster), "--frames", "1", "--symbol", "kraken:DOGE-USD")
+    assert done.returncode == 2
+    assert done.stderr.startswith("ingest: error: --symbol kraken:DOGE-USD: the cluster has no such feed (it has ")
+
+
 def _top_in_a_terminal(settings: Path, stop: Callable[[subprocess.Popen[bytes], int], None]) -> tuple[int, str]:
     """Run `ingest top` on a real 80x24 pseudo-terminal, let it draw, ``stop`` it; its exit status and what
     it left on the terminal after leaving the full screen."""

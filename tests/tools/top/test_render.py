@@ -159,6 +159,12 @@ def test_a_symbol_without_data_says_why() -> None:
     assert lines[5].endswith(" no book stream md:book:binance:BTC-U…")
 
 
+def test_a_symbol_with_trades_and_no_book() -> None:
+    lines = screen(dashboard(_status(), SymbolView("binance", "BTC-USDT", trades=_trades(3)), SOURCE))
+    assert lines[4][43:] == "binance BTC-USDT  book -        n/p q"
+    assert lines[14][43:].rstrip() == "last 102  100..102"
+
+
 def test_the_summary_lists_every_process_and_feed() -> None:
     status = _status(ready=False, not_ready=["binance BNB-BTC: disconnected"])
     status["feeds"][19] = _feed("BNB-BTC", 1, connected=False, book=None, staleness_s=None, resyncs=4)
