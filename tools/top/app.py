@@ -91,7 +91,7 @@ class Top:
             self.data = self._data()
 
     def frame(self, width: int, height: int) -> Layout:
-        view = self.data.view() if self.data is not None else None
+        view = self.data.view(wait=0.3) if self.data is not None else None  # a small book shows at once
         return dashboard(self.doc, view, self.source, width, height, self.problem)
 
     def close(self) -> None:

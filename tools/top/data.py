@@ -9,6 +9,7 @@ subscriber to the shards' publishers.
 
 from __future__ import annotations
 
+import threading
 import urllib.error
 import urllib.request
 from typing import Any, cast
@@ -78,47 +79,74 @@ def fetch_status(url: str, timeout: float = 3.0) -> dict[str, Any]:
     return cast(dict[str, Any], doc)
 
 
+class _Loader(threading.Thread):
+    """`LiveBook.load` away from the frames: a book stream may hold up to ``redis.maxlen`` entries after its
+    newest snapshot, and reading them through redis-py takes about 90 us an entry here (100k: 9 s), which a
+    dashboard must not freeze for."""
+
+    def __init__(self, client: redis.Redis, exchange: str, symbol: str, prefix: str) -> None:
+        super().__init__(name=f"load {exchange} {symbol}", daemon=True)
+        self.book = LiveBook(client, exchange, symbol, prefix)
+        self.error: Exception | None = None
+
+    def run(self) -> None:
+        try:
+            self.book.load()
+        except (OSError, redis.RedisError, DecodeError) as e:
+            self.error = e
+
+
 class SymbolData:
     """One symbol's book (kept by `LiveBook` from its stream) and its newest trades, from Redis.
 
-    Every Redis failure becomes a `SymbolView` with ``problem`` set (the dashboard goes on, and the
-    next `view` connects again), never an exception."""
+    The book is loaded in the background (`_Loader`); until it is, views have ``loading`` set and the
+    trades alone. Every Redis failure becomes a `SymbolView` with ``problem`` set (the dashboard goes on,
+    and the next `view` connects again), never an exception."""
 
     def __init__(self, settings: Settings | None, exchange: str, symbol: str, settings_path: str = "") -> None:
         self.exchange, self.symbol = exchange, symbol
         self.settings, self.settings_path = settings, settings_path
         self.client: redis.Redis | None = None
-        self.book: LiveBook | None = None
+        self.loader: _Loader | None = None
 
-    def view(self) -> SymbolView:
+    def view(self, wait: float = 0.0) -> SymbolView:
+        """The book and trades now; a book still loading is waited for up to ``wait`` seconds."""
         try:
-            return self._view()
+            return self._view(wait)
         except (OSError, redis.RedisError, UserError, DecodeError) as e:
             self.close()
             return SymbolView(self.exchange, self.symbol, problem=f"redis: {e}")
 
-    def _view(self) -> SymbolView:
+    def _view(self, wait: float) -> SymbolView:
         if self.settings is None:
             return SymbolView(self.exchange, self.symbol, problem="no settings file: no Redis to read the book from")
         prefix = self.settings.redis.key_prefix
         if self.client is None:
-            self.client = redis.Redis.from_url(redis_url(self.settings_path), socket_timeout=2.0)
-        if self.book is None:
-            self.book = LiveBook(self.client, self.exchange, self.symbol, prefix).load()
-        else:
+            self.client = redis.Redis.from_url(redis_url(self.settings_path), socket_timeout=5.0)
+        if self.loader is None:
+            self.loader = _Loader(self.client, self.exchange, self.symbol, prefix)
+            self.loader.start()
+        self.loader.join(wait)
+        loading = self.loader.is_alive()
+        if self.loader.error is not None:
+            raise self.loader.error
+        book = self.loader.book
+        if not loading:
             for _ in range(20):  # at most 20 pages a frame: a frame never waits on a flood
-                if self.book.update(block=None) == 0:
+                if book.update(block=None) == 0:
                     break
         key = stream_key("trade", self.exchange, self.symbol, prefix)
         rows = cast(Rows, self.client.xrevrange(key, count=TRADES))
         trades = [t for t in (decode_entry(key, i, f).event for i, f in rows) if isinstance(t, Trade)]
-        bids, asks = self.book.depth(BOOK_LEVELS)
-        if not bids and not asks and not trades:
+        bids, asks = book.depth(BOOK_LEVELS) if not loading else ([], [])
+        if not bids and not asks and not trades and not loading:
             nothing = f"nothing in Redis yet under {prefix}:*:{self.exchange}:{self.symbol}"
             return SymbolView(self.exchange, self.symbol, problem=nothing)
-        return SymbolView(self.exchange, self.symbol, self.book.valid, bids, asks, trades)
+        valid = book.valid and not loading
+        return SymbolView(self.exchange, self.symbol, valid, bids, asks, trades, loading=loading)
 
     def close(self) -> None:
+        """Drop the connection and the book (a load still running ends on its own, its result unused)."""
         if self.client is not None:
             self.client.close()
-        self.client, self.book = None, None
+        self.client, self.loader = None, None

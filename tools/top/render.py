@@ -27,7 +27,9 @@ Status = dict[str, Any]
 FEEDS_WIDTH = 43  # the dashboard's left column (its table is 42 wide); the symbol's book and trades get the rest
 BOOK_LEVELS = 5
 CHART_ROWS = 3
-BOOK_STYLE = {"valid": "green", "resyncing": "yellow", "resync": "yellow", "gap": "red", "down": "bold red"}
+BOOK_STYLE = {
+    "valid": "green", "resyncing": "yellow", "resync": "yellow", "gap": "red", "down": "bold red", "loading": "dim",
+}  # fmt: skip
 SHORT = {"resyncing": "resync"}  # the dashboard's state column is 6 wide
 
 
@@ -43,6 +45,7 @@ class SymbolView:
     bids: Sequence[Level] = ()
     asks: Sequence[Level] = ()
     trades: Sequence[Trade] = field(default_factory=list)
+    loading: bool = False  # the book is still being read from its stream
     problem: str | None = None
 
 
@@ -244,6 +247,7 @@ def symbol_panel(view: SymbolView | None, width: int, height: int) -> Renderable
     if view.problem:
         return Group(_fit(title, width), Text(fmt.clip(view.problem, width), style="yellow"))
     book = ("valid" if view.valid else "resyncing") if view.bids or view.asks else "-"  # "-": trades only
+    book = "loading" if view.loading else book
     title.append("  book ").append_text(_state_text(book))
     if len(title.plain) + 7 <= width:
         title.append(" " * (width - len(title.plain) - 5) + "n/p q", style="dim")  # the keys, where there is room

@@ -74,14 +74,30 @@ def test_the_book_and_the_newest_trades_come_from_redis(
         *(Trade(*BOOK, str(i), f"100.{i}", "0.1", "buy", i, i) for i in range(1, 4)),
     ])  # fmt: skip
     data = SymbolData(load(path), "binance", "BTC-USDT", str(path))
-    view = data.view()
+    view = data.view(wait=10)
     assert view.problem is None and view.valid
     assert list(view.bids) == [("100.5", "4"), ("100.0", "1"), ("99.5", "2")] and list(view.asks) == [("102.0", "5")]
     assert [t.price for t in view.trades] == ["100.3", "100.2", "100.1"]
     _write(redis_client, [BookStatus(*BOOK, "resyncing", "gap", None, None, 0),
                           Trade(*BOOK, "4", "99.9", "1", "sell", 4, 4)])  # fmt: skip
-    view = data.view()
+    view = data.view(wait=10)
     assert not view.valid and view.trades[0].price == "99.9" and view.bids[0] == ("100.5", "4")
+    data.close()
+
+
+def test_a_long_book_stream_loads_in_the_background_while_trades_show(
+    tmp_path: Path, redis_server: EmbeddedRedis, redis_client: redis.Redis
+) -> None:
+    path = _settings(tmp_path, redis_server.url)
+    deltas = [BookDelta(*BOOK, ((f"99.{i % 90 + 10}", str(i % 5 + 1)),), (), i, i, 0, 0) for i in range(2, 20_002)]
+    _write(redis_client, [BookSnapshot(*BOOK, (("100.0", "1"),), (("101.0", "3"),), 1, 0, 0), *deltas,
+                          Trade(*BOOK, "1", "100.5", "0.1", "buy", 1, 1)])  # fmt: skip
+    data = SymbolData(load(path), "binance", "BTC-USDT", str(path))
+    first = data.view()
+    assert first.loading and not first.valid and first.bids == [] and [t.price for t in first.trades] == ["100.5"]
+    view = data.view(wait=60)
+    assert not view.loading and view.valid
+    assert view.bids[0] == ("100.0", "1") and view.bids[1] == ("99.99", "5") and view.asks[0] == ("101.0", "3")
     data.close()
 
 
@@ -89,8 +105,8 @@ def test_no_redis_or_nothing_written_is_a_problem_shown_not_raised(
     tmp_path: Path, redis_server: EmbeddedRedis, redis_client: redis.Redis
 ) -> None:
     path = _settings(tmp_path, redis_server.url)
-    view = SymbolData(load(path), "binance", "ETH-USDT", str(path)).view()
+    view = SymbolData(load(path), "binance", "ETH-USDT", str(path)).view(wait=10)
     assert view.problem == "nothing in Redis yet under md:*:binance:ETH-USDT"
     path = _settings(tmp_path, f"redis://127.0.0.1:{free_port()}/0")
-    view = SymbolData(load(path), "binance", "BTC-USDT", str(path)).view()
+    view = SymbolData(load(path), "binance", "BTC-USDT", str(path)).view(wait=10)
     assert view.problem is not None and view.problem.startswith("redis: Error 111 connecting to 127.0.0.1:")

@@ -165,6 +165,13 @@ def test_a_symbol_with_trades_and_no_book() -> None:
     assert lines[14][43:].rstrip() == "last 102  100..102"
 
 
+def test_a_book_still_loading_shows_the_trades() -> None:
+    lines = screen(dashboard(_status(), SymbolView("binance", "BTC-USDT", trades=_trades(3), loading=True), SOURCE))
+    assert lines[4][43:] == "binance BTC-USDT  book loading  n/p q"
+    assert lines[6][43:].strip() == ""
+    assert lines[16][43:].rstrip() == "22:13:22 sell        102      0.015"
+
+
 def test_the_summary_lists_every_process_and_feed() -> None:
     status = _status(ready=False, not_ready=["binance BNB-BTC: disconnected"])
     status["feeds"][19] = _feed("BNB-BTC", 1, connected=False, book=None, staleness_s=None, resyncs=4)
