@@ -115,6 +115,24 @@ def test_top_draws_the_running_cluster_on_80x24(cluster: Path) -> None:
     assert Decimal(bid) in written and Decimal(ask) in written and Decimal(bid) < Decimal(ask)
 
 
+def test_n_and_p_walk_through_every_feed(cluster: Path) -> None:
+    top = Top(str(cluster), None, None)
+    titles = []
+    for _ in range(6):
+        titles.append(console_frame_of(top)[4][43:].split("  book")[0])
+        top.switch(1)
+    top.switch(-1)
+    assert titles[-1] == console_frame_of(top)[4][43:].split("  book")[0]
+    top.close()
+    assert sorted(titles[:5]) == sorted(f"{e} {s}" for e, ss in FEEDS.items() for s in ss) and titles[5] == titles[0]
+
+
+def console_frame_of(top: Top) -> list[str]:
+    console = Console(file=io.StringIO(), width=80, height=24, record=True, color_system=None)
+    console.print(top.frame(80, 24))
+    return console.export_text().splitlines()
+
+
 def test_status_prints_every_feed_and_exits_0_when_ready(cluster: Path) -> None:
     done = _ingest("status", "--settings", str(cluster))
     assert done.returncode == 0, done.stderr
@@ -236,7 +254,9 @@ symbols = ["BTC-USDT", "ETH-USDT", "SOL-USDT"]
             lines = console.export_text().splitlines()
             assert lines[0].startswith("NOT READY  up ")
             assert lines[1].startswith("  not ready: binance ETH-USDT: no message for "), lines
-            frame = console_frame(Top(str(path), None, None))
+            top = Top(str(path), None, None)
+            frame = console_frame_of(top)
+            top.close()
             assert frame[0].startswith("NOT READY  binance ETH-USDT: no message for "), frame[0]
             assert frame[5].startswith("binance  ETH-USDT  valid "), frame[5]  # listed first
             until(ready, 30.0)
@@ -244,11 +264,6 @@ symbols = ["BTC-USDT", "ETH-USDT", "SOL-USDT"]
     finally:
         sim.stop()
 
-
-def console_frame(top: Top) -> list[str]:
-    console = Console(file=io.StringIO(), width=80, height=24, record=True, color_system=None)
-    run_top(top, console, interval=0.1, frames=1)
-    return console.export_text().splitlines()
 
 
 def test_status_with_nothing_listening_is_one_line_and_exit_2(tmp_path: Path) -> None:
