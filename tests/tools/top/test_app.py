@@ -256,11 +256,16 @@ symbols = ["BTC-USDT", "ETH-USDT", "SOL-USDT"]
             assert lines[1].startswith("  not ready: binance ETH-USDT: no message for "), lines
             top = Top(str(path), None, None)
             frame = console_frame_of(top)
-            top.close()
             assert frame[0].startswith("NOT READY  binance ETH-USDT: no message for "), frame[0]
             assert frame[5].startswith("binance  ETH-USDT  valid "), frame[5]  # listed first
             until(ready, 30.0)
             assert app.status(str(path), None, False, Console(file=io.StringIO())) == 0
+        # The cluster is gone: top goes on with the last answer and says so.
+        top.refresh()
+        frame = console_frame_of(top)
+        top.close()
+        assert frame[0].startswith("NO ANSWER for 0s, showing the last answer: no cluster answers at "), frame[0]
+        assert sorted(line.split()[1] for line in frame[5:8]) == ["BTC-USDT", "ETH-USDT", "SOL-USDT"]
     finally:
         sim.stop()
 
