@@ -22,6 +22,8 @@ PURE = (
     "shards/plan.py",
     "tools/sim/market.py",
     "tools/sim/faults.py",
+    "tools/top/fmt.py",
+    "tools/top/render.py",
 )
 FORBIDDEN = {"asyncio", "socket", "zmq", "redis", "aiohttp", "uvloop", "multiprocess", "subprocess", "time"}
 

@@ -107,6 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _bench_parser(sub)
     _record_parser(sub)
+    _top_parsers(sub)
 
     replay = sub.add_parser(
         "replay",
@@ -178,6 +179,49 @@ def _record_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     )  # fmt: skip
 
 
+def _top_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    url_help = (
+        "the cluster's status endpoint, host:port or a URL (default: settings' [metrics] listen, or with port 0 "
+        "the address the running cluster wrote to {var}/metrics.addr)"
+    )
+    status = sub.add_parser(
+        "status",
+        help="one-shot summary of the running cluster (exit 0 ready, 1 not ready, 2 nothing answers)",
+        description="Ask the running cluster's parent for /status and print readiness (and why not), the "
+        "processes (CPU, RSS, restarts), the merger's throughput and Redis lag, and every feed.",
+    )
+    _settings_arg(status)
+    status.add_argument("--url", metavar="URL", help=url_help)
+    status.add_argument("--json", action="store_true", help="print the /status document as is, on one line")
+    top = sub.add_parser(
+        "top",
+        help="live terminal dashboard of the running cluster",
+        description="Shards and their CPU, feeds (rate, staleness, book state, gaps), merger throughput and Redis "
+        "lag from the parent's /status; the top of book, a price chart and recent trades of one symbol from "
+        "Redis. Keys: n/p next/previous symbol, q (or Ctrl-C) quits. Fits an 80x24 terminal.",
+    )
+    _settings_arg(top)
+    top.add_argument("--url", metavar="URL", help=url_help)
+    top.add_argument(
+        "--symbol", metavar="EXCHANGE:SYMBOL", type=_exchange_symbol,
+        help="the symbol whose book and trades are shown, e.g. binance:BTC-USDT (default: the first feed)",
+    )  # fmt: skip
+    top.add_argument(
+        "--interval", type=_positive_float, default=1.0, metavar="S", help="seconds between frames (default: 1)"
+    )
+    top.add_argument(
+        "--frames", type=_positive_int, metavar="N",
+        help="print N frames one after another and exit, not full screen (for scripts and screenshots)",
+    )  # fmt: skip
+
+
+def _exchange_symbol(text: str) -> str:
+    exchange, sep, symbol = text.partition(":")
+    if not sep or not exchange or not symbol:
+        raise argparse.ArgumentTypeError(f"not EXCHANGE:SYMBOL: {text!r} (e.g. binance:BTC-USDT)")
+    return text
+
+
 def _positive_float(text: str) -> float:
     try:
         v = float(text)
@@ -221,6 +265,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         "replay": commands.replay,
         "bench": _bench,
         "record": _record,
+        "status": commands.status,
+        "top": commands.top,
     }[args.command]
     return handler(args)
 

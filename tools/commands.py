@@ -115,6 +115,20 @@ def tail(args: argparse.Namespace) -> int:
     return 0
 
 
+def status(args: argparse.Namespace) -> int:
+    from tools.top import app
+
+    return app.status(args.settings, args.url, args.json)
+
+
+def top(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from tools.top import app
+
+    return app.run_top(app.Top(args.settings, args.url, args.symbol), Console(), args.interval, args.frames)
+
+
 def sim(args: argparse.Namespace) -> int:
     from tools.sim.process import serve_in_foreground
 
