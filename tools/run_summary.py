@@ -89,7 +89,9 @@ def format_summary(s: RunSummary) -> str:
         lines.append(f"# {exchange:<10} {c.symbols:>7} {c.trades:>10} {c.book:>12} {c.bars:>6} {c.conn:>5}")
     shown = [k for k in MERGER_SHOWN if k in s.merger]
     if shown:
-        lines.append("# merger: " + " ".join(f"{k}={s.merger[k]}" for k in shown))
+        # The merger's counters are its process's: after a restart they count from that start only.
+        label = "merger" if not s.restarts.get("merger") else "merger since its last restart"
+        lines.append(f"# {label}: " + " ".join(f"{k}={s.merger[k]}" for k in shown))
     restarts = " ".join(f"{name}={n}" for name, n in s.restarts.items())
     faults = f"; faults injected: {s.faults}" if s.faults is not None else ""
     lines.append(f"# restarts: {restarts or 'none'}{faults}")

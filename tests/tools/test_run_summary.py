@@ -53,6 +53,11 @@ def test_format_summary() -> None:
     ]
 
 
+
+def test_a_restarted_mergers_counters_are_labelled_as_counting_from_its_restart() -> None:
+    summary = RunSummary(1.0, 1, "duration reached", {}, {"written": "7"}, {"merger": 2, "shard-0": 0})
+    assert format_summary(summary).splitlines()[2] == "# merger since its last restart: written=7"
+
 def test_run_ends_with_the_summary_on_stderr_and_the_verdict_last_on_stdout(tmp_path: Path) -> None:
     settings = tmp_path / "settings.toml"
     settings.write_text(f"""
