@@ -1,4 +1,5 @@
-"""Shared fixtures: a real redis-server on a free port (no mocks), and the repository's paths."""
+"""Shared fixtures: a real redis-server on a free port (no mocks), and the repository's paths; the
+Hypothesis profile every property test runs with."""
 
 from __future__ import annotations
 
@@ -7,8 +8,14 @@ from pathlib import Path
 
 import pytest
 import redis
+from hypothesis import HealthCheck, settings
 
 from bus.embedded_redis import EmbeddedRedis
+
+# Property tests check what is generated, not how fast: on a loaded machine (CI on 2 cores, several
+# suites at once) slow generation or a slow example must not fail them.
+settings.register_profile("loaded", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("loaded")
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
