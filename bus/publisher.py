@@ -25,6 +25,10 @@ from ingest.errors import DecodeError
 from ingest.events import Event
 
 SEND_HWM = 1_000_000
+# pyzmq's compiled send, under the Python `zmq.Socket.send` (which only adds the DRAFT routing_id and
+# group options): calling it directly saves ~0.8 us of the ~1.9 us three frames cost.
+_SEND = zmq.backend.Socket.send
+_MORE = zmq.SNDMORE
 REPAIR_CHUNK = 5_000  # frames per repair reply at most: a large hole is fetched in several round trips
 
 
@@ -87,10 +91,10 @@ class Publisher:
     def publish(self, event: Event) -> None:
         # Three plain sends: send_multipart's per-part checks cost twice the sends themselves.
         topic, head, body = self.record(event)
-        send = self._sock.send
-        send(topic, zmq.SNDMORE)
-        send(head, zmq.SNDMORE)
-        send(body)
+        sock = self._sock
+        _SEND(sock, topic, _MORE)
+        _SEND(sock, head, _MORE)
+        _SEND(sock, body)
 
     def tick(self) -> None:
         """A control frame carrying the last seq: lets the merger see a hole at the tail of an idle shard."""
