@@ -9,14 +9,25 @@ Nothing dropped that way is lost: every frame is also kept in a bounded replay b
 on a ZeroMQ ROUTER socket (`serve_repairs`, called from the shard's own loop, so the buffer has one
 owner and needs no lock). Only a frame that fell out of the buffer before the merger asked for it is
 gone, and the merger reports that as a counted hole with its range.
+
+Sends, once `batch_sends` gave the publisher its event loop, are made once per turn of that loop:
+`publish` numbers and keeps the frame at once and queues its three ZeroMQ frames; the first frame
+queued in a turn schedules `flush` (``call_soon``), which sends them all, in order. Still one ZeroMQ
+message per event (subscribers' topic filtering is unchanged); what changes is that the ZeroMQ I/O
+thread is woken once per burst instead of once per message (one frame per message in a quiet loop
+costs ~10 us of wake-ups on this machine; back to back, ~1 us). A frame waits for the end of its
+turn, that is until the shard's loop has handled what it read from its sockets. `tick`, `send_end`
+and `close` flush first, so control messages still follow every frame they count.
 """
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import random
 import time
 from collections import deque
+from collections.abc import Iterable
 
 import zmq
 
@@ -50,6 +61,8 @@ class Publisher:
         self.repaired_frames = 0
         self._ended = False
         self._replay: deque[tuple[int, bytes, bytes]] = deque(maxlen=replay_buffer)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._pending: list[tuple[bytes, bytes, bytes]] = []  # queued for this loop turn's flush
         self._ctx = ctx or zmq.Context.instance()
         self._sock: zmq.Socket[bytes] = self._ctx.socket(zmq.XPUB)
         self._sock.setsockopt(zmq.SNDHWM, send_hwm)
@@ -88,16 +101,37 @@ class Publisher:
         self._replay.append((self.seq, topic, body))
         return topic, wire.header(self.shard, self.epoch, self.seq), body
 
+    def batch_sends(self, loop: asyncio.AbstractEventLoop) -> None:
+        """From now on, send once per turn of ``loop`` (see the module docstring)."""
+        self._loop = loop
+
     def publish(self, event: Event) -> None:
+        frames = self.record(event)
+        if self._loop is None:
+            self._send((frames,))
+            return
+        if not self._pending:
+            self._loop.call_soon(self.flush)
+        self._pending.append(frames)
+
+    def flush(self) -> None:
+        """Send what `publish` queued (nothing if nothing is)."""
+        if self._pending:
+            pending, self._pending = self._pending, []
+            if not self._sock.closed:  # published after close: nobody can take it any more
+                self._send(pending)
+
+    def _send(self, messages: Iterable[tuple[bytes, bytes, bytes]]) -> None:
         # Three plain sends: send_multipart's per-part checks cost twice the sends themselves.
-        topic, head, body = self.record(event)
         sock = self._sock
-        _SEND(sock, topic, _MORE)
-        _SEND(sock, head, _MORE)
-        _SEND(sock, body)
+        for topic, head, body in messages:
+            _SEND(sock, topic, _MORE)
+            _SEND(sock, head, _MORE)
+            _SEND(sock, body)
 
     def tick(self) -> None:
         """A control frame carrying the last seq: lets the merger see a hole at the tail of an idle shard."""
+        self.flush()
         self._sock.send_multipart((wire.CONTROL_TOPIC, wire.header(self.shard, self.epoch, self.seq),
                                    wire.tick_body(self.seq)))  # fmt: skip
 
@@ -157,6 +191,7 @@ class Publisher:
 
     def send_end(self) -> None:
         """Send the end marker (the merger then asks for anything it missed and acknowledges)."""
+        self.flush()
         if not self._ended:
             self._ended = True
             self._sock.send_multipart(
