@@ -4,12 +4,6 @@ XPUB rather than PUB so the shard can wait until the merger's subscription has a
 publishes anything (PUB/SUB drops what is sent before a subscriber joins). Sends never block the
 shard's event loop: past the high-water mark (or while no merger is subscribed) ZeroMQ drops.
 
-Nothing dropped that way is lost: every frame is also kept in a bounded replay buffer (a deque of
-``(seq, topic, body)``, one append per frame), and the shard answers the merger's repair requests
-on a ZeroMQ ROUTER socket (`serve_repairs`, called from the shard's own loop, so the buffer has one
-owner and needs no lock). Only a frame that fell out of the buffer before the merger asked for it is
-gone, and the merger reports that as a counted hole with its range.
-
 Sends, once `batch_sends` gave the publisher its event loop, are made once per turn of that loop:
 `publish` numbers and keeps the frame at once and queues its three ZeroMQ frames; the first frame
 queued in a turn schedules `flush` (``call_soon``), which sends them all, in order. Still one ZeroMQ
@@ -18,6 +12,12 @@ thread is woken once per burst instead of once per message (one frame per messag
 costs ~10 us of wake-ups on this machine; back to back, ~1 us). A frame waits for the end of its
 turn, that is until the shard's loop has handled what it read from its sockets. `tick`, `send_end`
 and `close` flush first, so control messages still follow every frame they count.
+
+Nothing dropped that way is lost: every frame is also kept in a bounded replay buffer (a deque of
+``(seq, topic, body)``, one append per frame), and the shard answers the merger's repair requests
+on a ZeroMQ ROUTER socket (`serve_repairs`, called from the shard's own loop, so the buffer has one
+owner and needs no lock). Only a frame that fell out of the buffer before the merger asked for it is
+gone, and the merger reports that as a counted hole with its range.
 """
 
 from __future__ import annotations
@@ -27,7 +27,6 @@ import itertools
 import random
 import time
 from collections import deque
-from collections.abc import Iterable
 
 import zmq
 
@@ -61,14 +60,14 @@ class Publisher:
         self.repaired_frames = 0
         self._ended = False
         self._replay: deque[tuple[int, bytes, bytes]] = deque(maxlen=replay_buffer)
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._pending: list[tuple[bytes, bytes, bytes]] = []  # queued for this loop turn's flush
         self._ctx = ctx or zmq.Context.instance()
         self._sock: zmq.Socket[bytes] = self._ctx.socket(zmq.XPUB)
         self._sock.setsockopt(zmq.SNDHWM, send_hwm)
         self._sock.setsockopt(zmq.LINGER, 0)
         self._sock.bind(endpoint)
         self.endpoint = endpoint
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._pending: list[tuple[bytes, bytes, bytes]] = []  # queued for this loop turn's flush
         self._repair: zmq.Socket[bytes] | None = None
         if repair_endpoint is not None:
             self._repair = self._ctx.socket(zmq.ROUTER)
@@ -101,18 +100,19 @@ class Publisher:
         self._replay.append((self.seq, topic, body))
         return topic, wire.header(self.shard, self.epoch, self.seq), body
 
-    def batch_sends(self, loop: asyncio.AbstractEventLoop) -> None:
-        """From now on, send once per turn of ``loop`` (see the module docstring)."""
-        self._loop = loop
-
     def publish(self, event: Event) -> None:
+        """Number and keep ``event``, and send it (now, or at the end of the loop turn: `batch_sends`)."""
         frames = self.record(event)
         if self._loop is None:
-            self._send((frames,))
+            self._send([frames])
             return
         if not self._pending:
             self._loop.call_soon(self.flush)
         self._pending.append(frames)
+
+    def batch_sends(self, loop: asyncio.AbstractEventLoop) -> None:
+        """From now on, send once per turn of ``loop`` (see the module docstring)."""
+        self._loop = loop
 
     def flush(self) -> None:
         """Send what `publish` queued (nothing if nothing is)."""
@@ -121,7 +121,7 @@ class Publisher:
             if not self._sock.closed:  # published after close: nobody can take it any more
                 self._send(pending)
 
-    def _send(self, messages: Iterable[tuple[bytes, bytes, bytes]]) -> None:
+    def _send(self, messages: list[tuple[bytes, bytes, bytes]]) -> None:
         # Three plain sends: send_multipart's per-part checks cost twice the sends themselves.
         sock = self._sock
         for topic, head, body in messages:
