@@ -30,6 +30,7 @@ computes the bar of a list of trades with the same code, for the verifier and te
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_EVEN, Context, Decimal, Inexact, InvalidOperation
@@ -92,6 +93,55 @@ def _decimal(n: int, places: int) -> Decimal:
     return _EXACT.scaleb(Decimal(n), -places)
 
 
+class TradeIds:
+    """The distinct trade ids of a bar, small however many: decimal ids (``"12345"``, no leading zero)
+    as sorted, disjoint, inclusive ranges of integers (a minute's trades are nearly always one run of
+    consecutive ids, so one range), any other id in a set. Bars are kept ``keep`` seconds (10 minutes
+    by default) for revisions: a set of every id string would grow by ~160 bytes per trade until then."""
+
+    __slots__ = ("_hi", "_lo", "_other")
+
+    def __init__(self) -> None:
+        self._lo: list[int] = []
+        self._hi: list[int] = []
+        self._other: set[str] = set()
+
+    def add(self, tid: str) -> bool:
+        """Add ``tid``; False if it is already there."""
+        if not (tid.isdigit() and tid.isascii() and (tid[0] != "0" or tid == "0")):
+            if tid in self._other:
+                return False
+            self._other.add(tid)
+            return True
+        n, lo, hi = int(tid), self._lo, self._hi
+        if hi and n == hi[-1] + 1:  # the next id: by far the most common case
+            hi[-1] = n
+            return True
+        i = bisect_right(lo, n) - 1  # the range starting at or before n
+        if i >= 0 and n <= hi[i]:
+            return False
+        after = i >= 0 and hi[i] == n - 1
+        before = i + 1 < len(lo) and lo[i + 1] == n + 1
+        if after and before:  # n joins two ranges
+            hi[i] = hi[i + 1]
+            del lo[i + 1], hi[i + 1]
+        elif after:
+            hi[i] = n
+        elif before:
+            lo[i + 1] = n
+        else:
+            lo.insert(i + 1, n)
+            hi.insert(i + 1, n)
+        return True
+
+    def __contains__(self, tid: str) -> bool:
+        if not (tid.isdigit() and tid.isascii() and (tid[0] != "0" or tid == "0")):
+            return tid in self._other
+        n = int(tid)
+        i = bisect_right(self._lo, n) - 1
+        return i >= 0 and n <= self._hi[i]
+
+
 @dataclass(slots=True)
 class _Acc:
     """One minute's trades, folded incrementally; ``revision`` is -1 until the bar is published.
@@ -99,7 +149,7 @@ class _Acc:
     ``volume_places``/``notional_places`` (never below 0: as a `decimal` sum starting from ``0``)."""
 
     start: int
-    ids: set[str] = field(default_factory=set)
+    ids: TradeIds = field(default_factory=TradeIds)
     count: int = 0
     open_key: Key = (0, 0)
     open: str = ""
@@ -132,9 +182,8 @@ class _Acc:
     def add(self, trade: Trade, key: Key) -> bool:
         """Fold a trade in; False if its id is already in the bar."""
         tid = trade.trade_id
-        if tid in self.ids:
+        if not self.ids.add(tid):
             return False
-        self.ids.add(tid)
         price_s = trade.price
         price, pp = scaled(price_s)
         qty, qp = scaled(trade.qty)

@@ -218,3 +218,30 @@ def test_scaled_integers_give_the_decimal_results(rows: list[tuple[str, str, int
     trades = [trade(tid, p, q, T0 + i) for i, (p, q, tid) in enumerate(sorted(rows, key=lambda r: r[2]))]
     b = bar_of(trades)
     assert (b.volume, b.notional, b.vwap, b.high, b.low) == _decimal_bar(trades)
+
+
+_IDS = st.integers(0, 40).map(str) | st.sampled_from(["007", "0", "00", "a1", "x", "\u0661", "12"])
+
+
+@given(st.lists(_IDS, max_size=60))
+def test_trade_ids_behave_as_a_set_of_strings(ids: list[str]) -> None:
+    """Consecutive runs kept as ranges, holes filled in any order, odd spellings kept apart."""
+    from ingest.bars import TradeIds
+
+    got, model = TradeIds(), set()
+    for tid in ids:
+        assert got.add(tid) == (tid not in model)
+        model.add(tid)
+    assert all(tid in got for tid in model)
+    assert not any(str(n) in got for n in range(41) if str(n) not in model)
+    assert ("1" in got) == ("1" in model) and ("01" in got) == ("01" in model)
+
+
+def test_trade_ids_of_a_run_are_one_range() -> None:
+    from ingest.bars import TradeIds
+
+    ids = TradeIds()
+    for n in [5, 6, 7, 9, 8, 4, 11]:
+        assert ids.add(str(n))
+    assert not ids.add("8")
+    assert (ids._lo, ids._hi) == ([4, 11], [9, 11])
