@@ -4,6 +4,15 @@ XPUB rather than PUB so the shard can wait until the merger's subscription has a
 publishes anything (PUB/SUB drops what is sent before a subscriber joins). Sends never block the
 shard's event loop: past the high-water mark (or while no merger is subscribed) ZeroMQ drops.
 
+Sends, once `batch_sends` gave the publisher its event loop, are made once per turn of that loop:
+`publish` numbers and keeps the frame at once and queues its three ZeroMQ frames; the first frame
+queued in a turn schedules `flush` (``call_soon``), which sends them all, in order. Still one ZeroMQ
+message per event (subscribers' topic filtering is unchanged); what changes is that the ZeroMQ I/O
+thread is woken once per burst instead of once per message (one frame per message in a quiet loop
+costs ~10 us of wake-ups on this machine; back to back, ~1 us). A frame waits for the end of its
+turn, that is until the shard's loop has handled what it read from its sockets. `tick`, `send_end`
+and `close` flush first, so control messages still follow every frame they count.
+
 Nothing dropped that way is lost: every frame is also kept in a bounded replay buffer (a deque of
 ``(seq, topic, body)``, one append per frame), and the shard answers the merger's repair requests
 on a ZeroMQ ROUTER socket (`serve_repairs`, called from the shard's own loop, so the buffer has one
@@ -19,6 +28,7 @@ topics) counts the exchange-to-receive delay (``ts_recv - ts_exchange``) of one 
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import random
 import time
@@ -34,6 +44,10 @@ from ingest.errors import DecodeError
 from ingest.events import Event
 
 SEND_HWM = 1_000_000
+# pyzmq's compiled send, under the Python `zmq.Socket.send` (which only adds the DRAFT routing_id and
+# group options): calling it directly saves ~0.8 us of the ~1.9 us three frames cost.
+_SEND = zmq.backend.Socket.send
+_MORE = zmq.SNDMORE
 REPAIR_CHUNK = 5_000  # frames per repair reply at most: a large hole is fetched in several round trips
 LATENCY_SAMPLE = 8  # one event in this many has its latency counted (a power of two)
 
@@ -64,6 +78,8 @@ class Publisher:
         self._sock.setsockopt(zmq.LINGER, 0)
         self._sock.bind(endpoint)
         self.endpoint = endpoint
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._pending: list[tuple[bytes, bytes, bytes]] = []  # queued for this loop turn's flush
         self._repair: zmq.Socket[bytes] | None = None
         if repair_endpoint is not None:
             self._repair = self._ctx.socket(zmq.ROUTER)
@@ -115,15 +131,37 @@ class Publisher:
         return len(self._replay)
 
     def publish(self, event: Event) -> None:
+        """Number and keep ``event``, and send it (now, or at the end of the loop turn: `batch_sends`)."""
+        frames = self.record(event)
+        if self._loop is None:
+            self._send([frames])
+            return
+        if not self._pending:
+            self._loop.call_soon(self.flush)
+        self._pending.append(frames)
+
+    def batch_sends(self, loop: asyncio.AbstractEventLoop) -> None:
+        """From now on, send once per turn of ``loop`` (see the module docstring)."""
+        self._loop = loop
+
+    def flush(self) -> None:
+        """Send what `publish` queued (nothing if nothing is)."""
+        if self._pending:
+            pending, self._pending = self._pending, []
+            if not self._sock.closed:  # published after close: nobody can take it any more
+                self._send(pending)
+
+    def _send(self, messages: list[tuple[bytes, bytes, bytes]]) -> None:
         # Three plain sends: send_multipart's per-part checks cost twice the sends themselves.
-        topic, head, body = self.record(event)
-        send = self._sock.send
-        send(topic, zmq.SNDMORE)
-        send(head, zmq.SNDMORE)
-        send(body)
+        sock = self._sock
+        for topic, head, body in messages:
+            _SEND(sock, topic, _MORE)
+            _SEND(sock, head, _MORE)
+            _SEND(sock, body)
 
     def tick(self) -> None:
         """A control frame carrying the last seq: lets the merger see a hole at the tail of an idle shard."""
+        self.flush()
         self._sock.send_multipart((wire.CONTROL_TOPIC, wire.header(self.shard, self.epoch, self.seq),
                                    wire.tick_body(self.seq)))  # fmt: skip
 
@@ -183,6 +221,7 @@ class Publisher:
 
     def send_end(self) -> None:
         """Send the end marker (the merger then asks for anything it missed and acknowledges)."""
+        self.flush()
         if not self._ended:
             self._ended = True
             self._sock.send_multipart(

@@ -21,14 +21,16 @@ the `Bar` events to publish after them:
 - Open and close are the first and last trade in trade-id order (numeric ids), or in exchange time
   then arrival order where ids are not numbers.
 
-Arithmetic is exact (`decimal` with a precision far above any decimal the codecs accept, and the
-Inexact trap set); only ``vwap``, a quotient, is rounded, half-even to 4 more decimal places than the
-finest price in the bar. `bar_of` computes the bar of a list of trades with the same code, for the
-verifier and tests.
+Arithmetic is exact: per trade in scaled integers (a decimal string is an integer and a number of
+places; sums keep the finest places seen, as `decimal` sums do), turned into `decimal` (a precision far
+above any decimal the codecs accept, the Inexact trap set) only when a bar is made; only ``vwap``, a
+quotient, is rounded, half-even to 4 more decimal places than the finest price in the bar. `bar_of`
+computes the bar of a list of trades with the same code, for the verifier and tests.
 """
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_EVEN, Context, Decimal, Inexact, InvalidOperation
@@ -57,27 +59,116 @@ def _text(d: Decimal) -> str:
     return format(d, "f")
 
 
+Scaled = tuple[int, int]  # (n, places): the number n * 10**-places; places < 0 only for "1E+2" forms
+
+
+def scaled(text: str) -> Scaled:
+    """A decimal string as an exact scaled integer, with the places `Decimal(text)` has:
+    ``"12.50"`` -> ``(1250, 2)``, ``"7"`` -> ``(7, 0)``. Plain decimals (all the codecs hand out) are read
+    directly; anything else `Decimal` accepts goes through it (and what it refuses raises as it does)."""
+    whole, _, frac = text.partition(".")
+    digits = whole + frac
+    if digits.isdigit() and digits.isascii():
+        return int(digits), len(frac)
+    sign, nums, exponent = Decimal(text).as_tuple()
+    if not isinstance(exponent, int):
+        raise InvalidOperation(f"not a finite number: {text[:40]!r}")
+    n = int("".join(map(str, nums)) or "0")
+    return (-n if sign else n), -exponent
+
+
+def _at(n: int, places: int, target: int) -> int:
+    """``n`` (at ``places``) at ``target`` places, ``target >= places``."""
+    return n if target == places else n * 10 ** (target - places)
+
+
+def _less(a: int, a_places: int, b: int, b_places: int) -> bool:
+    if a_places == b_places:
+        return a < b
+    top = max(a_places, b_places)
+    return _at(a, a_places, top) < _at(b, b_places, top)
+
+
+def _decimal(n: int, places: int) -> Decimal:
+    return _EXACT.scaleb(Decimal(n), -places)
+
+
+class TradeIds:
+    """The distinct trade ids of a bar, small however many: decimal ids (``"12345"``, no leading zero)
+    as sorted, disjoint, inclusive ranges of integers (a minute's trades are nearly always one run of
+    consecutive ids, so one range), any other id in a set. Bars are kept ``keep`` seconds (10 minutes
+    by default) for revisions: a set of every id string would grow by ~160 bytes per trade until then."""
+
+    __slots__ = ("_hi", "_lo", "_other")
+
+    def __init__(self) -> None:
+        self._lo: list[int] = []
+        self._hi: list[int] = []
+        self._other: set[str] = set()
+
+    def add(self, tid: str) -> bool:
+        """Add ``tid``; False if it is already there."""
+        if not (tid.isdigit() and tid.isascii() and (tid[0] != "0" or tid == "0")):
+            if tid in self._other:
+                return False
+            self._other.add(tid)
+            return True
+        n, lo, hi = int(tid), self._lo, self._hi
+        if hi and n == hi[-1] + 1:  # the next id: by far the most common case
+            hi[-1] = n
+            return True
+        i = bisect_right(lo, n) - 1  # the range starting at or before n
+        if i >= 0 and n <= hi[i]:
+            return False
+        after = i >= 0 and hi[i] == n - 1
+        before = i + 1 < len(lo) and lo[i + 1] == n + 1
+        if after and before:  # n joins two ranges
+            hi[i] = hi[i + 1]
+            del lo[i + 1], hi[i + 1]
+        elif after:
+            hi[i] = n
+        elif before:
+            lo[i + 1] = n
+        else:
+            lo.insert(i + 1, n)
+            hi.insert(i + 1, n)
+        return True
+
+    def __contains__(self, tid: str) -> bool:
+        if not (tid.isdigit() and tid.isascii() and (tid[0] != "0" or tid == "0")):
+            return tid in self._other
+        n = int(tid)
+        i = bisect_right(self._lo, n) - 1
+        return i >= 0 and n <= self._hi[i]
+
+
 @dataclass(slots=True)
 class _Acc:
-    """One minute's trades, folded incrementally; ``revision`` is -1 until the bar is published."""
+    """One minute's trades, folded incrementally; ``revision`` is -1 until the bar is published.
+    Values are `scaled` integers: ``high``/``low`` at ``*_places``, ``volume``/``notional`` at
+    ``volume_places``/``notional_places`` (never below 0: as a `decimal` sum starting from ``0``)."""
 
     start: int
-    ids: set[str] = field(default_factory=set)
+    ids: TradeIds = field(default_factory=TradeIds)
     count: int = 0
     open_key: Key = (0, 0)
     open: str = ""
     close_key: Key = (0, 0)
     close: str = ""
-    high: Decimal = Decimal(0)
+    high: int = 0
+    high_places: int = 0
     high_s: str = ""
     high_key: Key = (0, 0)
-    low: Decimal = Decimal(0)
+    low: int = 0
+    low_places: int = 0
     low_s: str = ""
     low_key: Key = (0, 0)
     first_id: str = ""
     last_id: str = ""
-    volume: Decimal = Decimal(0)
-    notional: Decimal = Decimal(0)
+    volume: int = 0
+    volume_places: int = 0
+    notional: int = 0
+    notional_places: int = 0
     places: int = 0  # decimal places of the finest price
     backfilled: int = 0
     missing: int = 0
@@ -90,35 +181,54 @@ class _Acc:
 
     def add(self, trade: Trade, key: Key) -> bool:
         """Fold a trade in; False if its id is already in the bar."""
-        if trade.trade_id in self.ids:
+        tid = trade.trade_id
+        if not self.ids.add(tid):
             return False
-        self.ids.add(trade.trade_id)
-        price, qty = Decimal(trade.price), Decimal(trade.qty)
-        if self.count == 0 or key < self.open_key:
-            self.open_key, self.open, self.first_id = key, trade.price, trade.trade_id
-        if self.count == 0 or key > self.close_key:
-            self.close_key, self.close, self.last_id = key, trade.price, trade.trade_id
-        # Equal prices spelled differently: the spelling of the earlier trade wins.
-        if self.count == 0 or price > self.high or (price == self.high and key < self.high_key):
-            self.high, self.high_s, self.high_key = price, trade.price, key
-        if self.count == 0 or price < self.low or (price == self.low and key < self.low_key):
-            self.low, self.low_s, self.low_key = price, trade.price, key
-        self.volume = _EXACT.add(self.volume, qty)
-        self.notional = _EXACT.add(self.notional, _EXACT.multiply(price, qty))
-        exponent = price.as_tuple().exponent
-        if isinstance(exponent, int):
-            self.places = max(self.places, -exponent)
+        price_s = trade.price
+        price, pp = scaled(price_s)
+        qty, qp = scaled(trade.qty)
+        if self.count == 0:
+            self.open_key = self.close_key = self.high_key = self.low_key = key
+            self.open = self.close = self.high_s = self.low_s = price_s
+            self.first_id = self.last_id = tid
+            self.high, self.high_places, self.low, self.low_places = price, pp, price, pp
+        else:
+            if key < self.open_key:
+                self.open_key, self.open, self.first_id = key, price_s, tid
+            if key > self.close_key:
+                self.close_key, self.close, self.last_id = key, price_s, tid
+            # Equal prices spelled differently: the spelling of the earlier trade wins.
+            if _less(self.high, self.high_places, price, pp) or (
+                key < self.high_key and not _less(price, pp, self.high, self.high_places)
+            ):
+                self.high, self.high_places, self.high_s, self.high_key = price, pp, price_s, key
+            if _less(price, pp, self.low, self.low_places) or (
+                key < self.low_key and not _less(self.low, self.low_places, price, pp)
+            ):
+                self.low, self.low_places, self.low_s, self.low_key = price, pp, price_s, key
+        vp = self.volume_places
+        if qp > vp:
+            self.volume, self.volume_places, vp = _at(self.volume, vp, qp), qp, qp
+        self.volume += _at(qty, qp, vp)
+        np_, product_places = self.notional_places, pp + qp
+        if product_places > np_:
+            self.notional, self.notional_places = _at(self.notional, np_, product_places), product_places
+            np_ = product_places
+        self.notional += _at(price * qty, product_places, np_)
+        if pp > self.places:
+            self.places = pp
         self.count += 1
         if trade.origin == "backfill":
             self.backfilled += 1
         return True
 
     def bar(self, exchange: str, symbol: str, native: str, partial: int, ts_recv: int) -> Bar:
+        volume, notional = _decimal(self.volume, self.volume_places), _decimal(self.notional, self.notional_places)
         quantum = Decimal(1).scaleb(-(self.places + VWAP_EXTRA_PLACES))
-        vwap = _ROUND.quantize(_ROUND.divide(self.notional, self.volume), quantum)
+        vwap = _ROUND.quantize(_ROUND.divide(notional, volume), quantum)
         return Bar(
             exchange, symbol, native, self.start, self.open, self.high_s, self.low_s, self.close,
-            _text(self.volume), _text(self.notional), _text(vwap), self.count, self.first_id, self.last_id,
+            _text(volume), _text(notional), _text(vwap), self.count, self.first_id, self.last_id,
             self.backfilled, self.missing, partial, max(self.revision, 0), ts_recv,
         )  # fmt: skip
 

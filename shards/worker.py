@@ -152,6 +152,7 @@ async def _serve(
                           replay_buffer=cs.replay_buffer)  # fmt: skip
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    publisher.batch_sends(loop)  # one ZeroMQ wake-up per loop turn, not per event (bus/publisher.py)
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     live = asyncio.Event()
     reporter = Reporter(settings.telemetry_endpoint(), settings.metrics.interval)

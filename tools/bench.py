@@ -17,7 +17,11 @@ Reported, as one JSON object on stdout (progress lines on stderr unless ``--json
   stamp (``ts_recv``) to the commit, the part the cluster itself is responsible for.
 - ``cpu_s``, ``msgs_per_cpu_s``, ``processes`` (CPU seconds and RSS per process), ``verify`` (the
   verifier's counts), ``caught_up``, ``restarts``: the evidence behind the figures.
-- ``rss_mb``: the cluster processes' summed RSS at the end; ``rss_peak_mb`` sampled every 0.2 s.
+- ``rss_mb``: the cluster processes' summed RSS at the end; ``rss_peak_mb`` sampled every 0.2 s. With
+  ``--rss-every S``: ``rss_series``, each process's RSS every S seconds from the start, and
+  ``rss_flat``, per process the mean of the first and of the last minute and their difference.
+- ``redis_cpu_s``, ``redis_cpu_us_per_entry``: the embedded Redis server's own CPU over the window
+  (``/proc``, not part of ``cpu_us_per_msg``) and per entry committed: what one Redis can carry.
 - ``lost``: from `tools.verify` against the simulator's truth log over the whole run: trades lost
   plus books that do not match.
 - ``peer``: with ``--peer cryptofeed`` the same figures for cryptofeed (`tools.bench_peer`), run after
@@ -41,7 +45,7 @@ from ingest.errors import UserError
 from ingest.settings import Settings, from_dict
 from tools.bench_measure import LatencyField, ProcessGroup, redis_ms, streams, window_stats
 from tools.bench_peer import require_peer, run_peer
-from tools.bench_phase import Phase, Say, figures
+from tools.bench_phase import Phase, Say, figures, rss_summary
 from tools.cli import print_json
 
 # Book deltas carry the simulator's publish time of the message they came from.
@@ -81,7 +85,7 @@ def bench(args: argparse.Namespace) -> int:
         f"# bench: {args.exchange} {args.symbols} symbols x {args.rate:g} events/s, {settings.shard_count()} shards, "
         f"{args.duration:g}s ({args.warmup:g}s warm-up), seed {args.seed}"
     )
-    result = run_ours(settings, args.duration, args.warmup, say)
+    result = run_ours(settings, args.duration, args.warmup, say, rss_every=getattr(args, "rss_every", 0.0))
     result["peer"] = None
     if args.peer:
         say("# peer: cryptofeed, same simulator settings and seed")
@@ -97,7 +101,7 @@ def bench(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_ours(settings: Settings, duration: float, warmup: float, say: Say) -> dict[str, Any]:
+def run_ours(settings: Settings, duration: float, warmup: float, say: Say, *, rss_every: float = 0.0) -> dict[str, Any]:
     """Our phase: simulator, cluster, measured window, verification."""
     from shards.supervisor import Cluster
     from tools.commands import _connect_redis, _feed_symbols, _redis_now_id
@@ -131,14 +135,23 @@ def run_ours(settings: Settings, duration: float, warmup: float, say: Say) -> di
             return int(raw or 0)
 
         group = ProcessGroup()
-        phase = Phase("ours", client, group, pids, written, warmup, say)
-        cluster.supervise(lambda: phase.done(duration), on_tick=phase.tick)
+        phase = Phase("ours", client, group, pids, written, warmup, say, rss_every=rss_every, named=named)
+        redis_pid = [cluster.redis.proc.pid] if cluster.redis is not None and cluster.redis.proc is not None else []
+        redis_group = ProcessGroup()
+
+        def tick() -> None:
+            phase.tick()
+            if phase.in_window and redis_pid and not redis_group.marked:
+                redis_group.mark(redis_pid)
+
+        cluster.supervise(lambda: phase.done(duration), on_tick=tick)
         if cluster.stop_requested:
             raise UserError("stopped before the end of the bench")
         simulator.freeze()
         frozen_at = time.monotonic()
         caught_up = wait_caught_up(client, prefix, truth_path, since, settings.cluster.drain_timeout)
         cpu_s = group.cpu_since_mark(pids())
+        redis_cpu_s = redis_group.cpu_since_mark(redis_pid)
         last_ms = redis_ms(client)
         rss = group.rss(pids())
         processes = group.breakdown(named())
@@ -150,6 +163,12 @@ def run_ours(settings: Settings, duration: float, warmup: float, say: Say) -> di
         out = figures(stats, frozen_at - phase.started_window, cpu_s, rss, group.peak_rss, lost)
         out |= {"shards": len(cluster.workers), "caught_up": caught_up, "restarts": restarts}
         out |= {"processes": processes, "verify": check}
+        out |= {
+            "redis_cpu_s": round(redis_cpu_s, 2),
+            "redis_cpu_us_per_entry": round(redis_cpu_s * 1e6 / stats.messages, 2) if stats.messages else None,
+        }
+        if rss_every:
+            out |= {"rss_series": phase.rss_series, "rss_flat": rss_summary(phase.rss_series)}
         return out
     finally:
         cluster.close()

@@ -84,6 +84,10 @@ class ProcessGroup:
         self.poll(pids)
         self._start = {pid: self._last[pid].cpu_s for pid in pids if pid in self._last}
 
+    @property
+    def marked(self) -> bool:
+        return bool(self._start)
+
     def cpu_since_mark(self, pids: Iterable[int]) -> float:
         """CPU seconds used since `mark` by the processes (a pid started after the mark counts whole)."""
         self.poll(pids)

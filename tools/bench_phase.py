@@ -9,7 +9,7 @@ from typing import Any
 
 import redis
 
-from tools.bench_measure import ProcessGroup, WindowStats, percentiles, redis_ms
+from tools.bench_measure import ProcessGroup, WindowStats, percentiles, redis_ms, sample
 
 Say = Callable[[str], None]
 PROGRESS_EVERY_S = 5.0
@@ -17,7 +17,9 @@ PROGRESS_EVERY_S = 5.0
 
 class Phase:
     """Call `tick` often while the phase runs: it samples memory, starts the measured window once
-    the warm-up is over (CPU marked, Redis clock read) and says a progress line every 5 s."""
+    the warm-up is over (CPU marked, Redis clock read) and says a progress line every 5 s. With
+    ``rss_every`` (seconds) and ``named`` (process name -> pid), each process's RSS is also kept as a
+    series, one sample every ``rss_every`` seconds from the start (`rss_series`)."""
 
     def __init__(
         self,
@@ -28,6 +30,9 @@ class Phase:
         written: Callable[[], int],
         warmup: float,
         say: Say,
+        *,
+        rss_every: float = 0.0,
+        named: Callable[[], dict[str, int]] | None = None,
     ) -> None:
         self.name = name
         self.client = client
@@ -42,6 +47,10 @@ class Phase:
         self.rss_at_window = 0
         self._last_progress = self.started
         self._last_written = 0
+        self.rss_every = rss_every
+        self.named = named
+        self.rss_series: list[dict[str, Any]] = []  # {"t": s since the start, "rss_mb": {name: MB}}
+        self._next_rss = self.started
 
     @property
     def in_window(self) -> bool:
@@ -53,6 +62,9 @@ class Phase:
     def tick(self) -> None:
         now = time.monotonic()
         rss = self.group.poll(self.pids())
+        if self.rss_every > 0 and self.named is not None and now >= self._next_rss:
+            self.rss_series.append({"t": round(now - self.started, 1), "rss_mb": rss_by_name(self.named())})
+            self._next_rss += self.rss_every
         if not self.in_window and now - self.started >= self.warmup:
             self.group.mark(self.pids())
             self.first_ms = redis_ms(self.client)
@@ -74,6 +86,34 @@ class Phase:
             )
             self._last_progress = now
             self._last_written = written
+
+
+def rss_by_name(named: dict[str, int]) -> dict[str, float]:
+    """Each live process's RSS in MB, by name."""
+    out: dict[str, float] = {}
+    for name, pid in named.items():
+        s = sample(pid)
+        if s is not None:
+            out[name] = round(s.rss_bytes / 2**20, 1)
+    return out
+
+
+def rss_summary(series: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The series' first and last minute compared: per process, the mean RSS (MB) over the samples of
+    the first and of the last 60 s of the run, and the change (``growth_mb``)."""
+    if len(series) < 2:
+        return None
+    end = series[-1]["t"]
+    first = [p["rss_mb"] for p in series if p["t"] <= series[0]["t"] + 60]
+    last = [p["rss_mb"] for p in series if p["t"] >= end - 60]
+    out: dict[str, Any] = {}
+    for name in series[-1]["rss_mb"]:
+        a = [x[name] for x in first if name in x]
+        b = [x[name] for x in last if name in x]
+        if a and b:
+            fa, lb = sum(a) / len(a), sum(b) / len(b)
+            out[name] = {"first_min_mb": round(fa, 1), "last_min_mb": round(lb, 1), "growth_mb": round(lb - fa, 1)}
+    return out
 
 
 def figures(stats: WindowStats, seconds: float, cpu_s: float, rss: int, peak_rss: int, lost: int) -> dict[str, Any]:

@@ -147,6 +147,10 @@ def _bench_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     bench.add_argument(
         "--var-dir", default="var/bench", metavar="DIR", help="runtime files, wiped per run (default: var/bench)"
     )
+    bench.add_argument(
+        "--rss-every", type=_positive_float, default=0.0, metavar="S",
+        help="also record each process's RSS every S seconds (rss_series in the JSON; for --duration 600)",
+    )  # fmt: skip
     bench.add_argument("--json", action="store_true", help="print only the JSON result (no progress lines)")
 
 

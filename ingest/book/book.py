@@ -41,8 +41,13 @@ class Side:
             self._levels[key] = (price, qty)
 
     def apply(self, levels: Iterable[Level]) -> None:
+        # `set` inlined: this runs for every level of every update.
+        book, sign = self._levels, self._sign
         for price, qty in levels:
-            self.set(price, qty)
+            if float(qty) == 0.0:
+                book.pop(sign * float(price), None)
+            else:
+                book[sign * float(price)] = (price, qty)
 
     def replace(self, levels: Iterable[Level]) -> None:
         self._levels.clear()

@@ -174,3 +174,74 @@ def test_a_stop_publishes_the_open_bars_as_partial() -> None:
     b.advance("binance", T0 + MINUTE_NS + GRACE, now=1)
     assert [(x.start, x.trades, x.partial) for x in b.flush(now=2)] == [(T0 + MINUTE_NS, 1, PARTIAL_END)]
     assert b.flush(now=3) == []
+
+
+# -- the scaled-integer arithmetic against plain `decimal` -------------------------------------------
+
+_DECIMALS = st.sampled_from(
+    ["100", "100.0", "100.00", "99.99", "0.00000001", "1", "1.5", "12345678.12345678", "0.1", "7", "100.5", "1E+2",
+     "2.50E+1", "0.0010"]
+)  # fmt: skip
+
+
+def _decimal_bar(trades: list[Trade]) -> tuple[str, ...]:
+    """Volume, notional, vwap, high and low the plain `decimal` way (the builder before scaled integers)."""
+    from decimal import ROUND_HALF_EVEN, Context, Decimal, Inexact
+
+    exact = Context(prec=400, traps=[Inexact])
+    volume, notional, places = Decimal(0), Decimal(0), 0
+    high = low = None
+    seen: set[str] = set()
+    for t in trades:
+        if t.trade_id in seen:
+            continue
+        seen.add(t.trade_id)
+        p, q = Decimal(t.price), Decimal(t.qty)
+        volume, notional = exact.add(volume, q), exact.add(notional, exact.multiply(p, q))
+        places = max(places, -int(p.as_tuple().exponent))
+        # ties: the earlier id's spelling (ids here are in time order)
+        if high is None or p > high[0]:
+            high = (p, t.price)
+        if low is None or p < low[0]:
+            low = (p, t.price)
+    assert high is not None and low is not None
+    vwap = Context(prec=400, rounding=ROUND_HALF_EVEN).quantize(
+        Context(prec=400).divide(notional, volume), Decimal(1).scaleb(-(places + 4))
+    )
+    return format(volume, "f"), format(notional, "f"), format(vwap, "f"), high[1], low[1]
+
+
+@given(st.lists(st.tuples(_DECIMALS, _DECIMALS, st.integers(1, 8)), min_size=1, max_size=12))
+def test_scaled_integers_give_the_decimal_results(rows: list[tuple[str, str, int]]) -> None:
+    """Mixed spellings and places (``100`` / ``100.00`` / ``1E+2``), repeated ids: the same strings as
+    `decimal` arithmetic, trailing zeros included."""
+    trades = [trade(tid, p, q, T0 + i) for i, (p, q, tid) in enumerate(sorted(rows, key=lambda r: r[2]))]
+    b = bar_of(trades)
+    assert (b.volume, b.notional, b.vwap, b.high, b.low) == _decimal_bar(trades)
+
+
+_IDS = st.integers(0, 40).map(str) | st.sampled_from(["007", "0", "00", "a1", "x", "\u0661", "12"])
+
+
+@given(st.lists(_IDS, max_size=60))
+def test_trade_ids_behave_as_a_set_of_strings(ids: list[str]) -> None:
+    """Consecutive runs kept as ranges, holes filled in any order, odd spellings kept apart."""
+    from ingest.bars import TradeIds
+
+    got, model = TradeIds(), set()
+    for tid in ids:
+        assert got.add(tid) == (tid not in model)
+        model.add(tid)
+    assert all(tid in got for tid in model)
+    assert not any(str(n) in got for n in range(41) if str(n) not in model)
+    assert ("1" in got) == ("1" in model) and ("01" in got) == ("01" in model)
+
+
+def test_trade_ids_of_a_run_are_one_range() -> None:
+    from ingest.bars import TradeIds
+
+    ids = TradeIds()
+    for n in [5, 6, 7, 9, 8, 4, 11]:
+        assert ids.add(str(n))
+    assert not ids.add("8")
+    assert (ids._lo, ids._hi) == ([4, 11], [9, 11])

@@ -16,6 +16,7 @@ import redis
 from tools.bench import bench_symbols
 from tools.bench_measure import LatencyField, percentiles, window_stats
 from tools.bench_peer import rebuild_peer_book
+from tools.bench_phase import rss_summary
 from tools.cli import main
 
 FIGURES = {"messages", "seconds", "msgs_per_s", "cpu_us_per_msg", "latency_ms", "rss_mb", "lost"}
@@ -43,13 +44,30 @@ def _check_figures(r: dict[str, Any]) -> None:
 
 
 def test_bench_runs_the_cluster_and_loses_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    r = _bench(tmp_path, capsys)
+    r = _bench(tmp_path, capsys, "--rss-every", "1")
     _check_figures(r)
     assert r["shards"] == 1
     assert r["peer"] is None
     assert r["verify"]["verified"] is True
     assert r["verify"]["books_checked"] == 3
     assert set(r["processes"]) == {"parent", "merger", "shard-0"}
+    assert r["redis_cpu_s"] > 0 and r["redis_cpu_us_per_entry"] == pytest.approx(
+        r["redis_cpu_s"] * 1e6 / r["messages"], rel=0.02
+    )
+    series = r["rss_series"]  # one sample a second over the 5 s run: at 0, 1, .. 4 s (give or take a tick)
+    assert 4 <= len(series) <= 6 and [p["t"] for p in series] == sorted(p["t"] for p in series)
+    assert all(set(p["rss_mb"]) == {"parent", "merger", "shard-0"} for p in series[1:])
+    assert set(r["rss_flat"]) == {"parent", "merger", "shard-0"}
+
+
+def test_rss_summary_compares_the_first_and_the_last_minute() -> None:
+    series = [{"t": float(t), "rss_mb": {"shard-0": 100.0 + t / 10, "merger": 50.0}} for t in range(0, 601, 30)]
+    flat = rss_summary(series)
+    assert flat is not None
+    assert flat["merger"] == {"first_min_mb": 50.0, "last_min_mb": 50.0, "growth_mb": 0.0}
+    # first minute: t = 0, 30, 60 (mean 103 MB); last: t = 540, 570, 600 (mean 157 MB)
+    assert flat["shard-0"] == {"first_min_mb": 103.0, "last_min_mb": 157.0, "growth_mb": 54.0}
+    assert rss_summary(series[:1]) is None
 
 
 @pytest.mark.skipif(importlib.util.find_spec("cryptofeed") is None, reason="the 'peer' extra is not installed")

@@ -21,6 +21,11 @@ Contract (see `ingest.exchanges.base.Codec`):
 - ``decode_snapshot(body, native, ts_recv)`` parses a REST ``/api/v3/depth`` body into a
   `BookSnapshot` with ``seq=lastUpdateId`` and ``ts_exchange=ts_recv`` (the body has no time).
 
+Speed: depth updates and trades (nearly every frame) are read straight into the canonical events,
+with the same checks inlined (`_fast_depth_update`, `_fast_trade`); anything those checks do not
+accept goes through the typed structs of `ingest.exchanges.binance.messages`, which accept the same
+inputs and say precisely what is wrong. So the fast path changes the cost, never the result.
+
 Pure: no I/O, no clock; ``ts_recv`` (integer ns) is an argument.
 """
 
@@ -29,15 +34,15 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from ingest.book.book import canonical_levels
+from ingest.book.book import ZERO, canonical_levels
 from ingest.errors import DecodeError
-from ingest.events import BookDelta, BookSnapshot, Trade
+from ingest.events import BookDelta, BookSnapshot, Level, Side, Trade
 from ingest.exchanges.base import Decoded, Reconnect, Reply
 from ingest.exchanges.binance import messages as m
 from ingest.exchanges.binance.symbols import canonical_symbol
-from ingest.exchanges.fields import cached_symbol
+from ingest.exchanges.fields import DECIMAL, INT64_MAX, MAX_MS, cached_symbol
 from ingest.exchanges.fields import loads_object as _loads
-from ingest.units import ms_to_ns
+from ingest.units import NS_PER_MS, ms_to_ns
 
 EXCHANGE = "binance"
 
@@ -108,6 +113,9 @@ class BinanceCodec:
         raise DecodeError(f"unknown event type {kind[:40]!r}")
 
     def _depth_update(self, payload: dict[str, Any], ts_recv: int) -> list[Decoded]:
+        fast = self._fast_depth_update(payload, ts_recv)
+        if fast is not None:
+            return [fast]
         d = m.parse_depth_update(payload)
         return [
             BookDelta(
@@ -123,11 +131,54 @@ class BinanceCodec:
             )
         ]
 
+    def _fast_depth_update(self, p: dict[str, Any], ts_recv: int) -> BookDelta | None:
+        """The `BookDelta` of a well-formed update (the checks of `m.parse_depth_update`, inlined),
+        or None for the checked path to say what is wrong."""
+        try:
+            native, first, last, ms = p["s"], p["U"], p["u"], p["E"]
+            bids, asks = _fast_levels(p["b"]), _fast_levels(p["a"])
+        except KeyError:
+            return None
+        if bids is None or asks is None or type(native) is not str:
+            return None
+        if not (type(first) is int and type(last) is int and 0 <= first <= last <= INT64_MAX):
+            return None
+        if not (type(ms) is int and 0 <= ms <= MAX_MS):
+            return None
+        symbol = self._symbols.get(native) or self._canonical(native)
+        return BookDelta(EXCHANGE, symbol, native, bids, asks, first, last, ms * NS_PER_MS, ts_recv)
+
+    def _fast_trade(self, p: dict[str, Any], id_key: str, ts_recv: int) -> Trade | None:
+        """The `Trade` of a well-formed ``trade``/``aggTrade`` (``id_key`` ``t``/``a``; the checks of
+        `m.parse_trade`/`m.parse_agg_trade`, inlined), or None for the checked path."""
+        try:
+            native, tid, price, qty, ms, maker, sent = p["s"], p[id_key], p["p"], p["q"], p["T"], p["m"], p["E"]
+        except KeyError:
+            return None
+        if not (type(native) is str and type(maker) is bool and type(tid) is int and 0 <= tid <= INT64_MAX):
+            return None
+        if not (type(ms) is int and 0 <= ms <= MAX_MS and type(sent) is int and 0 <= sent <= MAX_MS):
+            return None
+        if not (type(price) is str and type(qty) is str and _decimal(price) and _decimal(qty)):
+            return None
+        if not (price.strip("0.") and qty.strip("0.")):  # zero
+            return None
+        symbol = self._symbols.get(native) or self._canonical(native)
+        side: Side = "sell" if maker else "buy"  # m: the buyer was the maker, so the taker sold
+        return Trade(EXCHANGE, symbol, native, str(tid), price, qty, side, ms * NS_PER_MS, ts_recv)
+
     def _trade(self, payload: dict[str, Any], ts_recv: int) -> list[Decoded]:
+        fast = self._fast_trade(payload, "t", ts_recv)
+        if fast is not None:
+            return [fast]
         t = m.parse_trade(payload)
         return [self._trade_event(t.s, str(t.t), t.p, t.q, t.m, t.T, ts_recv)]
 
     def _agg_trade(self, payload: dict[str, Any], ts_recv: int) -> list[Decoded]:
+        if "f" in payload and "l" in payload and _natural(payload["f"]) and _natural(payload["l"]):
+            fast = self._fast_trade(payload, "a", ts_recv)
+            if fast is not None:
+                return [fast]
         t = m.parse_agg_trade(payload)
         return [self._trade_event(t.s, str(t.a), t.p, t.q, t.m, t.T, ts_recv)]
 
@@ -178,6 +229,31 @@ class BinanceCodec:
 
     def _canonical(self, native: str) -> str:
         return cached_symbol(self._symbols, native, canonical_symbol)
+
+
+_decimal = DECIMAL.fullmatch
+
+
+def _natural(value: Any) -> bool:
+    return type(value) is int and 0 <= value <= INT64_MAX
+
+
+def _fast_levels(levels: Any) -> tuple[Level, ...] | None:
+    """``[[price, qty], ...]`` as event levels (a zero quantity spelled ``"0"``) if every level passes
+    `m.parse_depth_update`'s checks, else None."""
+    if type(levels) is not list:
+        return None
+    out: list[Level] = []
+    for level in levels:
+        if type(level) is not list or len(level) < 2:
+            return None
+        price, qty = level[0], level[1]
+        if type(price) is not str or type(qty) is not str or not (_decimal(price) and _decimal(qty)):
+            return None
+        if not price.strip("0."):  # a zero price
+            return None
+        out.append((price, qty if qty.strip("0.") else ZERO))
+    return tuple(out)
 
 
 def _request_id(value: int | str | None) -> str:

@@ -26,14 +26,15 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
+from functools import partial
 from typing import Any
 
 import orjson
 from aiohttp import web
 
-from tools.sim.market import MarketEvent
+from tools.sim.market import MarketEvent, MarketTrade
 from tools.sim.venue import Connection, Venue
 
 MAX_LIMIT = 5000
@@ -51,6 +52,27 @@ def native(symbol: str) -> str:
 def _price_key(level: tuple[str, str]) -> tuple[int, str]:
     # Prices share 8 decimals and have no leading zeros: (length, text) orders them numerically.
     return (len(level[0]), level[0])
+
+
+def _format(
+    fmt: Callable[[MarketTrade, str, int, int], str], trades: list[tuple[MarketTrade, int]], sym: str, ms: int
+) -> list[str]:
+    return [fmt(t, sym, ms, t_ms) for t, t_ms in trades]
+
+
+def _trade(t: MarketTrade, sym: str, ms: int, t_ms: int) -> str:
+    m = t.side == "sell"  # the buyer was the maker when the taker sold
+    return orjson.dumps(
+        {"e": "trade", "E": ms, "s": sym, "t": t.trade_id, "p": t.price, "q": t.qty, "T": t_ms, "m": m, "M": True}
+    ).decode()
+
+
+def _agg(t: MarketTrade, sym: str, ms: int, t_ms: int) -> str:
+    m = t.side == "sell"
+    return orjson.dumps(
+        {"e": "aggTrade", "E": ms, "s": sym, "a": t.trade_id, "p": t.price, "q": t.qty, "f": t.trade_id,
+         "l": t.trade_id, "T": t_ms, "m": m, "M": True}
+    ).decode()  # fmt: skip
 
 
 class _RequestError(Exception):
@@ -101,67 +123,38 @@ class BinanceSim:
 
     def publish(self, ts_ns: int, events: Mapping[str, Sequence[MarketEvent]]) -> None:
         ms = ts_ns // 1_000_000
-        payloads: dict[str, list[bytes]] = {}  # stream name -> raw payloads, in order
+        # stream name -> raw payloads in order, or what makes them (trades: only if a connection asks)
+        payloads: dict[str, list[str] | partial[list[str]]] = {}
         for symbol, evs in events.items():
             sym = native(symbol)
             low = sym.lower()
             depth = self._depth_update(symbol, sym, evs, ms)
             if depth is not None:
-                payloads[f"{low}@depth@100ms"] = payloads[f"{low}@depth"] = [depth]
-            trades: list[bytes] = []
-            aggs: list[bytes] = []
-            for ev in evs:
-                t = ev.trade
-                if t is None:
-                    continue
-                t_ms = ev.ts_ns // 1_000_000
-                m = t.side == "sell"  # the buyer was the maker when the taker sold
-                trades.append(
-                    orjson.dumps(
-                        {
-                            "e": "trade",
-                            "E": ms,
-                            "s": sym,
-                            "t": t.trade_id,
-                            "p": t.price,
-                            "q": t.qty,
-                            "T": t_ms,
-                            "m": m,
-                            "M": True,
-                        }
-                    )
-                )
-                aggs.append(
-                    orjson.dumps(
-                        {
-                            "e": "aggTrade",
-                            "E": ms,
-                            "s": sym,
-                            "a": t.trade_id,
-                            "p": t.price,
-                            "q": t.qty,
-                            "f": t.trade_id,
-                            "l": t.trade_id,
-                            "T": t_ms,
-                            "m": m,
-                            "M": True,
-                        }
-                    )
-                )
+                payloads[f"{low}@depth@100ms"] = payloads[f"{low}@depth"] = [depth.decode()]
+            trades = [(ev.trade, ev.ts_ns // 1_000_000) for ev in evs if ev.trade is not None]
             if trades:
-                payloads[f"{low}@trade"] = trades
-                payloads[f"{low}@aggTrade"] = aggs
+                payloads[f"{low}@trade"] = partial(_format, _trade, trades, sym, ms)
+                payloads[f"{low}@aggTrade"] = partial(_format, _agg, trades, sym, ms)
         if not payloads:
             return
-        raw = {stream: [p.decode() for p in items] for stream, items in payloads.items()}
-        # Stream names are validated ([a-z0-9@A-Za-z]), so they need no JSON escaping.
-        wrapped = {s: [f'{{"stream":"{s}","data":{p}}}' for p in items] for s, items in raw.items()}
+        wrapped: dict[str, list[str]] = {}  # stream -> combined-stream texts, made on first use
         for conn in list(self.venue.connections):
-            texts = wrapped if self._combined.get(conn.id, True) else raw
+            combined = self._combined.get(conn.id, True)
             for stream in conn.subs:
                 if self._muted and (conn.id, stream) in self._muted:
                     continue
-                for text in texts.get(stream, ()):
+                items = payloads.get(stream)
+                if items is None:
+                    continue
+                if isinstance(items, partial):
+                    items = payloads[stream] = items()
+                if combined:
+                    texts = wrapped.get(stream)
+                    if texts is None:
+                        # Stream names are validated ([a-z0-9@A-Za-z]), so they need no JSON escaping.
+                        texts = wrapped[stream] = [f'{{"stream":"{stream}","data":{p}}}' for p in items]
+                    items = texts
+                for text in items:
                     conn.send(text)
 
     def _depth_update(self, symbol: str, sym: str, evs: Sequence[MarketEvent], ms: int) -> bytes | None:

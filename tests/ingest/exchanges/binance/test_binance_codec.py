@@ -277,3 +277,85 @@ def test_only_decode_error_escapes(kind: str | None, fields: dict[str, Any], wra
         except DecodeError:
             continue
         assert isinstance(decoded, list)
+
+
+# -- the fast path (decoding straight into events) against the typed structs -----------------------
+
+# Values near the edges of what the checks accept: each key gets good and bad ones.
+_EDGE_INTS = st.sampled_from([0, 1, 5, 2**63 - 1, 2**63, -1, 9223372036854, 9223372036855, True, 1.0, "5", None])
+_EDGE_DECIMALS = st.sampled_from(
+    ["1", "0.35130000", "0", "0.000", "00.10", "1." + "0" * 40, "1" * 41, "1.", ".5", "-1", "1e5", "\u0661", 1, None]
+)
+_EDGE_LEVELS = st.lists(
+    st.lists(_EDGE_DECIMALS, min_size=1, max_size=3) | _EDGE_DECIMALS, max_size=3
+) | st.sampled_from([None, "x", {}])
+_FIELDS = {
+    "s": st.sampled_from(["BNBBTC", "BTCUSDT", "NOQUOTE", "", 5, None]),
+    "E": _EDGE_INTS, "T": _EDGE_INTS, "U": _EDGE_INTS, "u": _EDGE_INTS, "t": _EDGE_INTS, "a": _EDGE_INTS,
+    "f": _EDGE_INTS, "l": _EDGE_INTS, "p": _EDGE_DECIMALS, "q": _EDGE_DECIMALS,
+    "b": _EDGE_LEVELS, "a_levels": _EDGE_LEVELS,
+    "m": st.sampled_from([True, False, 0, 1, None]),
+}  # fmt: skip
+
+
+def _reference(payload: dict[str, Any]) -> list[Any]:
+    """What the typed structs of `messages` make of ``payload`` (the codec before its fast path)."""
+    from ingest.book.book import canonical_levels
+    from ingest.exchanges.binance import messages as m
+
+    if payload["e"] == "depthUpdate":
+        d = m.parse_depth_update(payload)
+        sym = canonical_symbol(d.s)
+        return [BookDelta("binance", sym, d.s, canonical_levels(d.b), canonical_levels(d.a), d.U, d.u, d.E * 10**6, TS)]
+    t = m.parse_trade(payload) if payload["e"] == "trade" else m.parse_agg_trade(payload)
+    tid = t.t if isinstance(t, m.Trade) else t.a
+    side = "sell" if t.m else "buy"
+    return [Trade("binance", canonical_symbol(t.s), t.s, str(tid), t.p, t.q, side, t.T * 10**6, TS)]
+
+
+_VALID: dict[str, dict[str, Any]] = {
+    "depthUpdate": {"e": "depthUpdate", "E": 1, "s": "BNBBTC", "U": 3, "u": 5, "b": [["0.0024", "10"]], "a": []},
+    "trade": {"e": "trade", "E": 1, "s": "BNBBTC", "t": 12, "p": "0.001", "q": "100", "T": 2, "m": True},
+    "aggTrade": {"e": "aggTrade", "E": 1, "s": "BNBBTC", "a": 12, "p": "0.001", "q": "100", "f": 1, "l": 2, "T": 2,
+                 "m": False},
+}  # fmt: skip
+
+
+@given(
+    st.sampled_from(sorted(_VALID)),
+    st.fixed_dictionaries({}, optional=_FIELDS),
+    st.sets(st.sampled_from(sorted(_FIELDS)), max_size=2),
+)
+def test_fast_path_decodes_exactly_what_the_typed_structs_accept(
+    kind: str, changes: dict[str, Any], removed: set[str]
+) -> None:
+    """A valid payload with some fields replaced by edge values (good and bad) or removed: the codec
+    decodes it as the typed structs do, and refuses what they refuse."""
+    payload: dict[str, Any] = dict(_VALID[kind])
+    if "a_levels" in changes:  # "a" is a depth update's asks and an aggTrade's id
+        changes["a" if kind == "depthUpdate" else "b"] = changes.pop("a_levels")
+    payload.update(changes)
+    for key in removed:
+        payload.pop(key, None)
+    try:
+        expected: list[Any] | None = _reference(payload)
+    except (DecodeError, ValueError):
+        expected = None
+    try:
+        got: list[Any] | None = BinanceCodec().decode(orjson.dumps(payload), TS)
+    except DecodeError:
+        got = None
+    assert got == expected
+
+
+def test_fast_path_decodes_a_typical_update_and_trade() -> None:
+    codec = BinanceCodec({"BTCUSDT": "BTC-USDT"})
+    depth = {"e": "depthUpdate", "E": 1, "s": "BTCUSDT", "U": 7, "u": 9, "b": [["100.5", "0.000"]], "a": [["101", "2"]]}
+    trade = {"e": "trade", "E": 1, "s": "BTCUSDT", "t": 12, "p": "100.5", "q": "0.1", "T": 2, "m": False, "M": True}
+    frame = orjson.dumps({"stream": "btcusdt@depth", "data": depth})
+    assert codec.decode(frame, TS) == [
+        BookDelta("binance", "BTC-USDT", "BTCUSDT", (("100.5", "0"),), (("101", "2"),), 7, 9, 1_000_000, TS)
+    ]
+    assert codec.decode(orjson.dumps(trade), TS) == [
+        Trade("binance", "BTC-USDT", "BTCUSDT", "12", "100.5", "0.1", "buy", 2_000_000, TS)
+    ]
