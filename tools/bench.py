@@ -104,7 +104,7 @@ def bench(args: argparse.Namespace) -> int:
 def run_ours(settings: Settings, duration: float, warmup: float, say: Say, *, rss_every: float = 0.0) -> dict[str, Any]:
     """Our phase: simulator, cluster, measured window, verification."""
     from shards.supervisor import Cluster
-    from tools.commands import _connect_redis, _feed_symbols, _redis_now_id
+    from tools.commands import connect_redis, feed_symbols, redis_now_id
     from tools.sim.process import SimulatorProcess
     from tools.sim.truth import load_truth
     from tools.verify import verify, wait_caught_up
@@ -117,9 +117,9 @@ def run_ours(settings: Settings, duration: float, warmup: float, say: Say, *, rs
     prefix = settings.redis.key_prefix
     simulator: SimulatorProcess | None = None
     try:
-        client = _connect_redis(cluster.start_redis())
-        since = _redis_now_id(client)
-        simulator = SimulatorProcess(settings.simulator, _feed_symbols(settings), truth_path).start()
+        client = connect_redis(cluster.start_redis())
+        since = redis_now_id(client)
+        simulator = SimulatorProcess(settings.simulator, feed_symbols(settings), truth_path).start()
         cluster.settings = simulator.point_feeds(settings)
         cluster.start()
 

@@ -30,7 +30,9 @@ if TYPE_CHECKING:
     from shards.supervisor import Cluster
 
 
-def _load(path: str, shards: int | None = None) -> Settings:
+def load_settings(path: str, shards: int | None = None) -> Settings:
+    """The settings at ``path`` with the simulator's options checked (a `SettingsError` otherwise) and
+    ``shards``, if given, in place of ``cluster.shards``."""
     settings = load(path)
     try:
         check_sim_options(settings.simulator.options)
@@ -45,7 +47,7 @@ def check_config(args: argparse.Namespace) -> int:
     if args.reference:
         sys.stdout.write(reference())
         return 0
-    settings = _load(args.path)
+    settings = load_settings(args.path)
     sys.stdout.write(dump(settings))
     print(
         f"# ok: {len(settings.feeds)} feeds, {sum(len(f.symbols) for f in settings.feeds)} symbols, "
@@ -56,7 +58,7 @@ def check_config(args: argparse.Namespace) -> int:
 
 
 def plan(args: argparse.Namespace) -> int:
-    settings = _load(args.settings, args.shards)
+    settings = load_settings(args.settings, args.shards)
     p = make_plan(settings.feeds, settings.shard_count())
     if args.json:
         print_json({
@@ -93,7 +95,7 @@ def replay(args: argparse.Namespace) -> int:
 def tail(args: argparse.Namespace) -> int:
     import zmq
 
-    settings = _load(args.settings)
+    settings = load_settings(args.settings)
     sock: zmq.Socket[bytes] = zmq.Context.instance().socket(zmq.SUB)
     for ep in settings.bus_endpoints():
         sock.connect(ep)
@@ -132,15 +134,16 @@ def top(args: argparse.Namespace) -> int:
 def sim(args: argparse.Namespace) -> int:
     from tools.sim.process import serve_in_foreground
 
-    settings = _load(args.settings)
+    settings = load_settings(args.settings)
     overrides = {k: v for k, v in (("port", args.port), ("rate", args.rate)) if v is not None}
     sim_settings = dataclasses.replace(settings.simulator, **overrides)
     logs.configure(settings.log.level, settings.log.format, process="sim")
-    serve_in_foreground(sim_settings, _feed_symbols(settings), settings.var_path / "sim" / "truth.jsonl")
+    serve_in_foreground(sim_settings, feed_symbols(settings), settings.var_path / "sim" / "truth.jsonl")
     return 0
 
 
-def _feed_symbols(settings: Settings) -> dict[str, list[str]]:
+def feed_symbols(settings: Settings) -> dict[str, list[str]]:
+    """Every feed's symbols by exchange (what the simulator is asked to serve)."""
     out: dict[str, list[str]] = {}
     for f in settings.feeds:
         out.setdefault(f.exchange, []).extend(f.symbols)
@@ -151,7 +154,7 @@ def run(args: argparse.Namespace) -> int:
     from shards.supervisor import Cluster
     from tools.verify import verify, wait_caught_up
 
-    settings = _load(args.settings, args.shards)
+    settings = load_settings(args.settings, args.shards)
     if (args.faults or args.chaos) and not args.simulate:
         raise UserError("--faults and --chaos need --simulate: faults are injected through the simulator")
     if args.faults and args.chaos:
@@ -167,10 +170,10 @@ def run(args: argparse.Namespace) -> int:
     simulator: SimulatorProcess | None = None
     truth_path = settings.var_path / "sim" / "truth.jsonl"
     try:
-        client = _connect_redis(cluster.start_redis())
-        since = _redis_now_id(client)
+        client = connect_redis(cluster.start_redis())
+        since = redis_now_id(client)
         if args.simulate:
-            simulator = SimulatorProcess(settings.simulator, _feed_symbols(settings), truth_path).start()
+            simulator = SimulatorProcess(settings.simulator, feed_symbols(settings), truth_path).start()
             cluster.settings = simulator.point_feeds(settings)
         cluster.start()
         started = time.monotonic()
@@ -289,7 +292,7 @@ def _summarize(
     summary.restarts = {name: c["restarts"] for name, c in health["children"].items()}
     if cluster.redis is not None:
         summary.restarts["redis"] = health["redis_restarts"]
-    run_summary.gather(client, settings.redis.key_prefix, _feed_symbols(settings), since, summary)
+    run_summary.gather(client, settings.redis.key_prefix, feed_symbols(settings), since, summary)
     sys.stderr.write(run_summary.format_summary(summary))
     sys.stderr.flush()
 
@@ -299,7 +302,7 @@ def _fault_schedule(simulator: SimulatorProcess, cluster: Cluster, duration: flo
     status = simulator.status()["exchanges"]
     books = {e: s.get("book_faults", ["skip"]) for e, s in status.items()}
     if not chaos:
-        return schedule(_feed_symbols(settings), books, duration, seed=settings.simulator.seed)
+        return schedule(feed_symbols(settings), books, duration, seed=settings.simulator.seed)
     # A muted book is only seen by a feed that expects its books to keep talking (symbol_timeout).
     watched = {f.exchange for f in settings.feeds if f.symbol_timeout}
     offered = {
@@ -307,12 +310,13 @@ def _fault_schedule(simulator: SimulatorProcess, cluster: Cluster, duration: flo
         for e, s in status.items()
     }
     return chaos_schedule(
-        _feed_symbols(settings), offered, duration, shards=settings.shard_count(),
+        feed_symbols(settings), offered, duration, shards=settings.shard_count(),
         embedded_redis=cluster.redis is not None, seed=settings.simulator.seed,
     )  # fmt: skip
 
 
-def _connect_redis(url: str) -> redis.Redis:
+def connect_redis(url: str) -> redis.Redis:
+    """A client for ``url`` that has answered a PING (a `UserError` naming the URL otherwise)."""
     client = redis.Redis.from_url(url)
     try:
         client.ping()
@@ -321,6 +325,7 @@ def _connect_redis(url: str) -> redis.Redis:
     return client
 
 
-def _redis_now_id(client: redis.Redis) -> str:
+def redis_now_id(client: redis.Redis) -> str:
+    """A stream id for the server's "now": entries written from here on have ids above it."""
     seconds, micros = client.time()
     return f"{int(seconds) * 1000 + int(micros) // 1000}-0"

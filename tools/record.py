@@ -39,8 +39,7 @@ from ingest.session.connection import FeedConnection
 from ingest.settings import Settings
 from shards.plan import make_plan
 from shards.worker import connections_for
-from tools.commands import _feed_symbols as feed_symbols  # the settings helpers every command shares
-from tools.commands import _load as load_settings
+from tools.commands import feed_symbols, load_settings  # the settings helpers every command shares
 from tools.recording import HttpResponse, Opened, Received, Record, Sent, format_record
 from tools.sim.process import SimulatorProcess
 

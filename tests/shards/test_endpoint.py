@@ -21,7 +21,7 @@ from ingest.errors import UserError
 from ingest.settings import MetricsSettings, Settings, from_dict
 from shards.endpoint import MetricsEndpoint
 from shards.supervisor import Cluster
-from tools.commands import _feed_symbols
+from tools.commands import feed_symbols
 from tools.sim.process import SimulatorProcess
 
 METRICS = [
@@ -75,7 +75,7 @@ def _until(cluster: Cluster, cond: Callable[[], bool], timeout: float = 30.0) ->
 
 def test_metrics_ready_health_and_status_on_a_live_cluster(tmp_path: Path) -> None:
     settings = _settings(tmp_path)
-    sim = SimulatorProcess(settings.simulator, _feed_symbols(settings), tmp_path / "truth.jsonl").start()
+    sim = SimulatorProcess(settings.simulator, feed_symbols(settings), tmp_path / "truth.jsonl").start()
     try:
         with Cluster(sim.point_feeds(settings)) as cluster:
             cluster.start()
