@@ -70,7 +70,8 @@ class Publisher:
         self.repaired_frames = 0
         self._ended = False
         self._replay: deque[tuple[int, bytes, bytes]] = deque(maxlen=replay_buffer)
-        self.meters: dict[bytes, list[Any]] = {}  # topic -> [events, its exchange's latency histogram]
+        # topic -> [events, its exchange's latency histogram, the last event's ts_recv]
+        self.meters: dict[bytes, list[Any]] = {}
         self.latency: dict[str, list[int]] = {}  # exchange -> latency bucket counts
         self._ctx = ctx or zmq.Context.instance()
         self._sock: zmq.Socket[bytes] = self._ctx.socket(zmq.XPUB)
@@ -114,6 +115,7 @@ class Publisher:
         if m is None:
             m = self._meter(topic, event.exchange)
         m[0] += 1
+        m[2] = event.ts_recv
         if not self.seq & (LATENCY_SAMPLE - 1) and (ts_exchange := getattr(event, "ts_exchange", 0)):
             m[1][bisect_right(LATENCY_BOUNDS_NS, event.ts_recv - ts_exchange)] += 1
         return topic, wire.header(self.shard, self.epoch, self.seq), body
@@ -122,7 +124,7 @@ class Publisher:
         hist = self.latency.get(exchange)
         if hist is None:
             hist = self.latency[exchange] = new_histogram(LATENCY_BOUNDS_NS)
-        m = self.meters[topic] = [0, hist]
+        m = self.meters[topic] = [0, hist, 0]
         return m
 
     @property

@@ -50,7 +50,9 @@ def _feed_families(reports: Reports, now: float) -> list[Metric]:
     gaps = _counter("ingest_book_gaps", "Sequence gaps detected in the book updates (every session).", sym)
     resyncs = _counter("ingest_book_resyncs", "Book resynchronisations (every session).", sym)
     checksum = _counter("ingest_book_checksum_failures", "Book checksum mismatches (every session).", sym)
-    stale = _gauge("ingest_feed_staleness_seconds", "Seconds since an event of the symbol was last published.", sym)
+    stale = _gauge(
+        "ingest_feed_staleness_seconds", "Seconds from the symbol's last event to its shard's last report.", sym
+    )
     for f in feeds(reports, now):
         labels = [f["exchange"], f["symbol"], str(f["shard"])]
         if f["book"] is not None or f["gaps"] or f["resyncs"]:

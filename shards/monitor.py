@@ -1,15 +1,16 @@
 """The parent's picture of the cluster, from the children's reports (pure: no sockets, no clock).
 
-`Reports` keeps each child's recent reports (`shards.telemetry`, `bus.merger.Merger.report`) with the
-wall time each was made, and remembers since when each connection has been down and when each topic
-last moved. From them and the supervisor's view of its children (`Supervised`):
+`Reports` keeps each child's recent reports (`shards.telemetry`, `bus.merger.Merger.report`) with
+the wall time each was made, and remembers since when each connection has been down and when each
+symbol last published an event (its ``ts_recv``, which the shard keeps per topic). From them and the
+supervisor's view of its children (`Supervised`):
 
 - `feeds` lists every (exchange, symbol) the shards carry, with its counters, rates and staleness;
 - `not_ready` says why the cluster is not ready (empty: ready), the rules of `/ready`;
 - `status` builds the `/status` document (version 1).
 
-Times are wall-clock seconds (the reports' ``ts``); rates and quantiles are taken over the reports of
-the last `WINDOW_S` seconds.
+Times are wall-clock seconds (the reports' ``ts``); rates and quantiles are taken over the reports
+of the last `WINDOW_S` seconds.
 """
 
 from __future__ import annotations
@@ -53,8 +54,7 @@ class Reports:
     recent: dict[str, deque[dict[str, Any]]] = field(default_factory=dict)
     down_since: dict[str, float] = field(default_factory=dict)  # connection (or "redis") -> first seen down
     first_seen: dict[str, float] = field(default_factory=dict)  # connection -> its first report
-    moved: dict[tuple[str, str], float] = field(default_factory=dict)  # (exchange, symbol) -> last seen moving
-    _counts: dict[tuple[str, str], int] = field(default_factory=dict)  # "topic@shard" -> last count
+    moved: dict[tuple[str, str], float] = field(default_factory=dict)  # (exchange, symbol) -> its last event
 
     def add(self, report: dict[str, Any]) -> None:
         name, ts = str(report["name"]), float(report["ts"])
@@ -71,12 +71,10 @@ class Reports:
         for conn in report["connections"]:
             self.first_seen.setdefault(conn["connection"], ts)
             self._down(conn["connection"], conn["connected"], ts)
-        for topic, count in report["topics"].items():
-            key = (topic, name)
-            if self._counts.get(key) != count:
-                self._counts[key] = count
-                _, exchange, symbol = topic.split(".", 2)
-                self.moved[(exchange, symbol)] = ts
+        for topic, last_ns in report["last"].items():
+            _, exchange, symbol = topic.split(".", 2)
+            key = (exchange, symbol)
+            self.moved[key] = max(self.moved.get(key, 0.0), last_ns / 1e9)
 
     def _down(self, key: str, up: bool, ts: float) -> None:
         if up:
@@ -120,7 +118,10 @@ def feeds(reports: Reports, now: float) -> list[dict[str, Any]]:
                     "book_since": book["since"] / 1e9 if book and book["since"] else None,
                     "messages": messages, "bytes": conn["bytes"],
                     "msgs_per_s": _rate(messages, before, rep["ts"], old["ts"]) if old else 0.0,
-                    "staleness_s": round(max(0.0, now - moved), 3) if moved is not None else None,
+                    # As of the shard's last report: the parent knows nothing newer (a shard that stops
+                    # reporting is a reason of its own); counting the report's age too would make every
+                    # live feed look up to an interval stale.
+                    "staleness_s": round(max(0.0, rep["ts"] - moved), 3) if moved is not None else None,
                     "gaps": book["gaps"] if book else 0, "resyncs": book["resyncs"] if book else 0,
                     "checksum_failures": book["checksum_failures"] if book else 0,
                     "reconnects": conn["reconnects"], "trade_gaps": conn["trade_gaps"],

@@ -1,10 +1,11 @@
 """What a shard reports to the parent's metrics endpoint (sent by a `bus.report.Reporter`).
 
 Every ``[metrics] interval`` the shard's upkeep task builds one report from the counters it already
-keeps: ``topics`` (events published per topic), ``latency`` (the exchange-to-receive histogram per
-exchange, `bus.meter` buckets), the publisher's seq and replay buffer, and ``connections``, each with
-its counters and its books (published state and since when, gaps, resyncs, checksum failures).
-Nothing here runs per message. `shards.monitor` reads the reports.
+keeps: ``topics`` (events published per topic), ``last`` (each topic's last event's ``ts_recv``,
+ns), ``latency`` (the exchange-to-receive histogram per exchange, `bus.meter` buckets), the
+publisher's seq and replay buffer, and ``connections``, each with its counters and its books
+(published state and since when, gaps, resyncs, checksum failures). Nothing here runs per message.
+`shards.monitor` reads the reports.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ def shard_report(shard: int, publisher: Publisher, conns: Sequence[FeedConnectio
         "kind": "shard", "name": f"shard-{shard}", "shard": shard, **usage(),
         "published": publisher.seq, "replay_depth": publisher.replay_depth, "epoch": publisher.epoch,
         "topics": {t.decode(): m[0] for t, m in publisher.meters.items()},
+        "last": {t.decode(): m[2] for t, m in publisher.meters.items()},
         "latency": dict(publisher.latency),
         "connections": [_connection(c) for c in conns],
     }  # fmt: skip

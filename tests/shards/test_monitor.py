@@ -12,7 +12,9 @@ EXPECTED = [Expected("binance", "BTC-USDT", True), Expected("okx", "ETH-USDT", T
 
 
 def _shard(ts: float, count: int, *, connected: bool = True, book: str | None = "valid", since: float = T0,
-           pid: int = 11) -> dict[str, Any]:  # fmt: skip
+           pid: int = 11, last: float | None = None) -> dict[str, Any]:  # fmt: skip
+    """Shard 0's report at ``ts``: ``count`` events so far, the last one at ``last`` (default: ``ts``)."""
+    last_ns = int((ts if last is None else last) * 1e9)
     books = {"BTC-USDT": {"state": book, "since": int(since * 1e9), "gaps": 2, "resyncs": 3, "checksum_failures": 1}}
     conn = {"connection": "binance-s0-c0", "exchange": "binance", "connected": connected, "symbols": ["BTC-USDT"],
             "channels": ["trades", "book"], "books": books, "bytes": 5000, "frames": count, "reconnects": 1,
@@ -20,14 +22,16 @@ def _shard(ts: float, count: int, *, connected: bool = True, book: str | None = 
     return {"kind": "shard", "name": "shard-0", "shard": 0, "pid": pid, "ts": ts, "cpu_s": ts / 10,
             "rss_bytes": 50 * 2**20, "published": count, "replay_depth": count, "epoch": 1,
             "topics": {"book.binance.BTC-USDT": count, "trade.binance.BTC-USDT": count // 2}, "latency": {},
+            "last": {"book.binance.BTC-USDT": last_ns, "trade.binance.BTC-USDT": last_ns},
             "connections": [conn]}  # fmt: skip
 
 
-def _okx(ts: float, count: int) -> dict[str, Any]:
-    r = _shard(ts, count)
+def _okx(ts: float, count: int, last: float | None = None) -> dict[str, Any]:
+    r = _shard(ts, count, last=last)
     conn = {**r["connections"][0], "connection": "okx-s1-c0", "exchange": "okx", "symbols": ["ETH-USDT"],
             "books": {"ETH-USDT": r["connections"][0]["books"]["BTC-USDT"]}}  # fmt: skip
-    return {**r, "name": "shard-1", "shard": 1, "topics": {"book.okx.ETH-USDT": count}, "connections": [conn]}
+    return {**r, "name": "shard-1", "shard": 1, "topics": {"book.okx.ETH-USDT": count},
+            "last": {"book.okx.ETH-USDT": r["last"]["book.binance.BTC-USDT"]}, "connections": [conn]}  # fmt: skip
 
 
 def _check(reports: Reports, now: float) -> list[str]:
@@ -64,9 +68,10 @@ def test_a_disconnected_feed_a_silent_symbol_a_silent_shard_and_redis_down() -> 
     r = Reports()
     r.add(_okx(T0 + 10, 10))
     r.add(_shard(T0 + 10, 10, connected=False))
-    r.add(_okx(T0 + 16, 10))  # okx: no new message since T0 + 10
+    r.add(_okx(T0 + 16, 10, last=T0 + 10))  # okx: no new message since T0 + 10
     r.add(_shard(T0 + 16, 10, connected=False))
     assert _check(r, T0 + 16.5) == ["binance BTC-USDT: disconnected for 6.5 s"]
+    r.add(_okx(T0 + 20.5, 10, last=T0 + 10))
     assert _check(r, T0 + 20.5) == ["binance BTC-USDT: disconnected for 10.5 s", "okx ETH-USDT: no message for 10.5 s"]
     merger = {"kind": "merger", "name": "merger", "pid": 3, "ts": T0 + 16, "cpu_s": 1.0, "rss_bytes": 1,
               "stats": {"redis_state": "down"}, "batch_sizes": [], "write_ns": [], "lag_ns": []}  # fmt: skip
@@ -79,7 +84,7 @@ def test_status_document_from_reports() -> None:
     r = Reports()
     lag = [0] * (len(LATENCY_BOUNDS_NS) + 1)
     for ts, n in ((T0 + 1, 100), (T0 + 3, 300)):
-        r.add(_shard(ts, n))
+        r.add(_shard(ts, n, last=ts - 0.5))
         lag[2] += 50  # 1..2.5 ms
         stats = {"received": n, "written": n, "batches": n // 10, "buffered": 4, "redis_state": "up",
                  "redis_errors": 0}  # fmt: skip
