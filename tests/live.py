@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,29 @@ from ingest.settings import SimulatorSettings
 from tools.sim.server import Simulator
 
 ENDS = (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR)
+
+
+def run(coro: Callable[[], Coroutine[Any, Any, None]], timeout: float = 60.0) -> None:
+    """Run a test's coroutine function on a fresh event loop, failing it after ``timeout`` seconds."""
+    asyncio.run(asyncio.wait_for(coro(), timeout))
+
+
+@contextlib.asynccontextmanager
+async def simulated(
+    tmp_path: Path, feeds: dict[str, list[str]], options: Mapping[str, Mapping[str, Any]] | None = None,
+    *, sim_kw: Mapping[str, Any] | None = None, **settings: Any,
+) -> AsyncIterator[Simulator]:
+    """The simulator serving ``feeds`` on loopback (its truth log in ``tmp_path``): ``settings`` over
+    rate 200 and 15 levels, ``options`` per exchange, ``sim_kw`` more `Simulator` arguments; frozen
+    and stopped on the way out."""
+    s = SimulatorSettings(**({"rate": 200.0, "levels": 15} | settings))
+    sim = Simulator(s, feeds, tmp_path / "truth.jsonl", options=options, **(sim_kw or {}))
+    await sim.start()
+    try:
+        yield sim
+    finally:
+        await sim.freeze()
+        await sim.stop()
 
 
 async def until(cond: Callable[[], bool], timeout: float = 10.0) -> None:

@@ -6,8 +6,7 @@ log; acks, refusals, the pong, the 10-minute rule (scaled down) and REST recent 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator, Callable, Coroutine
+from contextlib import AbstractAsyncContextManager
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,6 @@ import orjson
 import pytest
 
 from ingest.book.book import OrderBook
-from ingest.settings import SimulatorSettings
 from tools.sim.exchanges.bybit import check_options
 from tools.sim.server import Simulator
 from tools.sim.truth import load_truth
@@ -26,20 +24,13 @@ from tools.sim.truth import load_truth
 SYMBOLS = ["BTC-USDT", "ETH-USDT"]
 
 
-def run(coro: Callable[[], Coroutine[Any, Any, None]]) -> None:
-    asyncio.run(asyncio.wait_for(coro(), 60))
+run = live.run
 
 
-@contextlib.asynccontextmanager
-async def simulator(tmp_path: Path, options: dict[str, Any] | None = None, **settings: Any) -> AsyncIterator[Simulator]:
-    s = SimulatorSettings(**({"rate": 200.0, "levels": 30} | settings))
-    sim = Simulator(s, {"bybit": SYMBOLS}, tmp_path / "truth.jsonl", options={"bybit": options or {}})
-    await sim.start()
-    try:
-        yield sim
-    finally:
-        await sim.freeze()
-        await sim.stop()
+def simulator(
+    tmp_path: Path, options: dict[str, Any] | None = None, **settings: Any
+) -> AbstractAsyncContextManager[Simulator]:
+    return live.simulated(tmp_path, {"bybit": SYMBOLS}, {"bybit": options or {}}, **({"levels": 30} | settings))
 
 
 def spot(sim: Simulator) -> str:

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator, Callable, Coroutine
+from contextlib import AbstractAsyncContextManager
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,6 @@ import orjson
 import pytest
 
 from ingest.book.book import OrderBook
-from ingest.settings import SimulatorSettings
 from tools.sim.exchanges.coinbase import check_options
 from tools.sim.server import Simulator
 from tools.sim.truth import load_truth
@@ -23,20 +21,13 @@ from tools.sim.truth import load_truth
 SYMBOLS = ["BTC-USD", "ETH-USD"]
 
 
-def run(coro: Callable[[], Coroutine[Any, Any, None]]) -> None:
-    asyncio.run(asyncio.wait_for(coro(), 60))
+run = live.run
 
 
-@contextlib.asynccontextmanager
-async def simulator(tmp_path: Path, options: dict[str, Any] | None = None, **settings: Any) -> AsyncIterator[Simulator]:
-    s = SimulatorSettings(**({"rate": 200.0, "levels": 15} | settings))
-    sim = Simulator(s, {"coinbase": SYMBOLS}, tmp_path / "truth.jsonl", options={"coinbase": options or {}})
-    await sim.start()
-    try:
-        yield sim
-    finally:
-        await sim.freeze()
-        await sim.stop()
+def simulator(
+    tmp_path: Path, options: dict[str, Any] | None = None, **settings: Any
+) -> AbstractAsyncContextManager[Simulator]:
+    return live.simulated(tmp_path, {"coinbase": SYMBOLS}, {"coinbase": options or {}}, **settings)
 
 
 def sub(channel: str, *products: str, kind: str = "subscribe") -> str:

@@ -10,12 +10,14 @@ import contextlib
 import dataclasses
 import json
 import zlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+import live
 import pytest
 from aiohttp import WSMsgType
 from live import books_from, until
@@ -32,8 +34,7 @@ SPEC = get_spec("kraken")
 Level = tuple[str, str]
 
 
-def run(coro: Callable[[], Coroutine[Any, Any, None]], timeout: float = 60) -> None:
-    asyncio.run(asyncio.wait_for(coro(), timeout))
+run = live.run
 
 
 @contextlib.asynccontextmanager
@@ -42,18 +43,10 @@ async def connected(sim: Simulator, path: str = "") -> AsyncIterator[aiohttp.Cli
         yield ws
 
 
-@contextlib.asynccontextmanager
-async def simulator(
+def simulator(
     tmp_path: Path, feeds: dict[str, list[str]] | None = None, **settings: Any
-) -> AsyncIterator[Simulator]:
-    s = SimulatorSettings(**({"rate": 200.0, "levels": 40} | settings))
-    sim = Simulator(s, feeds or {"kraken": SYMBOLS}, tmp_path / "truth.jsonl")
-    await sim.start()
-    try:
-        yield sim
-    finally:
-        await sim.freeze()
-        await sim.stop()
+) -> AbstractAsyncContextManager[Simulator]:
+    return live.simulated(tmp_path, feeds or {"kraken": SYMBOLS}, **({"levels": 40} | settings))
 
 
 

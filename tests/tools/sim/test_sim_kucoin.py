@@ -5,8 +5,7 @@ test) and compared with the model; trades with the truth log."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator, Callable, Coroutine
+from contextlib import AbstractAsyncContextManager
 from decimal import Decimal
 from itertools import pairwise
 from pathlib import Path
@@ -17,7 +16,6 @@ import live
 import orjson
 import pytest
 
-from ingest.settings import SimulatorSettings
 from tools.sim.exchanges import check_options
 from tools.sim.server import Simulator
 from tools.sim.truth import load_truth
@@ -25,20 +23,13 @@ from tools.sim.truth import load_truth
 SYMBOLS = ["BTC-USDT", "ETH-USDT"]
 
 
-def run(coro: Callable[[], Coroutine[Any, Any, None]]) -> None:
-    asyncio.run(asyncio.wait_for(coro(), 60))
+run = live.run
 
 
-@contextlib.asynccontextmanager
-async def simulator(tmp_path: Path, options: dict[str, Any] | None = None, **settings: Any) -> AsyncIterator[Simulator]:
-    s = SimulatorSettings(**({"rate": 200.0, "levels": 15} | settings))
-    sim = Simulator(s, {"kucoin": SYMBOLS}, tmp_path / "truth.jsonl", options={"kucoin": options or {}})
-    await sim.start()
-    try:
-        yield sim
-    finally:
-        await sim.freeze()
-        await sim.stop()
+def simulator(
+    tmp_path: Path, options: dict[str, Any] | None = None, **settings: Any
+) -> AbstractAsyncContextManager[Simulator]:
+    return live.simulated(tmp_path, {"kucoin": SYMBOLS}, {"kucoin": options or {}}, **settings)
 
 
 class Reader(live.Reader):

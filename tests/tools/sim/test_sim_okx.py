@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator, Callable, Coroutine
+from contextlib import AbstractAsyncContextManager
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
@@ -25,23 +24,13 @@ from tools.sim.truth import load_truth
 SYMBOLS = ["BTC-USDT", "ETH-USDT"]
 
 
-def run(coro: Callable[[], Coroutine[Any, Any, None]]) -> None:
-    asyncio.run(asyncio.wait_for(coro(), 60))
+run = live.run
 
 
-@contextlib.asynccontextmanager
-async def simulator(
+def simulator(
     tmp_path: Path, options: dict[str, Any] | None = None, sim_kw: dict[str, Any] | None = None, **settings: Any
-) -> AsyncIterator[Simulator]:
-    s = SimulatorSettings(**({"rate": 200.0, "levels": 15} | settings))
-    kw = (sim_kw or {}) | {"options": {"okx": options or {}}}
-    sim = Simulator(s, {"okx": SYMBOLS}, tmp_path / "truth.jsonl", **kw)
-    await sim.start()
-    try:
-        yield sim
-    finally:
-        await sim.freeze()
-        await sim.stop()
+) -> AbstractAsyncContextManager[Simulator]:
+    return live.simulated(tmp_path, {"okx": SYMBOLS}, {"okx": options or {}}, sim_kw=sim_kw, **settings)
 
 
 def public(sim: Simulator) -> str:

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import multiprocessing
 import os
 import signal
 import socket
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine
+from contextlib import AbstractAsyncContextManager
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
@@ -29,22 +28,13 @@ FEEDS = {"binance": ["BTC-USDT", "ETH-USDT"]}
 ZERO = "0.00000000"
 
 
-def run(coro: Callable[[], Coroutine[Any, Any, None]]) -> None:
-    asyncio.run(asyncio.wait_for(coro(), 60))
+run = live.run
 
 
-@contextlib.asynccontextmanager
-async def simulator(
+def simulator(
     tmp_path: Path, sim_kw: dict[str, Any] | None = None, **settings: Any
-) -> AsyncIterator[Simulator]:
-    s = SimulatorSettings(**({"rate": 200.0, "levels": 15} | settings))
-    sim = Simulator(s, FEEDS, tmp_path / "truth.jsonl", **(sim_kw or {}))
-    await sim.start()
-    try:
-        yield sim
-    finally:
-        await sim.freeze()
-        await sim.stop()
+) -> AbstractAsyncContextManager[Simulator]:
+    return live.simulated(tmp_path, FEEDS, sim_kw=sim_kw, **settings)
 
 
 class Reader(live.Reader):
