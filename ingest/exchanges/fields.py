@@ -78,6 +78,20 @@ def boolean(msg: dict[str, Any], key: str) -> bool:
     return value
 
 
+def object_value(value: Any, key: str) -> dict[str, Any]:
+    """``value`` (read from ``key``) as a JSON object. `DecodeError` naming ``key`` otherwise."""
+    if not isinstance(value, dict):
+        raise DecodeError(f"field {key!r} must be an object, got {type(value).__name__}")
+    return value
+
+
+def list_value(value: Any, key: str) -> list[Any]:
+    """``value`` (read from ``key``) as a JSON array. `DecodeError` naming ``key`` otherwise."""
+    if not isinstance(value, list):
+        raise DecodeError(f"field {key!r} must be a list, got {type(value).__name__}")
+    return value
+
+
 def natural(msg: dict[str, Any], key: str) -> int:
     """``msg[key]`` as for `integer`, and ``0 <= value <= INT64_MAX`` (an id or a count no exchange
     would send negative). `DecodeError` otherwise."""

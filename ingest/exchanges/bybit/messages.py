@@ -22,6 +22,8 @@ from ingest.exchanges.fields import DECIMAL, INT64_MAX, MAX_MS, is_zero, ms_time
 from ingest.exchanges.fields import boolean as _bool
 from ingest.exchanges.fields import field as _field
 from ingest.exchanges.fields import integer as _int
+from ingest.exchanges.fields import list_value as _list
+from ingest.exchanges.fields import object_value as _dict
 from ingest.exchanges.fields import opt_string as _opt_str
 from ingest.exchanges.fields import string as _str
 
@@ -112,18 +114,6 @@ class RestResponse:
 
 
 # -- field readers -----------------------------------------------------------------------------------
-
-
-def _dict(value: Any, key: str) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise DecodeError(f"field {key!r} must be an object, got {type(value).__name__}")
-    return value
-
-
-def _list(value: Any, key: str) -> list[Any]:
-    if not isinstance(value, list):
-        raise DecodeError(f"field {key!r} must be a list, got {type(value).__name__}")
-    return value
 
 
 def _opt_natural(msg: dict[str, Any], key: str) -> int | None:

@@ -29,6 +29,7 @@ from ingest.exchanges.fields import INT64_MAX
 from ingest.exchanges.fields import decimal as _decimal
 from ingest.exchanges.fields import field as _field
 from ingest.exchanges.fields import is_zero as _is_zero
+from ingest.exchanges.fields import list_value as _list
 from ingest.exchanges.fields import natural as _natural
 from ingest.exchanges.fields import opt_string as _opt_str
 from ingest.exchanges.fields import positive_decimal as _positive
@@ -133,12 +134,6 @@ def rfc3339_ns(text: str, key: str = "time") -> int:
 
 def _time(msg: dict[str, Any], key: str) -> int:
     return rfc3339_ns(_str(msg, key), key)
-
-
-def _list(value: Any, key: str) -> list[Any]:
-    if not isinstance(value, list):
-        raise DecodeError(f"field {key!r} must be a list, got {type(value).__name__}")
-    return value
 
 
 def _objects(msg: dict[str, Any], key: str) -> list[dict[str, Any]]:

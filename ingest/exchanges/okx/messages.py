@@ -23,6 +23,8 @@ from ingest.exchanges.fields import DECIMAL as _DECIMAL
 from ingest.exchanges.fields import INT64_MAX, MAX_MS
 from ingest.exchanges.fields import field as _field
 from ingest.exchanges.fields import is_zero as _is_zero
+from ingest.exchanges.fields import list_value as _list
+from ingest.exchanges.fields import object_value as _dict
 from ingest.exchanges.fields import opt_integer as _opt_int
 from ingest.exchanges.fields import opt_string as _opt_str
 from ingest.exchanges.fields import positive_decimal as _positive
@@ -135,18 +137,6 @@ class RestBooks:
 
 
 # -- field readers -----------------------------------------------------------------------------------
-
-
-def _dict(value: Any, key: str) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise DecodeError(f"field {key!r} must be an object, got {type(value).__name__}")
-    return value
-
-
-def _list(value: Any, key: str) -> list[Any]:
-    if not isinstance(value, list):
-        raise DecodeError(f"field {key!r} must be a list, got {type(value).__name__}")
-    return value
 
 
 def _code(msg: dict[str, Any], key: str) -> str:
