@@ -14,7 +14,7 @@ import orjson
 from aiohttp import WSMsgType
 
 from ingest.book.book import OrderBook
-from ingest.events import BookDelta, BookSnapshot, Event
+from ingest.events import BookDelta, BookSnapshot, BookStatus, ConnectionStatus, Event
 from ingest.exchanges.base import Channel, ExchangeSpec
 from ingest.session.connection import FeedConnection
 from ingest.settings import SimulatorSettings
@@ -63,6 +63,20 @@ def books_from(events: list[Event]) -> dict[str, OrderBook]:
         elif isinstance(ev, BookDelta):
             books[ev.symbol].apply(ev.bids, ev.asks)
     return books
+
+
+def states(events: list[Event], kind: type[BookStatus] | type[ConnectionStatus]) -> list[tuple[str, str]]:
+    """``(symbol, state)`` of every book status (or connection status) published, in order."""
+    return [(e.symbol, e.state) for e in events if isinstance(e, kind)]
+
+
+def last_seqs(events: list[Event]) -> dict[str, int | None]:
+    """Each symbol's last published book message's ``seq``."""
+    last: dict[str, int | None] = {}
+    for ev in events:
+        if isinstance(ev, BookSnapshot | BookDelta):
+            last[ev.symbol] = ev.seq
+    return last
 
 
 def books_match(sim: Simulator, exchange: str, symbols: Sequence[str], events: list[Event]) -> bool:

@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from live import FeedRun, Step, books_from, run_feed, until
+from live import FeedRun, Step, books_from, last_seqs, run_feed, states, until
 
-from ingest.events import BookDelta, BookSnapshot, BookStatus, ConnectionStatus, Event, Trade, TradeGap
+from ingest.events import BookDelta, BookSnapshot, BookStatus, ConnectionStatus, Trade, TradeGap
 from ingest.exchanges import get_spec
 from ingest.exchanges.base import Channel, ExchangeSpec
 from tools.sim.truth import load_truth
@@ -24,16 +24,9 @@ DEPTH = 50
 SPEC = dataclasses.replace(get_spec("bybit"), app_ping_interval=0.5)
 
 
-def _states(events: list[Event], kind: type[BookStatus] | type[ConnectionStatus]) -> list[tuple[str, str]]:
-    return [(e.symbol, e.state) for e in events if isinstance(e, kind)]
-
-
-Scenario = Step
-
-
 def _run(
     tmp_path: Path,
-    scenario: Scenario,
+    scenario: Step,
     *,
     spec: ExchangeSpec = SPEC,
     options: dict[str, Any] | None = None,
@@ -44,7 +37,7 @@ def _run(
 
     async def started(run: FeedRun) -> None:
         if books:
-            await until(lambda: sum(s == "valid" for _, s in _states(run.events, BookStatus)) >= len(SYMBOLS))
+            await until(lambda: sum(s == "valid" for _, s in states(run.events, BookStatus)) >= len(SYMBOLS))
         else:
             await until(lambda: any(isinstance(e, Trade) for e in run.events))
 
@@ -64,10 +57,7 @@ def _run(
 def _caught_up(run: FeedRun) -> bool:
     """Every book's last published message is at its topic's final ``u``."""
     final = run.sim.status()["exchanges"]["bybit"]["update_ids"]
-    last: dict[str, int | None] = {}
-    for ev in run.events:
-        if isinstance(ev, BookSnapshot | BookDelta):
-            last[ev.symbol] = ev.seq
+    last = last_seqs(run.events)
     return all(last.get(s) == final[f"orderbook.{DEPTH}.{s.replace('-', '')}"] for s in SYMBOLS)
 
 
@@ -100,7 +90,7 @@ def test_books_and_trades_equal_the_simulators(tmp_path: Path) -> None:
     _assert_trades_match(run, tmp_path)
     for sync in run.conn.syncs.values():
         assert sync.stats.gaps == 0 and sync.stats.deltas_applied > 20 and sync.depth == DEPTH
-    assert _states(run.events, ConnectionStatus) == [("*", "connected")]
+    assert states(run.events, ConnectionStatus) == [("*", "connected")]
     assert run.status["subscriptions"] == {
         t: 1 for s in SYMBOLS for t in (f"orderbook.{DEPTH}.{s.replace('-', '')}", f"publicTrade.{s.replace('-', '')}")
     }
@@ -109,7 +99,7 @@ def test_books_and_trades_equal_the_simulators(tmp_path: Path) -> None:
 def test_a_break_in_u_resubscribes_that_symbol_only(tmp_path: Path) -> None:
     async def scenario(run: FeedRun) -> None:
         run.sim.fault("skip", "bybit", symbol="ETH-USDT", count=2)
-        await until(lambda: ("ETH-USDT", "gap") in _states(run.events, BookStatus))
+        await until(lambda: ("ETH-USDT", "gap") in states(run.events, BookStatus))
         await until(lambda: [e.symbol for e in run.events if isinstance(e, BookSnapshot)].count("ETH-USDT") == 2)
         await asyncio.sleep(0.3)
 
@@ -121,7 +111,7 @@ def test_a_break_in_u_resubscribes_that_symbol_only(tmp_path: Path) -> None:
     assert sorted(snapshots) == sorted([*SYMBOLS, "ETH-USDT"])  # one resync, for ETH only
     after = run.events[run.events.index(gaps[0]) :]
     assert {"BTC-USDT", "SOL-USDT"} <= {e.symbol for e in after if isinstance(e, BookDelta)}
-    assert _states(run.events, ConnectionStatus) == [("*", "connected")]
+    assert states(run.events, ConnectionStatus) == [("*", "connected")]
     _assert_trades_match(run, tmp_path)  # the trade topic was never touched
     _assert_books_match(run)
 
@@ -136,7 +126,7 @@ def test_a_restart_of_the_book_service_is_followed_without_a_resync(tmp_path: Pa
         await asyncio.sleep(0.5)
 
     run = _run(tmp_path, scenario)
-    assert all(state == "valid" for _, state in _states(run.events, BookStatus))
+    assert all(state == "valid" for _, state in states(run.events, BookStatus))
     for sync in run.conn.syncs.values():
         assert (sync.stats.gaps, sync.stats.snapshots) == (0, 2)  # (its resync is our stop's)
         assert sync.last_seq is not None and sync.last_seq < 1000  # counting on from 1
@@ -168,7 +158,7 @@ def test_the_periodic_ping_keeps_a_quiet_connection_up(tmp_path: Path) -> None:
         tmp_path, scenario, spec=dataclasses.replace(SPEC, app_ping_interval=0.2, liveness_timeout=1.0),
         options={"idle_timeout": 0.6}, rate=0.05, channels=("book",),
     )  # fmt: skip
-    assert _states(run.events, ConnectionStatus) == [("*", "connected")]
+    assert states(run.events, ConnectionStatus) == [("*", "connected")]
     assert run.status["idle_drops"] == 0 and run.status["pings"] >= 8
 
 
@@ -177,14 +167,14 @@ def test_a_stalled_server_is_detected_and_the_books_resync(tmp_path: Path) -> No
         # Trades published before the stall anchor the backfill of those it holds back.
         await until(lambda: {e.symbol for e in run.events if isinstance(e, Trade)} == set(SYMBOLS))
         run.sim.fault("stall", "bybit", seconds=3.0)
-        await until(lambda: ("*", "disconnected") in _states(run.events, ConnectionStatus), 5)
+        await until(lambda: ("*", "disconnected") in states(run.events, ConnectionStatus), 5)
         await until(lambda: sum(isinstance(e, BookSnapshot) for e in run.events) == 2 * len(SYMBOLS), 10)
         await asyncio.sleep(0.3)
 
     # A rate at which the recent-trade page (60 trades) still reaches back over the ~1.5 s outage.
     spec = dataclasses.replace(SPEC, app_ping_interval=0.2, liveness_timeout=0.8)
     run = _run(tmp_path, scenario, spec=spec, rate=60.0)
-    assert [s for _, s in _states(run.events, ConnectionStatus)] == ["connected", "disconnected", "connected"]
+    assert [s for _, s in states(run.events, ConnectionStatus)] == ["connected", "disconnected", "connected"]
     _assert_books_match(run)
     trades = _assert_trades_match(run, tmp_path)  # what the stall held back was backfilled
     assert any(t.origin == "backfill" for t in trades) and not any(isinstance(e, TradeGap) for e in run.events)
@@ -200,7 +190,7 @@ def test_trades_missed_while_disconnected_are_backfilled_or_reported(tmp_path: P
         if forget:
             run.sim.fault("forget", "bybit")
         run.sim.fault("drop", "bybit")
-        await until(lambda: _states(run.events, ConnectionStatus).count(("*", "connected")) == 2)
+        await until(lambda: states(run.events, ConnectionStatus).count(("*", "connected")) == 2)
         await asyncio.sleep(1.0)
 
     run = _run(tmp_path, scenario, channels=("trades",), rate=60.0)

@@ -11,18 +11,15 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-from live import FeedRun, Step, books_from, run_feed, until
+from live import FeedRun, Step, books_from, run_feed, states, until
 
-from ingest.events import BookSnapshot, BookStatus, ConnectionStatus, Event, Trade
+from ingest.events import BookSnapshot, BookStatus, ConnectionStatus, Trade
 from ingest.exchanges.base import ExchangeSpec
 from ingest.exchanges.coinbase.codec import CoinbaseCodec
 from ingest.exchanges.coinbase.spec import SPEC, spec_for
 from tools.sim.truth import load_truth
 
 SYMBOLS = ["BTC-USD", "ETH-USD", "SOL-USD"]
-
-
-Scenario = Step
 
 
 def _books_match(run: FeedRun) -> bool:
@@ -35,7 +32,7 @@ def _books_match(run: FeedRun) -> bool:
 
 
 def _run(
-    tmp_path: Path, scenario: Scenario, *, spec: ExchangeSpec = SPEC, options: dict[str, Any] | None = None,
+    tmp_path: Path, scenario: Step, *, spec: ExchangeSpec = SPEC, options: dict[str, Any] | None = None,
     **settings: Any,
 ) -> FeedRun:  # fmt: skip
     async def started(run: FeedRun) -> None:
@@ -49,10 +46,6 @@ def _run(
         simulator={"rate": 200.0, "levels": 20} | settings,
         options={"heartbeat_interval": 0.1} | (options or {}), timeout=90,
     )  # fmt: skip
-
-
-def _states(events: list[Event], kind: type[BookStatus] | type[ConnectionStatus]) -> list[tuple[str, str]]:
-    return [(e.symbol, e.state) for e in events if isinstance(e, kind)]
 
 
 def _assert_trades_complete(run: FeedRun, tmp_path: Path) -> None:
@@ -79,8 +72,8 @@ def test_books_and_trades_equal_the_simulators(tmp_path: Path) -> None:
 
     run = _run(tmp_path, scenario)
     _assert_trades_complete(run, tmp_path)
-    assert _states(run.events, ConnectionStatus) == [("*", "connected")]
-    assert sorted(_states(run.events, BookStatus)) == sorted((s, "valid") for s in SYMBOLS)
+    assert states(run.events, ConnectionStatus) == [("*", "connected")]
+    assert sorted(states(run.events, BookStatus)) == sorted((s, "valid") for s in SYMBOLS)
     assert sorted(e.symbol for e in run.events if isinstance(e, BookSnapshot)) == sorted(SYMBOLS)
     codec = _codec(run)
     assert (codec.stats.holes, codec.stats.duplicates, codec.stats.heartbeat_gaps) == (0, 0, 0)
@@ -103,7 +96,7 @@ def test_a_sequence_hole_resyncs_every_book_of_the_connection(tmp_path: Path) ->
     assert all(e.reason.startswith("sequence_num ") and e.reason.endswith("missing on the connection") for e in resyncs)
     assert run.conn.stats.resyncs_requested == len(SYMBOLS)
     assert sorted(e.symbol for e in run.events if isinstance(e, BookSnapshot)) == sorted(SYMBOLS * 2)
-    assert _states(run.events, ConnectionStatus) == [("*", "connected")]  # resubscribed, not reconnected
+    assert states(run.events, ConnectionStatus) == [("*", "connected")]  # resubscribed, not reconnected
     assert run.status["subscriptions"] == {f"{c}:{s}": 1 for s in SYMBOLS for c in ("level2", "market_trades")}
     assert _codec(run).stats.holes >= 1
     _assert_trades_complete(run, tmp_path)  # market_trades was never touched
@@ -115,9 +108,9 @@ def test_per_channel_scope_against_a_server_counting_per_channel(tmp_path: Path)
 
     async def scenario(run: FeedRun) -> None:
         await asyncio.sleep(0.5)
-        assert _codec(run).stats.holes == 0 and not _states(run.events, BookStatus).count(("BTC-USD", "resyncing"))
+        assert _codec(run).stats.holes == 0 and not states(run.events, BookStatus).count(("BTC-USD", "resyncing"))
         run.sim.fault("skip", "coinbase", symbol="BTC-USD", count=1)
-        await until(lambda: ("BTC-USD", "resyncing") in _states(run.events, BookStatus), 10)
+        await until(lambda: ("BTC-USD", "resyncing") in states(run.events, BookStatus), 10)
         await until(lambda: run.conn.latest is not None and run.conn.latest.ready.is_set())
         await asyncio.sleep(0.3)
 
@@ -137,7 +130,7 @@ def test_heartbeats_keep_a_quiet_connection_open(tmp_path: Path) -> None:
         await asyncio.sleep(2.5)
 
     run = _run(tmp_path, scenario, options={"idle_close": 0.5}, rate=0.01)
-    assert _states(run.events, ConnectionStatus) == [("*", "connected")]
+    assert states(run.events, ConnectionStatus) == [("*", "connected")]
     assert run.status["idle_closes"] == 0 and run.status["accepted"] == 1
     assert run.conn.stats.reconnects == 0 and _codec(run).stats.heartbeat_gaps == 0
 
@@ -156,7 +149,7 @@ def test_a_silent_server_is_dead_and_missed_trades_are_backfilled(tmp_path: Path
         await asyncio.sleep(0.5)
 
     run = _run(tmp_path, scenario, spec=spec, options={"snapshot_trades": 5})
-    assert _states(run.events, ConnectionStatus) == [("*", "connected"), ("*", "disconnected"), ("*", "connected")]
+    assert states(run.events, ConnectionStatus) == [("*", "connected"), ("*", "disconnected"), ("*", "connected")]
     assert run.conn.stats.trades_unfilled == 0
     _assert_trades_complete(run, tmp_path)
     backfilled = [e for e in run.events if isinstance(e, Trade) and e.origin == "backfill"]

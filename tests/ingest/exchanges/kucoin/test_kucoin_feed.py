@@ -12,9 +12,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-from live import FeedRun, Step, books_from, run_feed, until
+from live import FeedRun, Step, books_from, last_seqs, run_feed, states, until
 
-from ingest.events import BookDelta, BookSnapshot, BookStatus, ConnectionStatus, Event, Trade, TradeGap
+from ingest.events import BookDelta, BookSnapshot, BookStatus, ConnectionStatus, Trade, TradeGap
 from ingest.exchanges import get_spec
 from ingest.exchanges.base import ExchangeSpec
 from tools.sim.truth import load_truth
@@ -26,16 +26,9 @@ RATE = float(os.environ.get("KUCOIN_ROTATION_RATE", "1000"))
 FAST_PINGS = {"ping_interval": 0.4, "ping_timeout": 0.4}  # the watchdog ticks at 0.1 s
 
 
-def _states(events: list[Event], kind: type[BookStatus] | type[ConnectionStatus]) -> list[tuple[str, str]]:
-    return [(e.symbol, e.state) for e in events if isinstance(e, kind)]
-
-
-Scenario = Step
-
-
 def _run(
     tmp_path: Path,
-    scenario: Scenario,
+    scenario: Step,
     *,
     spec: ExchangeSpec = SPEC,
     options: dict[str, Any] | None = None,
@@ -44,7 +37,7 @@ def _run(
     **settings: Any,
 ) -> FeedRun:
     async def started(run: FeedRun) -> None:
-        await until(lambda: sum(s == "valid" for _, s in _states(run.events, BookStatus)) >= len(SYMBOLS), 15)
+        await until(lambda: sum(s == "valid" for _, s in states(run.events, BookStatus)) >= len(SYMBOLS), 15)
 
     async def settled(run: FeedRun) -> None:
         await until(lambda: _caught_up(run), 15)
@@ -59,10 +52,7 @@ def _run(
 def _caught_up(run: FeedRun) -> bool:
     """Every book is at the model's final update id (the level2 sequence)."""
     final = run.sim.status()["exchanges"]["kucoin"]["sequences"]
-    last: dict[str, int | None] = {}
-    for ev in run.events:
-        if isinstance(ev, BookSnapshot | BookDelta):
-            last[ev.symbol] = ev.seq
+    last = last_seqs(run.events)
     return all(last.get(s) == final[s] for s in SYMBOLS)
 
 
@@ -90,8 +80,8 @@ def test_books_and_trades_equal_the_simulators(tmp_path: Path) -> None:
     run = _run(tmp_path, scenario)
     _assert_books_match(run)
     _assert_trades_are_the_truth(tmp_path, run)
-    assert _states(run.events, ConnectionStatus) == [("*", "connected")]
-    assert sorted(_states(run.events, BookStatus)) == sorted((s, "valid") for s in SYMBOLS)
+    assert states(run.events, ConnectionStatus) == [("*", "connected")]
+    assert sorted(states(run.events, BookStatus)) == sorted((s, "valid") for s in SYMBOLS)
     for sync in run.conn.syncs.values():
         assert sync.stats.gaps == 0 and sync.stats.deltas_applied > 50
     assert run.status["tokens_issued"] == 1 and run.status["tokens_refused"] == 0
@@ -103,7 +93,7 @@ def test_books_and_trades_equal_the_simulators(tmp_path: Path) -> None:
 def test_a_sequence_gap_resyncs_that_symbol_only(tmp_path: Path) -> None:
     async def scenario(run: FeedRun) -> None:
         run.sim.fault("skip", "kucoin", symbol="ETH-USDT", count=3)
-        await until(lambda: ("ETH-USDT", "gap") in _states(run.events, BookStatus))
+        await until(lambda: ("ETH-USDT", "gap") in states(run.events, BookStatus))
         await until(lambda: [e.symbol for e in run.events if isinstance(e, BookSnapshot)].count("ETH-USDT") == 2)
         await asyncio.sleep(0.3)
 
@@ -115,7 +105,7 @@ def test_a_sequence_gap_resyncs_that_symbol_only(tmp_path: Path) -> None:
     assert sorted(snapshots) == sorted([*SYMBOLS, "ETH-USDT"])
     after = run.events[run.events.index(gaps[0]) :]
     assert {"BTC-USDT", "SOL-USDT"} <= {e.symbol for e in after if isinstance(e, BookDelta)}
-    assert _states(run.events, ConnectionStatus) == [("*", "connected")]
+    assert states(run.events, ConnectionStatus) == [("*", "connected")]
     _assert_books_match(run)
     _assert_trades_are_the_truth(tmp_path, run)
 
@@ -127,7 +117,7 @@ def test_periodic_pings_keep_a_quiet_connection_up(tmp_path: Path) -> None:
         await asyncio.sleep(2.5)
 
     run = _run(tmp_path, scenario, rate=0.01)
-    assert _states(run.events, ConnectionStatus) == [("*", "connected")]
+    assert states(run.events, ConnectionStatus) == [("*", "connected")]
     assert run.status["idle_drops"] == 0 and run.status["pings"] >= 5
 
 
@@ -135,8 +125,8 @@ def test_without_pings_the_server_drops_the_connection(tmp_path: Path) -> None:
     """The control for the test above: no ping, and the server closes the connection, data or not."""
 
     async def scenario(run: FeedRun) -> None:
-        await until(lambda: ("*", "disconnected") in _states(run.events, ConnectionStatus))
-        await until(lambda: _states(run.events, ConnectionStatus).count(("*", "connected")) == 2)
+        await until(lambda: ("*", "disconnected") in states(run.events, ConnectionStatus))
+        await until(lambda: states(run.events, ConnectionStatus).count(("*", "connected")) == 2)
         await until(lambda: all(s.ready.is_set() for s in run.conn.sessions.values()))
 
     run = _run(tmp_path, scenario, spec=dataclasses.replace(SPEC, app_ping=None))
@@ -150,14 +140,14 @@ def test_a_server_that_stops_answering_is_detected_and_the_books_resync(tmp_path
 
     async def scenario(run: FeedRun) -> None:
         run.sim.fault("stall", "kucoin", seconds=4.0)
-        await until(lambda: ("*", "disconnected") in _states(run.events, ConnectionStatus), 3)
+        await until(lambda: ("*", "disconnected") in states(run.events, ConnectionStatus), 3)
         await until(lambda: sum(isinstance(e, BookSnapshot) for e in run.events) == 2 * len(SYMBOLS))
         await asyncio.sleep(0.3)
 
     run = _run(tmp_path, scenario, rate=100.0)
-    states = [e for e in run.events if isinstance(e, ConnectionStatus)]
-    assert [e.state for e in states] == ["connected", "disconnected", "connected"]
-    assert "no message" in states[1].reason
+    conns = [e for e in run.events if isinstance(e, ConnectionStatus)]
+    assert [e.state for e in conns] == ["connected", "disconnected", "connected"]
+    assert "no message" in conns[1].reason
     assert run.status["tokens_issued"] == 2
     _assert_books_match(run)
 
@@ -171,8 +161,8 @@ def test_a_muted_book_is_resubscribed_and_resynced(tmp_path: Path) -> None:
         await asyncio.sleep(0.3)
 
     run = _run(tmp_path, scenario, feed={"symbol_timeout": 1.0})
-    assert [(s, st) for s, st in _states(run.events, BookStatus) if st != "valid"] == [("SOL-USDT", "resyncing")]
-    assert _states(run.events, ConnectionStatus) == [("*", "connected")]
+    assert [(s, st) for s, st in states(run.events, BookStatus) if st != "valid"] == [("SOL-USDT", "resyncing")]
+    assert states(run.events, ConnectionStatus) == [("*", "connected")]
     assert run.conn.stats.reconnects == 0
     _assert_books_match(run)
     _assert_trades_are_the_truth(tmp_path, run)
@@ -218,13 +208,13 @@ def test_a_kucoin_rotation_under_load_loses_and_duplicates_nothing(tmp_path: Pat
     )  # fmt: skip
     _assert_trades_are_the_truth(tmp_path, run)
     _assert_books_match(run)
-    assert sorted(_states(run.events, BookStatus)) == sorted((s, "valid") for s in SYMBOLS)  # no resync, no gap
+    assert sorted(states(run.events, BookStatus)) == sorted((s, "valid") for s in SYMBOLS)  # no resync, no gap
     stats = run.conn.stats
     assert stats.handovers >= 4 and stats.rotations == stats.handovers and stats.reconnects == 0
     assert stats.trade_gaps == 0 and stats.trades_backfilled == 0
-    states = [e.state for e in run.events if isinstance(e, ConnectionStatus)]
-    assert states[:3] == ["connected", "connected", "disconnected"]  # made before broken, every time
-    assert states.count("connected") == stats.handovers + 1 and states.count("disconnected") == stats.handovers
+    seen = [e.state for e in run.events if isinstance(e, ConnectionStatus)]
+    assert seen[:3] == ["connected", "connected", "disconnected"]  # made before broken, every time
+    assert seen.count("connected") == stats.handovers + 1 and seen.count("disconnected") == stats.handovers
     # The simulator never had to end a connection: every session was replaced before its token expired.
     assert run.status["token_expiries"] == 0 and run.status["tokens_refused"] == 0
     assert run.status["tokens_issued"] == stats.handovers + 1

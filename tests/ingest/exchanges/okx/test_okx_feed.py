@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from live import FeedRun, Step, books_from, run_feed, until
+from live import FeedRun, Step, books_from, last_seqs, run_feed, states, until
 
-from ingest.events import BookDelta, BookSnapshot, BookStatus, ConnectionStatus, Event, Trade
+from ingest.events import BookDelta, BookSnapshot, BookStatus, ConnectionStatus, Trade
 from ingest.exchanges import get_spec
 from ingest.exchanges.base import Channel, ExchangeSpec
 from tools.sim.truth import load_truth
@@ -22,18 +22,9 @@ SYMBOLS = ["BTC-USDT", "ETH-USDT", "SOL-USDT"]
 SPEC = dataclasses.replace(get_spec("okx"), app_ping_interval=0.5)
 
 
-
-
-def _states(events: list[Event], kind: type[BookStatus] | type[ConnectionStatus]) -> list[tuple[str, str]]:
-    return [(e.symbol, e.state) for e in events if isinstance(e, kind)]
-
-
-Scenario = Step
-
-
 def _run(
     tmp_path: Path,
-    scenario: Scenario,
+    scenario: Step,
     *,
     spec: ExchangeSpec = SPEC,
     options: dict[str, Any] | None = None,
@@ -44,8 +35,8 @@ def _run(
 
     async def started(run: FeedRun) -> None:
         if books:
-            await until(lambda: _states(run.events, BookStatus).count(("BTC-USDT", "valid")) >= 1)
-            await until(lambda: sum(s == "valid" for _, s in _states(run.events, BookStatus)) >= len(SYMBOLS))
+            await until(lambda: states(run.events, BookStatus).count(("BTC-USDT", "valid")) >= 1)
+            await until(lambda: sum(s == "valid" for _, s in states(run.events, BookStatus)) >= len(SYMBOLS))
 
     async def settled(run: FeedRun) -> None:
         if books:
@@ -61,10 +52,7 @@ def _run(
 def _caught_up(run: FeedRun) -> bool:
     """Every book is at its chain's final seqId (the model's update id, unless a reset moved it)."""
     final = run.sim.status()["exchanges"]["okx"]["seq_ids"]
-    last: dict[str, int | None] = {}
-    for ev in run.events:
-        if isinstance(ev, BookSnapshot | BookDelta):
-            last[ev.symbol] = ev.seq
+    last = last_seqs(run.events)
     return all(last.get(s) == final[s] for s in SYMBOLS)
 
 
@@ -90,7 +78,7 @@ def test_books_and_trades_equal_the_simulators_with_checksums_verified(tmp_path:
         expected = [(str(t.trade_id), t.price, t.qty, t.side) for t in truth.trades[("okx", symbol)]]
         got = [(e.trade_id, e.price, e.qty, e.side) for e in run.events if isinstance(e, Trade) and e.symbol == symbol]
         assert len(expected) > 10 and got == expected
-    assert _states(run.events, ConnectionStatus) == [("*", "connected")]
+    assert states(run.events, ConnectionStatus) == [("*", "connected")]
 
 
 @pytest.mark.parametrize("fault", ["skip", "chain"])
@@ -101,7 +89,7 @@ def test_a_broken_chain_resubscribes_that_symbol_only(tmp_path: Path, fault: str
     async def scenario(run: FeedRun) -> None:
         # One broken link (later ones could land after the resync's snapshot and force another).
         run.sim.fault(fault, "okx", symbol="ETH-USDT", count=3 if fault == "skip" else 1)
-        await until(lambda: ("ETH-USDT", "gap") in _states(run.events, BookStatus))
+        await until(lambda: ("ETH-USDT", "gap") in states(run.events, BookStatus))
         await until(lambda: [e.symbol for e in run.events if isinstance(e, BookSnapshot)].count("ETH-USDT") == 2)
         await asyncio.sleep(0.3)
 
@@ -118,7 +106,7 @@ def test_a_broken_chain_resubscribes_that_symbol_only(tmp_path: Path, fault: str
     # ETH's trades were never unsubscribed: no trade id is missing across the resync.
     eth = [int(e.trade_id) for e in run.events if isinstance(e, Trade) and e.symbol == "ETH-USDT"]
     assert eth == list(range(eth[0], eth[0] + len(eth)))
-    assert _states(run.events, ConnectionStatus) == [("*", "connected")]
+    assert states(run.events, ConnectionStatus) == [("*", "connected")]
     assert run.status["subscriptions"] == {f"{c}:{s}": 1 for s in SYMBOLS for c in ("books", "trades")}
     _assert_books_match(run)
 
@@ -133,7 +121,7 @@ def test_a_wrong_checksum_resubscribes_that_symbol_only(tmp_path: Path) -> None:
     resyncs = [e for e in run.events if isinstance(e, BookStatus) and e.state == "resyncing"]
     assert [(e.symbol, e.reason) for e in resyncs] == [("SOL-USDT", "checksum mismatch")]
     assert run.conn.syncs["SOL-USDT"].stats.checksum_failures == 1
-    assert _states(run.events, ConnectionStatus) == [("*", "connected")]
+    assert states(run.events, ConnectionStatus) == [("*", "connected")]
     _assert_books_match(run)
 
 
@@ -143,7 +131,7 @@ def test_a_checksum_fault_is_caught_even_when_checksums_are_off(tmp_path: Path) 
     async def scenario(run: FeedRun) -> None:
         await asyncio.sleep(0.3)
         run.sim.fault("corrupt", "okx", symbol="BTC-USDT", count=1)
-        await until(lambda: ("BTC-USDT", "resyncing") in _states(run.events, BookStatus))
+        await until(lambda: ("BTC-USDT", "resyncing") in states(run.events, BookStatus))
 
     run = _run(tmp_path, scenario)
     assert run.conn.syncs["BTC-USDT"].stats.checksums_verified == 0
@@ -156,7 +144,7 @@ def test_maintenance_resets_are_followed_without_a_resync(tmp_path: Path) -> Non
         await until(lambda: all(run.sim.status()["exchanges"]["okx"]["resets"].get(s, 0) >= 2 for s in SYMBOLS))
 
     run = _run(tmp_path, scenario, options={"reset_interval": 0.3, "checksum": True})
-    assert all(state == "valid" for _, state in _states(run.events, BookStatus))
+    assert all(state == "valid" for _, state in states(run.events, BookStatus))
     assert sorted(e.symbol for e in run.events if isinstance(e, BookSnapshot)) == sorted(SYMBOLS)
     for sync in run.conn.syncs.values():
         assert sync.stats.gaps == 0 and sync.stats.checksum_failures == 0
@@ -174,7 +162,7 @@ def test_text_ping_keeps_a_quiet_connection_alive(tmp_path: Path) -> None:
         tmp_path, scenario, spec=dataclasses.replace(SPEC, app_ping_interval=0.2), options={"idle_timeout": 0.6},
         rate=0.01,
     )  # fmt: skip
-    assert _states(run.events, ConnectionStatus) == [("*", "connected")]
+    assert states(run.events, ConnectionStatus) == [("*", "connected")]
     assert run.status["idle_drops"] == 0 and run.status["pings"] >= 8
 
 
@@ -182,8 +170,8 @@ def test_without_pings_the_server_drops_a_quiet_connection(tmp_path: Path) -> No
     """The control for the test above: no application ping, and the server's 30-second rule bites."""
 
     async def scenario(run: FeedRun) -> None:
-        await until(lambda: ("*", "disconnected") in _states(run.events, ConnectionStatus))
-        await until(lambda: _states(run.events, ConnectionStatus).count(("*", "connected")) == 2)
+        await until(lambda: ("*", "disconnected") in states(run.events, ConnectionStatus))
+        await until(lambda: states(run.events, ConnectionStatus).count(("*", "connected")) == 2)
 
     silent = dataclasses.replace(SPEC, app_ping=None, liveness_timeout=30.0)
     run = _run(tmp_path, scenario, spec=silent, options={"idle_timeout": 0.6}, rate=0.01)
@@ -196,13 +184,13 @@ def test_a_server_that_stops_answering_is_detected_and_the_books_resync(tmp_path
 
     async def scenario(run: FeedRun) -> None:
         run.sim.fault("stall", "okx", seconds=4.0)
-        await until(lambda: ("*", "disconnected") in _states(run.events, ConnectionStatus), 3)
+        await until(lambda: ("*", "disconnected") in states(run.events, ConnectionStatus), 3)
         await until(lambda: sum(isinstance(e, BookSnapshot) for e in run.events) == 2 * len(SYMBOLS))
         await asyncio.sleep(0.3)
 
     run = _run(tmp_path, scenario, spec=dataclasses.replace(SPEC, app_ping_interval=0.2), rate=100.0)
-    states = [e for e in run.events if isinstance(e, ConnectionStatus)]
-    assert [e.state for e in states] == ["connected", "disconnected", "connected"]
-    assert "after a ping" in states[1].reason
+    conns = [e for e in run.events if isinstance(e, ConnectionStatus)]
+    assert [e.state for e in conns] == ["connected", "disconnected", "connected"]
+    assert "after a ping" in conns[1].reason
     assert set(SYMBOLS) <= {e.symbol for e in run.events if isinstance(e, BookStatus) and e.state == "resyncing"}
     _assert_books_match(run)
