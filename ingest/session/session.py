@@ -29,6 +29,7 @@ from ingest.errors import ConnectionLost, DecodeError, RemoteError, is_retryable
 from ingest.events import BookDelta, BookSnapshot, BookStatus, ConnectionStatus, Event, Trade
 from ingest.exchanges.base import Endpoint, Greeting, Reconnect, Reply, Resync
 from ingest.session.backoff import backoff
+from ingest.session.ws import WebSocket, connect
 
 if TYPE_CHECKING:
     from ingest.session.connection import FeedConnection
@@ -36,8 +37,6 @@ if TYPE_CHECKING:
 HEALTHY_AFTER_S = 30.0  # a session that lived this long resets the backoffs
 STREAM_RESYNC_GRACE_S = 2.0  # a stream declaring a book suspect sooner than this after its resubscribe backs off
 WATCH_TICK_S = 1.0  # the liveness watchdog's period (at most; shorter for short timeouts)
-# A session that ends waits this long at most for the exchange's close frame (a dead one sends none).
-WS_TIMEOUT = aiohttp.ClientWSTimeout(ws_receive=None, ws_close=2.0)
 
 
 class Session:
@@ -58,7 +57,7 @@ class Session:
         self.ready = asyncio.Event()  # every book valid (at once for a trades-only session)
         self.announced = asyncio.Event()  # the exchange said it will close this session, or it is old
         self.task: asyncio.Task[str]
-        self._ws: aiohttp.ClientWebSocketResponse | None = None
+        self._ws: WebSocket | None = None
         self._url = ""  # where the WebSocket is connected
         self._tap = feed.tap
         self._frames = 0  # frames received (the watchdog compares it with what it saw last)
@@ -86,8 +85,7 @@ class Session:
         (its snapshot tasks' too) carry ``session``, bound in this task's context."""
         structlog.contextvars.bind_contextvars(session=f"{self.name}#{self.id}")
         try:
-            await self._connect_and_read()
-            reason = "closed by the exchange"
+            reason = await self._connect_and_read()
         except asyncio.CancelledError:
             self._end("stopping")
             raise
@@ -118,44 +116,40 @@ class Session:
         except DecodeError as e:
             raise ConnectionLost(f"no endpoint in the token response: {e}") from None
 
-    async def _connect_and_read(self) -> None:
+    async def _connect_and_read(self) -> str:
+        """Connect, subscribe (at once, or once greeted) and wait until the socket ends; why it did.
+        Frames are handled as they arrive, in `_on_message` (a picows callback: no task per frame)."""
         spec = self.spec
         endpoint = await self._endpoint()
-        heartbeat = spec.ping_interval if spec.ws_ping else None
-        ws_connect = self.http.ws_connect(
-            endpoint.url, heartbeat=heartbeat, autoping=True, max_msg_size=16 * 2**20, timeout=WS_TIMEOUT
-        )
-        async with ws_connect as ws:
-            self._ws = ws
-            self._url = endpoint.url
-            if self._tap is not None:
-                self._tap.opened(endpoint.url, now_ns())
-            watchdog = asyncio.create_task(self._watch(ws, endpoint))
-            try:
-                if self._greeted:
-                    await self._subscribe(ws)
-                while True:
-                    # No timer per frame: the watchdog sees silence, and closes the socket on it.
-                    msg = await ws.receive()
-                    if msg.type in (aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.BINARY):
-                        self._frames += 1
-                        self._on_frame(msg.data)
-                        if not self._subscribed and self._greeted:
-                            await self._subscribe(ws)
-                    elif msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSING, aiohttp.WSMsgType.CLOSED):
-                        break
-                    elif msg.type == aiohttp.WSMsgType.ERROR:
-                        raise ConnectionLost(f"websocket error: {ws.exception()!r}")
-            finally:
-                watchdog.cancel()
+        ws = await connect(endpoint.url, self._on_message, spec.ping_interval if spec.ws_ping else None)
+        self._ws = ws
+        self._url = endpoint.url
+        if self._tap is not None:
+            self._tap.opened(endpoint.url, now_ns())
+        watchdog = asyncio.create_task(self._watch(ws, endpoint))
+        try:
+            if self._greeted:
+                self._subscribe(ws)
+            # No timer per frame: the watchdog sees silence, and closes the socket on it.
+            ended = await ws.ended()
+        finally:
+            watchdog.cancel()
+            await ws.close()  # bounded; a no-op when the socket is gone already
         if self._dead is not None:
             raise ConnectionLost(self._dead)
+        return ended
 
-    async def _subscribe(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+    def _on_message(self, data: bytes, binary: bool) -> None:
+        self._frames += 1
+        self._on_frame(data, binary)
+        if not self._subscribed and self._greeted and self._ws is not None:
+            self._subscribe(self._ws)
+
+    def _subscribe(self, ws: WebSocket) -> None:
         feed = self.feed
         self._subscribed = True
         for frame in self.spec.subscribe_frames(feed.subscription):
-            await self._send(ws, frame)
+            self._send(ws, frame)
         self._log.info("connected", symbols=len(feed.natives))
         feed.publish(self._conn_status("connected", "subscribed"))
         if not self.syncs:
@@ -164,7 +158,7 @@ class Session:
             for native in self.syncs:
                 self._request_snapshot(NeedSnapshot(native, "connected"))
 
-    async def _watch(self, ws: aiohttp.ClientWebSocketResponse, endpoint: Endpoint) -> None:
+    async def _watch(self, ws: WebSocket, endpoint: Endpoint) -> None:
         """Liveness, keepalive and rotation, once per tick rather than a timer per frame.
 
         With an application-level ping sent on silence, silence first triggers a ping, then (still
@@ -204,25 +198,25 @@ class Session:
                 await ws.close()  # the reader sees the close and the session ends with ``dead``
                 return
             if ping is not None and (now - last_ping_at >= every if not on_silence else silent >= every and not pinged):
-                await self._send(ws, ping)
+                self._send(ws, ping)
                 last_ping_at, pinged = now, True
             if life is not None and now - start >= life and not self.announced.is_set():
                 self.feed.stats.rotations += 1
                 self._log.info("rotating: the session reached its life", life=life)
                 self.announced.set()
 
-    async def _send(self, ws: aiohttp.ClientWebSocketResponse, frame: str) -> None:
+    def _send(self, ws: WebSocket, frame: str) -> None:
         if self._tap is not None:
             self._tap.sent(self._url, now_ns(), frame)
-        await ws.send_str(frame)
+        ws.send(frame)
 
-    def _on_frame(self, data: bytes | str) -> None:
+    def _on_frame(self, data: bytes, binary: bool) -> None:
         feed = self.feed
         feed.stats.frames += 1
         feed.stats.bytes += len(data)
         ts = now_ns()
-        if self._tap is not None:
-            self._tap.received(ts, data)
+        if self._tap is not None:  # a recording keeps text frames as text
+            self._tap.received(ts, data if binary else data.decode("utf-8", "replace"))
         try:
             decoded = self.codec.decode(data, ts)
         except DecodeError as e:
@@ -263,7 +257,7 @@ class Session:
                 out.append(native)
         return out
 
-    async def _revive(self, ws: aiohttp.ClientWebSocketResponse, native: str, silent: float) -> None:
+    async def _revive(self, ws: WebSocket, native: str, silent: float) -> None:
         """A book went silent while its session kept talking: resubscribe it and resync it (or,
         where the exchange has no way to resubscribe one symbol, end the session)."""
         feed, spec = self.feed, self.spec
@@ -278,7 +272,7 @@ class Session:
             return
         if spec.snapshot_source == "rest":  # a stream snapshot source resubscribes on the reset below
             for frame in frames(native, feed.subscription):
-                await self._send(ws, frame)
+                self._send(ws, frame)
         sync = self.syncs[native]
         self._act(sync, sync.reset(reason, now_ns()))
 
@@ -338,7 +332,7 @@ class Session:
             return
         self._log.info("resubscribing", symbol=self.feed.natives[native], attempt=count)
         for frame in frames(native, self.feed.subscription):
-            await self._send(self._ws, frame)
+            self._send(self._ws, frame)
 
     async def _fetch_snapshot(self, native: str) -> None:
         feed = self.feed
