@@ -121,15 +121,10 @@ class Session:
         Frames are handled as they arrive, in `_on_message` (a picows callback: no task per frame)."""
         spec = self.spec
         endpoint = await self._endpoint()
-        ws = await connect(endpoint.url, self._on_message, spec.ping_interval if spec.ws_ping else None)
-        self._ws = ws
-        self._url = endpoint.url
-        if self._tap is not None:
-            self._tap.opened(endpoint.url, now_ns())
+        ping = spec.ping_interval if spec.ws_ping else None
+        ws = await connect(endpoint.url, self._on_message, ping, on_open=self._opened)
         watchdog = asyncio.create_task(self._watch(ws, endpoint))
         try:
-            if self._greeted:
-                self._subscribe(ws)
             # No timer per frame: the watchdog sees silence, and closes the socket on it.
             ended = await ws.ended()
         finally:
@@ -138,6 +133,15 @@ class Session:
         if self._dead is not None:
             raise ConnectionLost(self._dead)
         return ended
+
+    def _opened(self, ws: WebSocket) -> None:
+        """The socket is up, its first frame not handled yet: from now on the session writes to it."""
+        self._ws = ws
+        self._url = ws.url
+        if self._tap is not None:
+            self._tap.opened(ws.url, now_ns())
+        if self._greeted:
+            self._subscribe(ws)
 
     def _on_message(self, data: bytes, binary: bool) -> None:
         self._frames += 1

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 from collections.abc import Callable
 
 import picows
@@ -34,6 +35,7 @@ CLOSE_TIMEOUT_S = 2.0  # a closing socket waits this long for the server's close
 CONNECT_TIMEOUT_S = 30.0  # TCP, TLS and the upgrade together
 
 OnMessage = Callable[[bytes, bool], None]  # (payload, binary): one complete message
+OnOpen = Callable[["WebSocket"], None]  # the socket is up; called before its first message is handed over
 
 _TEXT, _BINARY = picows.WSMsgType.TEXT, picows.WSMsgType.BINARY
 _CONTINUATION, _CLOSE = picows.WSMsgType.CONTINUATION, picows.WSMsgType.CLOSE
@@ -49,20 +51,26 @@ def _drop(data: bytes, binary: bool) -> None:
 class WebSocket(picows.WSListener):
     """One client connection (made by `connect`). Single writer: the session that owns it."""
 
-    def __init__(self, url: str, on_message: OnMessage) -> None:
+    def __init__(self, url: str, on_message: OnMessage, on_open: OnOpen | None = None) -> None:
         super().__init__()
         self.url = url
         self._on_message = on_message
+        self._on_open = on_open
         self._parts: list[bytes] | None = None  # a fragmented message being reassembled
         self._binary = False  # ... and whether it is binary
         self._size = 0
         self._closing = False  # we sent the close frame (close(), or an answer to the server's)
+        self._closed_by_us = False  # close() was called
         self._transport: picows.WSTransport | None = None
 
     # -- picows callbacks --------------------------------------------------------------------------
 
     def on_ws_connected(self, transport: picows.WSTransport) -> None:
+        # Frames that came with the upgrade response are handed over right after this, before
+        # `connect` returns: ``on_open`` is where the owner learns of the socket in time.
         self._transport = transport
+        if self._on_open is not None:
+            self._on_open(self)
 
     def on_ws_frame(self, transport: picows.WSTransport, frame: picows.WSFrame) -> None:
         # The common case first, with nothing but the two attribute reads it needs.
@@ -121,6 +129,7 @@ class WebSocket(picows.WSListener):
         if t is None or t.is_disconnected:
             return
         self._on_message = _drop  # what arrives from now on is not the owner's any more
+        self._closed_by_us = True
         if not self._closing:
             self._closing = True
             t.send_close(picows.WSCloseCode.OK)
@@ -140,25 +149,32 @@ class WebSocket(picows.WSListener):
             await t.wait_disconnected()
         except picows.WSError as e:
             raise ConnectionLost(f"websocket error: {e}") from None
-        handshake = t.close_handshake
-        received = handshake.recv if handshake is not None else None
-        if received is not None:
-            return f"closed by the exchange ({received.code.value}{': ' + received.reason if received.reason else ''})"
-        sent = handshake.sent if handshake is not None else None
-        if sent is not None and not self._closing:  # picows closed it: no pong, or a bad frame
-            raise ConnectionLost(f"websocket closed: {sent.reason or sent.code.name}")
-        if self._closing:
+        if self._closed_by_us:
             return "closed"
-        return "closed by the exchange (no close frame)"
+        handshake = t.close_handshake
+        if handshake is None:
+            return "closed by the exchange (no close frame)"
+        if handshake.sent is not None and not handshake.recv_then_sent:  # picows closed it: no pong in time
+            raise ConnectionLost(f"websocket closed: {handshake.sent.reason or handshake.sent.code.name}")
+        received = handshake.recv
+        assert received is not None
+        return f"closed by the exchange ({received.code.value}{': ' + received.reason if received.reason else ''})"
 
 
 async def connect(
-    url: str, on_message: OnMessage, ping_interval: float | None = None, timeout: float = CONNECT_TIMEOUT_S
+    url: str,
+    on_message: OnMessage,
+    ping_interval: float | None = None,
+    timeout: float = CONNECT_TIMEOUT_S,
+    ssl_context: ssl.SSLContext | None = None,
+    on_open: OnOpen | None = None,
 ) -> WebSocket:
-    """Open a WebSocket (TLS with the default context for ``wss://``); `ConnectionLost` if it cannot be."""
+    """Open a WebSocket (TLS for ``wss://``, with ``ssl_context`` or else the default context: the
+    system's CAs, host name checked); `ConnectionLost` if it cannot be. ``on_open`` (if given) is called
+    with the socket as soon as it is up, before any message (they can come with the upgrade response)."""
 
     def listener() -> WebSocket:
-        return WebSocket(url, on_message)
+        return WebSocket(url, on_message, on_open)
 
     ping = ping_interval is not None
     try:
@@ -171,6 +187,7 @@ async def connect(
                 auto_ping_idle_timeout=ping_interval if ping_interval is not None else 10.0,
                 auto_ping_reply_timeout=ping_interval / 2 if ping_interval is not None else 10.0,
                 max_frame_size=MAX_MESSAGE,
+                ssl_context=ssl_context,
             )
     except TimeoutError:
         raise ConnectionLost(f"{url}: no connection within {timeout:g}s") from None
