@@ -6,6 +6,10 @@ per symbol, and fetches (or resubscribes for) the snapshots a sync asks for; wha
 its `FeedConnection`, which arbitrates between sessions. Bad exchange data never crashes it (decode
 errors are counted and logged with context).
 
+Frames are not awaited: the WebSocket (``ws.py``, picows) hands each complete message to `_on_message`
+from its protocol callback, so a frame costs no task wake-up, future or message object; sends are
+synchronous writes. The session's task only waits for the socket to end.
+
 A watchdog task checks the session once a tick instead of a timer per frame: silence past the
 exchange's liveness timeout (after a ping where the exchange has application pings) ends it, a book
 silent on a talking session is resubscribed, and a session past its life is announced for a
