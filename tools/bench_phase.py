@@ -178,8 +178,13 @@ class SentAll:
 
 def sim_figures(simulator: SimulatorProcess, build_s: float) -> dict[str, Any] | None:
     """The pre-built market's figures (see `tools.bench`), None for the live model."""
-    replay = simulator.status().get("replay")
+    status = simulator.status()
+    replay = status.get("replay")
     if not replay:
         return None
     figures: dict[str, Any] = {"start_s": round(build_s, 1)} | next(iter(replay.values()))
+    # Clients the simulator dropped for reading too slowly (their backlog passed its bound), and its memory.
+    figures["slow_drops"] = sum(int(e.get("slow_drops", 0)) for e in status.get("exchanges", {}).values())
+    proc = sample(simulator.proc.pid) if simulator.proc is not None and simulator.proc.pid is not None else None
+    figures["rss_mb"] = round(proc.rss_bytes / 2**20, 1) if proc is not None else None
     return figures
