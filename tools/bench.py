@@ -5,6 +5,13 @@ per symbol) feeds the cluster (shards, merger, embedded Redis) for ``--duration`
 ``--warmup`` seconds (connections, snapshots, imports) are left out: the measured window runs from
 the end of the warm-up to the moment the cluster has caught up with the frozen simulator.
 
+The market is pre-built (`tools.sim.prebuilt`) before the simulator listens: enough frames for
+``--msgs-per-s`` over ``--duration``, sent at that pace once every symbol has a subscriber, or with
+``--max-speed`` as fast as the clients read them (the run then ends when all are sent, or at
+``--duration``). ``--live`` runs the simulator's live market model instead (the only one for
+exchanges whose simulator cannot pre-build), whose own CPU limits the rate to ~8-11k msgs/s here.
+``-s KEY=VALUE`` sets a cluster setting (``redis.batch_interval=0.001``).
+
 Reported, as one JSON object on stdout (progress lines on stderr unless ``--json``):
 
 - ``messages``: Redis entries committed in the window (every stream the cluster writes);
@@ -23,7 +30,10 @@ Reported, as one JSON object on stdout (progress lines on stderr unless ``--json
 - ``redis_cpu_s``, ``redis_cpu_us_per_entry``: the embedded Redis server's own CPU over the window
   (``/proc``, not part of ``cpu_us_per_msg``) and per entry committed: what one Redis can carry.
 - ``lost``: from `tools.verify` against the simulator's truth log over the whole run: trades lost
-  plus books that do not match.
+  plus books that do not match, plus bars that do not match (``verify.bars_checked``: every minute's
+  bar of every symbol, when ``[bars] enabled``).
+- ``sim``: the pre-built market's figures: frames built and sent, ``sent_per_s``, ``payload_mb``,
+  ``build_s`` (seconds to build it, before the run).
 - ``peer``: with ``--peer cryptofeed`` the same figures for cryptofeed (`tools.bench_peer`), run after
   ours against a fresh simulator with the same seed and settings; ``ratio`` = our messages per
   CPU-second / the peer's.
@@ -37,6 +47,7 @@ import platform
 import shutil
 import sys
 import time
+import tomllib
 from pathlib import Path
 from typing import Any, cast
 
@@ -45,8 +56,9 @@ from ingest.errors import UserError
 from ingest.settings import Settings, from_dict
 from tools.bench_measure import LatencyField, ProcessGroup, redis_ms, streams, window_stats
 from tools.bench_peer import require_peer, run_peer
-from tools.bench_phase import Phase, Say, figures, rss_summary
+from tools.bench_phase import Phase, Say, SentAll, figures, rss_summary, sim_figures, start_simulator
 from tools.cli import print_json
+from tools.sim.prebuilt import ReplaySpec
 
 # Book deltas carry the simulator's publish time of the message they came from.
 LATENCY = LatencyField("type", "delta", "ts_exchange", "ns", "ts_recv", "ns")
@@ -65,14 +77,46 @@ def bench_symbols(exchange: str, count: int) -> list[str]:
 
 
 def bench_settings(args: argparse.Namespace) -> Settings:
-    """The bench's own settings: nothing read from settings.toml, runtime files under ``--var-dir``."""
+    """The bench's own settings: nothing read from settings.toml, runtime files under ``--var-dir``,
+    then the ``-s KEY=VALUE`` overrides."""
     raw: dict[str, Any] = {
         "cluster": {"shards": args.shards, "var_dir": str(Path(args.var_dir).resolve())},
         "simulator": {"rate": args.rate, "seed": args.seed},
         "log": {"level": "warning"},
         "feeds": [{"exchange": args.exchange, "symbols": bench_symbols(args.exchange, args.symbols)}],
     }
+    for item in getattr(args, "overrides", []):
+        override(raw, item)
     return from_dict(raw, str(Path.cwd() / "<ingest bench>"))
+
+
+def override(raw: dict[str, Any], item: str) -> None:
+    """Apply ``-s section.key=value`` (the value in TOML: ``0.001``, ``true``, ``"x"``; bare words are strings)."""
+    key, sep, text = item.partition("=")
+    path = key.strip().split(".")
+    if not sep or len(path) != 2 or not all(path):
+        raise UserError(f"-s {item!r}: expected SECTION.KEY=VALUE, e.g. -s redis.batch_interval=0.001")
+    try:
+        value = tomllib.loads(f"v = {text.strip()}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = text.strip()
+    section = raw.setdefault(path[0], {})
+    if not isinstance(section, dict):
+        raise UserError(f"-s {item!r}: [{path[0]}] is not a table of settings")
+    section[path[1]] = value
+
+
+def replay_spec(args: argparse.Namespace, trade_stream: str) -> ReplaySpec | None:
+    """The pre-built market for this bench (None with ``--live``): frames for ``--msgs-per-s`` over the
+    whole ``--duration`` (the sending starts after the clients subscribed, so this is enough)."""
+    if getattr(args, "live", False):
+        return None
+    from tools.sim.server import EXCHANGES
+
+    if not hasattr(EXCHANGES.get(args.exchange), "prebuilt"):
+        raise UserError(f"the pre-built market is Binance-only; for {args.exchange} add --live (its live model)")
+    rate = 0.0 if args.max_speed else args.msgs_per_s
+    return ReplaySpec(int(args.msgs_per_s * args.duration), rate, trade_stream)
 
 
 def bench(args: argparse.Namespace) -> int:
@@ -80,31 +124,40 @@ def bench(args: argparse.Namespace) -> int:
     if args.warmup >= args.duration:
         raise UserError(f"--warmup ({args.warmup}) must be shorter than --duration ({args.duration})")
     settings = bench_settings(args)
+    replay = replay_spec(args, "trade")
     say: Say = (lambda _line: None) if args.json else (lambda line: print(line, file=sys.stderr, flush=True))
+    pace = "live model" if replay is None else "max speed" if args.max_speed else f"{args.msgs_per_s:g} msgs/s"
     say(
-        f"# bench: {args.exchange} {args.symbols} symbols x {args.rate:g} events/s, {settings.shard_count()} shards, "
-        f"{args.duration:g}s ({args.warmup:g}s warm-up), seed {args.seed}"
+        f"# bench: {args.exchange} {args.symbols} symbols x {args.rate:g} events/s ({pace}), "
+        f"{settings.shard_count()} shards, {args.duration:g}s ({args.warmup:g}s warm-up), seed {args.seed}"
     )
-    result = run_ours(settings, args.duration, args.warmup, say, rss_every=getattr(args, "rss_every", 0.0))
+    result = run_ours(settings, args.duration, args.warmup, say, rss_every=getattr(args, "rss_every", 0.0),
+                      replay=replay)  # fmt: skip
     result["peer"] = None
     if args.peer:
         say("# peer: cryptofeed, same simulator settings and seed")
-        peer = run_peer(settings, args.duration, args.warmup, say)
+        peer = run_peer(settings, args.duration, args.warmup, say, replay=replay_spec(args, "aggTrade"))
         result["peer"] = peer
         if peer.get("msgs_per_cpu_s") and result.get("msgs_per_cpu_s"):
             result["ratio"] = round(result["msgs_per_cpu_s"] / peer["msgs_per_cpu_s"], 2)
     result["setup"] = {
         "exchange": args.exchange, "symbols": args.symbols, "rate": args.rate, "seed": args.seed,
         "duration": args.duration, "warmup": args.warmup, "cpus": os.cpu_count(), "python": platform.python_version(),
+        "market": "live" if replay is None else "pre-built",
+        "msgs_per_s": None if replay is None else replay.msgs_per_s,
+        "overrides": list(getattr(args, "overrides", [])),
     }  # fmt: skip
     print_json(result)
     return 0
 
 
-def run_ours(settings: Settings, duration: float, warmup: float, say: Say, *, rss_every: float = 0.0) -> dict[str, Any]:
-    """Our phase: simulator, cluster, measured window, verification."""
+def run_ours(
+    settings: Settings, duration: float, warmup: float, say: Say, *, rss_every: float = 0.0,
+    replay: ReplaySpec | None = None,
+) -> dict[str, Any]:
+    """Our phase: simulator (``replay``: a pre-built market), cluster, measured window, verification."""  # fmt: skip
     from shards.supervisor import Cluster
-    from tools.commands import connect_redis, feed_symbols, redis_now_id
+    from tools.commands import connect_redis, redis_now_id
     from tools.sim.process import SimulatorProcess
     from tools.sim.truth import load_truth
     from tools.verify import verify, wait_caught_up
@@ -115,11 +168,12 @@ def run_ours(settings: Settings, duration: float, warmup: float, say: Say, *, rs
     cluster.install_signal_handlers()
     truth_path = settings.var_path / "sim" / "truth.jsonl"
     prefix = settings.redis.key_prefix
+    bar_grace = settings.bars.grace if settings.bars.enabled else None
     simulator: SimulatorProcess | None = None
     try:
         client = connect_redis(cluster.start_redis())
         since = redis_now_id(client)
-        simulator = SimulatorProcess(settings.simulator, feed_symbols(settings), truth_path).start()
+        simulator, build_s = start_simulator(settings, truth_path, replay, say)
         cluster.settings = simulator.point_feeds(settings)
         cluster.start()
 
@@ -144,12 +198,14 @@ def run_ours(settings: Settings, duration: float, warmup: float, say: Say, *, rs
             if phase.in_window and redis_pid and not redis_group.marked:
                 redis_group.mark(redis_pid)
 
-        cluster.supervise(lambda: phase.done(duration), on_tick=tick)
+        sent_all = SentAll(simulator if replay is not None and replay.msgs_per_s == 0 else None)
+        cluster.supervise(lambda: phase.done(duration) or sent_all(), on_tick=tick)
         if cluster.stop_requested:
             raise UserError("stopped before the end of the bench")
         simulator.freeze()
         frozen_at = time.monotonic()
-        caught_up = wait_caught_up(client, prefix, truth_path, since, settings.cluster.drain_timeout)
+        sim = sim_figures(simulator, build_s)
+        caught_up = wait_caught_up(client, prefix, truth_path, since, settings.cluster.drain_timeout, bar_grace)
         cpu_s = group.cpu_since_mark(pids())
         redis_cpu_s = redis_group.cpu_since_mark(redis_pid)
         last_ms = redis_ms(client)
@@ -158,11 +214,11 @@ def run_ours(settings: Settings, duration: float, warmup: float, say: Say, *, rs
         restarts = sum(c.restarts for c in cluster.workers) + (cluster.merger.restarts if cluster.merger else 0)
         cluster.stop()
         stats = window_stats(client, streams(client, f"{prefix}:*:*:*"), phase.first_ms, last_ms, LATENCY)
-        check = verify(client, prefix, load_truth(truth_path), since)
-        lost = int(check["lost"]) + int(check["books_mismatched"])
+        check = verify(client, prefix, load_truth(truth_path), since, bar_grace)
+        lost = int(check["lost"]) + int(check["books_mismatched"]) + int(check["bars_mismatched"])
         out = figures(stats, frozen_at - phase.started_window, cpu_s, rss, group.peak_rss, lost)
         out |= {"shards": len(cluster.workers), "caught_up": caught_up, "restarts": restarts}
-        out |= {"processes": processes, "verify": check}
+        out |= {"processes": processes, "verify": check, "sim": sim}
         out |= {
             "redis_cpu_s": round(redis_cpu_s, 2),
             "redis_cpu_us_per_entry": round(redis_cpu_s * 1e6 / stats.messages, 2) if stats.messages else None,

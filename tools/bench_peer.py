@@ -26,7 +26,8 @@ from ingest.errors import UserError
 from ingest.settings import Settings
 from tools import peer_cryptofeed as peer
 from tools.bench_measure import LatencyField, ProcessGroup, redis_ms, streams, window_stats
-from tools.bench_phase import Phase, Say, figures
+from tools.bench_phase import Phase, Say, SentAll, figures, sim_figures, start_simulator
+from tools.sim.prebuilt import ReplaySpec
 from tools.sim.process import SimulatorProcess
 from tools.sim.truth import GroundTruth, load_truth
 
@@ -35,8 +36,11 @@ LATENCY = LatencyField("delta", "", "timestamp", "s", "receipt_timestamp", "s")
 Book = dict[Decimal, Decimal]
 
 
-def run_peer(settings: Settings, duration: float, warmup: float, say: Say) -> dict[str, Any]:
-    """Run the peer phase; the figures (as our phase's) or ``{"error": why}``."""
+def run_peer(
+    settings: Settings, duration: float, warmup: float, say: Say, *, replay: ReplaySpec | None = None
+) -> dict[str, Any]:
+    """Run the peer phase (``replay``: the same pre-built market as ours, with cryptofeed's trade stream);
+    the figures (as our phase's) or ``{"error": why}``."""
     problem = peer.available()
     if problem is not None:
         return {"name": "cryptofeed", "error": problem}
@@ -56,7 +60,7 @@ def run_peer(settings: Settings, duration: float, warmup: float, say: Say) -> di
     try:
         client = redis.Redis(port=store.port)
         since_ms = redis_ms(client)
-        simulator = SimulatorProcess(settings.simulator, feeds, truth_path).start()
+        simulator, build_s = start_simulator(settings, truth_path, replay, say)
         with log_path.open("wb") as log:
             proc = subprocess.Popen(
                 [sys.executable, "-m", "tools.peer_cryptofeed",
@@ -67,7 +71,8 @@ def run_peer(settings: Settings, duration: float, warmup: float, say: Say) -> di
         pid = proc.pid
         group = ProcessGroup()
         phase = Phase("cryptofeed", client, group, lambda: [pid], lambda: _written(client), warmup, say)
-        while not phase.done(duration):
+        sent_all = SentAll(simulator if replay is not None and replay.msgs_per_s == 0 else None)
+        while not (phase.done(duration) or sent_all()):
             if proc.poll() is not None:
                 tail = log_path.read_text(errors="replace")[-800:]
                 return {"name": "cryptofeed", "error": f"cryptofeed exited with status {proc.returncode}: {tail}"}
@@ -75,6 +80,7 @@ def run_peer(settings: Settings, duration: float, warmup: float, say: Say) -> di
             phase.tick()
         simulator.freeze()
         frozen_at = time.monotonic()
+        sim = sim_figures(simulator, build_s)
         truth = load_truth(truth_path)
         caught_up = _wait_caught_up(client, truth, since_ms, settings.cluster.drain_timeout)
         cpu_s = group.cpu_since_mark([pid])
@@ -88,7 +94,7 @@ def run_peer(settings: Settings, duration: float, warmup: float, say: Say) -> di
         lost = check["lost"] + check["books_mismatched"]
         out = {"name": "cryptofeed", "version": _version()}
         out |= figures(stats, frozen_at - phase.started_window, cpu_s, rss, group.peak_rss, lost)
-        return out | {"caught_up": caught_up, "verify": check}
+        return out | {"caught_up": caught_up, "verify": check, "sim": sim}
     finally:
         if proc is not None and proc.poll() is None:
             proc.kill()

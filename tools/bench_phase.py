@@ -5,11 +5,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import redis
 
+from ingest.settings import Settings
 from tools.bench_measure import ProcessGroup, WindowStats, percentiles, redis_ms, sample
+from tools.commands import feed_symbols
+from tools.sim.prebuilt import ReplaySpec
+from tools.sim.process import SimulatorProcess
 
 Say = Callable[[str], None]
 PROGRESS_EVERY_S = 5.0
@@ -132,3 +137,54 @@ def figures(stats: WindowStats, seconds: float, cpu_s: float, rss: int, peak_rss
         "rss_peak_mb": round(peak_rss / 2**20, 1),
         "lost": lost,
     }
+
+
+def start_simulator(
+    settings: Settings, truth_path: Path, replay: ReplaySpec | None, say: Say
+) -> tuple[SimulatorProcess, float]:
+    """The phase's simulator, listening (its market pre-built first with ``replay``, progress said),
+    and the seconds it took to start."""
+    started = time.monotonic()
+    said = [started]
+
+    def progress(built: int, wanted: int) -> None:
+        now = time.monotonic()
+        if built >= wanted or now - said[0] >= 1.0:  # a line a second at most, and the last
+            say(f"# sim: building the market {built:,}/{wanted:,} frames ({now - started:.1f}s)")
+            said[0] = now
+
+    simulator = SimulatorProcess(settings.simulator, feed_symbols(settings), truth_path, replay=replay)
+    simulator.start(progress=progress)
+    return simulator, time.monotonic() - started
+
+
+class SentAll:
+    """``sent_all()``: True once the simulator has sent all of its pre-built market (asked at most every
+    0.5 s; always False without a simulator)."""
+
+    def __init__(self, simulator: SimulatorProcess | None) -> None:
+        self.simulator = simulator
+        self._next = 0.0
+        self._done = False
+
+    def __call__(self) -> bool:
+        if self.simulator is None or self._done or time.monotonic() < self._next:
+            return self._done
+        self._next = time.monotonic() + 0.5
+        replay = self.simulator.status().get("replay", {})
+        self._done = bool(replay) and all(r["done"] for r in replay.values())
+        return self._done
+
+
+def sim_figures(simulator: SimulatorProcess, build_s: float) -> dict[str, Any] | None:
+    """The pre-built market's figures (see `tools.bench`), None for the live model."""
+    status = simulator.status()
+    replay = status.get("replay")
+    if not replay:
+        return None
+    figures: dict[str, Any] = {"start_s": round(build_s, 1)} | next(iter(replay.values()))
+    # Clients the simulator dropped for reading too slowly (their backlog passed its bound), and its memory.
+    figures["slow_drops"] = sum(int(e.get("slow_drops", 0)) for e in status.get("exchanges", {}).values())
+    proc = sample(simulator.proc.pid) if simulator.proc is not None and simulator.proc.pid is not None else None
+    figures["rss_mb"] = round(proc.rss_bytes / 2**20, 1) if proc is not None else None
+    return figures

@@ -135,10 +135,34 @@ def _bench_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     )  # fmt: skip
     bench.add_argument("--shards", type=_positive_int, default=2, metavar="N", help="worker processes (default: 2)")
     bench.add_argument(
-        "--rate", type=_positive_float, default=100.0, metavar="R",
-        help="market events per second per symbol (default: 100)",
+        "--msgs-per-s", type=_positive_float, default=10_000.0, metavar="M",
+        help="messages per second the simulator sends (default: 10000). The market is built from the seed before "
+        "the run (progress on stderr; ~220 bytes per message in the simulator: ~110 MB for 25 s at 20k msgs/s) "
+        "and only sent during it",
     )  # fmt: skip
-    bench.add_argument("--exchange", default="binance", help="binance (default), kraken or okx")
+    bench.add_argument(
+        "--max-speed", action="store_true",
+        help="send the pre-built market (sized by --msgs-per-s x --duration) as fast as the clients read it; the "
+        "window ends when all of it is sent: the highest rate the cluster takes",
+    )  # fmt: skip
+    bench.add_argument(
+        "--rate", type=_positive_float, default=100.0, metavar="R",
+        help="market events per second per symbol: the market's shape (R/100 book changes per depth message; "
+        "with --live its pace) (default: 100)",
+    )  # fmt: skip
+    bench.add_argument(
+        "--live", action="store_true",
+        help="run the simulator's live market model instead (paced by --rate, not --msgs-per-s; its own CPU shares "
+        "the cores, ~8-11k msgs/s at most here); the only way for exchanges other than binance",
+    )  # fmt: skip
+    bench.add_argument(
+        "--exchange", default="binance",
+        help="binance (default); kraken or okx need --live (the pre-built market is Binance-only)",
+    )  # fmt: skip
+    bench.add_argument(
+        "-s", "--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
+        help="a setting for the cluster, as in settings.toml, e.g. -s redis.batch_interval=0.001 (repeatable)",
+    )  # fmt: skip
     bench.add_argument(
         "--symbols", type=_positive_int, default=100, metavar="K", help="simulated symbols (default: 100)"
     )

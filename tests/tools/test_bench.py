@@ -23,7 +23,8 @@ FIGURES = {"messages", "seconds", "msgs_per_s", "cpu_us_per_msg", "latency_ms", 
 
 
 def _bench(tmp_path: Path, capsys: pytest.CaptureFixture[str], *extra: str) -> dict[str, Any]:
-    argv = ["bench", "--duration", "5", "--warmup", "2", "--symbols", "3", "--rate", "40", "--shards", "1"]
+    argv = ["bench", "--duration", "5", "--warmup", "2", "--symbols", "3", "--rate", "40", "--shards", "1",
+            "--msgs-per-s", "600"]  # fmt: skip
     assert main([*argv, "--var-dir", str(tmp_path / "var"), "--json", *extra]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 1, "--json prints exactly one line"
@@ -50,6 +51,10 @@ def test_bench_runs_the_cluster_and_loses_nothing(tmp_path: Path, capsys: pytest
     assert r["peer"] is None
     assert r["verify"]["verified"] is True
     assert r["verify"]["books_checked"] == 3
+    assert r["verify"]["bars_checked"] >= 3 and r["verify"]["bars_mismatched"] == 0  # a bar per symbol and minute
+    sim = r["sim"]  # the pre-built market: 600 msgs/s x 5 s built, sent from the subscriptions on
+    assert sim["frames"] >= 3000 and 0 < sim["sent"] <= sim["frames"] and sim["msgs_per_s"] == 600.0
+    assert r["setup"]["market"] == "pre-built"
     assert set(r["processes"]) == {"parent", "merger", "shard-0"}
     assert r["redis_cpu_s"] > 0 and r["redis_cpu_us_per_entry"] == pytest.approx(
         r["redis_cpu_s"] * 1e6 / r["messages"], rel=0.02
@@ -79,6 +84,33 @@ def test_bench_with_cryptofeed_as_peer(tmp_path: Path, capsys: pytest.CaptureFix
     _check_figures(peer)
     assert peer["verify"]["books_checked"] == 3
     assert r["ratio"] == pytest.approx(r["msgs_per_cpu_s"] / peer["msgs_per_cpu_s"], rel=0.01)
+
+
+def test_bench_max_speed_ends_when_the_market_is_sent_and_takes_settings(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # 3000 x 30 frames: several seconds of sending at the clients' pace, so the window (after the 2 s warm-up) has them
+    r = _bench(tmp_path, capsys, "--max-speed", "--msgs-per-s", "3000", "--duration", "30",
+               "-s", "redis.batch_interval=0.001")  # fmt: skip
+    _check_figures(r)
+    assert r["sim"]["done"] is True and r["sim"]["sent"] == r["sim"]["frames"] >= 90_000
+    assert r["seconds"] < 25  # ended when all was sent, not at --duration
+    assert r["verify"]["verified"] is True and r["setup"]["overrides"] == ["redis.batch_interval=0.001"]
+
+
+def test_bench_live_model_and_user_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    r = _bench(tmp_path, capsys, "--live")
+    _check_figures(r)
+    assert r["sim"] is None and r["setup"]["market"] == "live" and r["verify"]["verified"] is True
+    var = str(tmp_path / "var")
+    for extra, message in (
+        (["--exchange", "kraken"], "the pre-built market is Binance-only; for kraken add --live"),
+        (["-s", "redis.batch_interval"], "expected SECTION.KEY=VALUE"),
+        (["-s", "redis.no_such_key=1"], "no_such_key"),
+    ):
+        assert main(["bench", "--var-dir", var, "--symbols", "2", *extra]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and message in err[0] and "Traceback" not in err[0]
 
 
 def test_bench_symbols_are_canonical_and_distinct() -> None:

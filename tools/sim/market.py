@@ -19,7 +19,7 @@ import bisect
 import hashlib
 import random
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Protocol
 
 Level = tuple[str, str]
 Side = Literal["buy", "sell"]
@@ -59,6 +59,25 @@ class MarketEvent:
     bids: tuple[Level, ...]
     asks: tuple[Level, ...]
     trade: MarketTrade | None
+
+
+class MarketView(Protocol):
+    """The reading half of a market, all a simulated exchange's REST and status use (`SymbolMarket`,
+    or `tools.sim.prebuilt.ReplayView` at the position a pre-built market was sent up to)."""
+
+    tick_units: int
+    lot_units: int
+
+    @property
+    def update_id(self) -> int: ...
+
+    @property
+    def next_trade_id(self) -> int: ...
+
+    @property
+    def last_trade_id(self) -> int: ...
+
+    def book(self, limit: int | None = None) -> tuple[list[Level], list[Level]]: ...
 
 
 class _Book:

@@ -9,6 +9,7 @@ import signal
 import sys
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ import orjson
 
 from ingest.errors import UserError
 from ingest.settings import Settings, SimulatorSettings
+from tools.sim.prebuilt import ReplaySpec
 from tools.sim.server import run_process, serve_forever
 
 
@@ -30,26 +32,39 @@ class SimulatorProcess:
         truth_path: Path,
         ping_interval: float = 20.0,
         pong_timeout: float = 60.0,
+        replay: ReplaySpec | None = None,
     ) -> None:
+        """``replay``: pre-build the market and send it (`tools.sim.prebuilt`) instead of the live clock."""
         self.settings = settings
         self.feeds = feeds
         self.truth_path = truth_path
         self.ready_file = truth_path.parent / "ready.json"
-        self._args = (settings, feeds, truth_path, self.ready_file, ping_interval, pong_timeout)
+        self.progress_file = truth_path.parent / "ready.json.progress"
+        self._args = (settings, feeds, truth_path, self.ready_file, ping_interval, pong_timeout, replay)
         self.proc: Any = None
         self.urls: dict[str, Any] = {}
 
-    def start(self, timeout: float = 20.0) -> SimulatorProcess:
+    def start(self, timeout: float = 20.0, progress: Callable[[int, int], None] | None = None) -> SimulatorProcess:
+        """Start it and wait until it listens. While it pre-builds a market, ``progress`` hears
+        ``(built, wanted)`` frames about every 5 %, and ``timeout`` runs from its last report."""
         self.truth_path.parent.mkdir(parents=True, exist_ok=True)
         self.ready_file.unlink(missing_ok=True)
+        self.progress_file.unlink(missing_ok=True)
         self.proc = mp.get_context("spawn").Process(target=run_process, args=self._args, name="simulator")
         self.proc.start()
         deadline = time.monotonic() + timeout
+        last = b""
         while not self.ready_file.exists():
             if not self.proc.is_alive() or time.monotonic() > deadline:
                 self.stop()
                 raise UserError(f"the simulator did not start (port {self.settings.port} in use?)")
             time.sleep(0.05)
+            report = self.progress_file.read_bytes() if self.progress_file.exists() else last
+            if report != last:
+                last, deadline = report, time.monotonic() + timeout
+                if progress is not None:
+                    built = orjson.loads(report)
+                    progress(int(built["built"]), int(built["wanted"]))
         self.urls = orjson.loads(self.ready_file.read_bytes())
         return self
 

@@ -53,8 +53,11 @@ from aiohttp import web
 
 from ingest import logs
 from ingest.settings import SimulatorSettings
+from tools.sim import prebuilt
 from tools.sim.exchanges import discover
 from tools.sim.market import MarketEvent, SymbolMarket
+from tools.sim.playback import Player
+from tools.sim.prebuilt import FrameFormat, Progress, ReplaySpec
 from tools.sim.truth import TruthLog
 from tools.sim.venue import Connection, ExchangeSim, Venue
 
@@ -75,6 +78,8 @@ _OFFERED = {
 }
 
 
+_LIVE_ONLY = ("skip", "corrupt", "chain", "restart", "mute")  # faults that change frames as they are made
+
 # The one place that names exchanges: name -> the module's `ExchangeSim` factory.
 EXCHANGES: dict[str, Callable[[Venue], ExchangeSim]] = discover()
 
@@ -92,9 +97,13 @@ class Simulator:
         *,
         max_send_buffer: int = 8 << 20,
         options: Mapping[str, Mapping[str, Any]] | None = None,
+        replay: ReplaySpec | None = None,
+        progress: Progress | None = None,
     ) -> None:
         """``options``: per exchange, settings its module reads from `Venue.options` (and validates);
-        by default the settings' ``options`` table."""
+        by default the settings' ``options`` table. ``replay``: send a market pre-built here (see
+        `tools.sim.prebuilt`; ``progress`` hears how the building goes) instead of running the live
+        clock; ``ValueError`` if an exchange's simulator cannot pre-build."""
         if options is None:  # the settings' table may name exchanges this run does not simulate
             options = {e: o for e, o in settings.options.items() if e in feeds}
         unknown = sorted(set(feeds) - set(EXCHANGES))
@@ -106,6 +115,7 @@ class Simulator:
         self.truth = TruthLog(truth_path)
         self.venues: dict[str, Venue] = {}
         self._sims: dict[str, ExchangeSim] = {}
+        self._markets: dict[str, dict[str, SymbolMarket]] = {}  # the live clock's
         for exchange, symbols in feeds.items():
             markets = {
                 s: SymbolMarket(s, settings.seed, settings.levels, settings.trade_ratio) for s in symbols
@@ -114,7 +124,9 @@ class Simulator:
                 exchange, markets, self.truth, ping_interval, pong_timeout, max_send_buffer, options.get(exchange)
             )
             self.venues[exchange] = venue
+            self._markets[exchange] = markets
             self._sims[exchange] = EXCHANGES[exchange](venue)
+        self._players = [self._prebuild(e, replay, progress) for e in self.venues] if replay is not None else []
         self._carry = {(e, s): 0.0 for e, v in self.venues.items() for s in v.markets}
         self._faults: list[dict[str, Any]] = []
         self._closing: set[asyncio.Task[None]] = set()  # connections an announced close will end
@@ -122,6 +134,21 @@ class Simulator:
         self._clock: asyncio.Task[None] | None = None
         self._frozen: dict[str, Any] | None = None
         self._port = 0
+
+    def _prebuild(self, exchange: str, spec: ReplaySpec, progress: Progress | None) -> Player:
+        sim, venue = self._sims[exchange], self.venues[exchange]
+        make, wrap = getattr(sim, "prebuilt", None), getattr(sim, "wrap", None)
+        if make is None or wrap is None:
+            able = sorted(e for e, f in EXCHANGES.items() if hasattr(f, "prebuilt"))
+            raise ValueError(f"the {exchange} simulator cannot pre-build its market (those that can: {able})")
+        fmt: FrameFormat = make(spec.trade_stream)
+        s = self.settings
+        store = prebuilt.build(
+            fmt, list(venue.markets), seed=s.seed, levels=s.levels, trade_ratio=s.trade_ratio, rate=s.rate,
+            messages=spec.messages, progress=progress,
+        )  # fmt: skip
+        venue.markets = store.views
+        return Player(venue, store, fmt, wrap, spec.msgs_per_s)
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -225,6 +252,8 @@ class Simulator:
             raise ValueError(f"unknown exchange {exchange!r} (simulated: {', '.join(self.venues)})")
         if symbol is not None and symbol not in venue.markets:
             raise ValueError(f"{exchange} does not simulate {symbol!r}")
+        if self._players and kind in _LIVE_ONLY:
+            raise ValueError(f"no {kind} fault on a pre-built market (its frames are made before they are sent)")
         targets = [c for c in venue.connections if symbol is None or symbol in c.subs.values()]
         if kind == "drop":
             for conn in targets:
@@ -291,7 +320,7 @@ class Simulator:
                 for e, v in self.venues.items()
             },
             "faults": list(self._faults),
-        }
+        } | ({"replay": {p.venue.name: p.status() for p in self._players}} if self._players else {})
 
     def _connection_faults(self, exchange: str) -> list[str]:
         sim = self._sims[exchange]
@@ -302,7 +331,10 @@ class Simulator:
 
     async def _run_clock(self) -> None:
         try:
-            await self._clock_loop()
+            if self._players:
+                await asyncio.gather(*(p.play() for p in self._players))
+            else:
+                await self._clock_loop()
         except asyncio.CancelledError:
             raise
         except Exception:  # a dead clock would look like a quiet market: say so loudly
@@ -320,7 +352,7 @@ class Simulator:
             elapsed = min(now - last, MAX_CATCH_UP)
             for exchange, venue in self.venues.items():
                 batch: dict[str, list[MarketEvent]] = {}
-                for symbol, market in venue.markets.items():
+                for symbol, market in self._markets[exchange].items():
                     due = self._carry[(exchange, symbol)] + rate * elapsed
                     n = int(due)
                     self._carry[(exchange, symbol)] = due - n
@@ -383,10 +415,12 @@ async def serve_forever(
     stop: asyncio.Event | None = None,
     ping_interval: float = 20.0,
     pong_timeout: float = 60.0,
+    replay: ReplaySpec | None = None,
+    progress: Progress | None = None,
 ) -> dict[str, Any]:
     """Run a simulator until ``stop`` is set or the task is cancelled, then freeze and stop it.
     ``ready`` gets `Simulator.urls` once it listens. Returns what `Simulator.freeze` returned."""
-    sim = Simulator(settings, feeds, truth_path, ping_interval, pong_timeout)
+    sim = Simulator(settings, feeds, truth_path, ping_interval, pong_timeout, replay=replay, progress=progress)
     await sim.start()
     try:
         if ready is not None:
@@ -405,20 +439,29 @@ def run_process(
     ready_file: Path | str,
     ping_interval: float = 20.0,
     pong_timeout: float = 60.0,
+    replay: ReplaySpec | None = None,
 ) -> None:
     """Run a simulator as the whole of a process (a `multiprocessing` target or a CLI command).
 
     Uses uvloop when importable. Once listening, writes ``{"ws_url": {exchange: url}, "rest_url":
     {..}, "control_url": .., "pid": ..}`` to ``ready_file`` atomically (temp file + rename). On
-    SIGTERM or SIGINT it freezes the truth log, closes every connection and returns."""
+    SIGTERM or SIGINT it freezes the truth log, closes every connection and returns. With ``replay``
+    it pre-builds the market first, writing ``{"built": n, "wanted": m}`` to ``<ready_file>.progress``
+    as it goes (atomically too)."""
     logs.configure(process="sim")  # its lines (JSON, or console on a terminal) share the parent's stderr
     sim_settings = settings if isinstance(settings, SimulatorSettings) else SimulatorSettings(**settings)
     ready_path = Path(ready_file)
 
+    def write_atomic(path: Path, body: dict[str, Any]) -> None:
+        tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
+        tmp.write_bytes(orjson.dumps(body))
+        os.replace(tmp, path)
+
     def write_ready(info: dict[str, Any]) -> None:
-        tmp = ready_path.with_name(ready_path.name + f".{os.getpid()}.tmp")
-        tmp.write_bytes(orjson.dumps(info | {"pid": os.getpid()}))
-        os.replace(tmp, ready_path)
+        write_atomic(ready_path, info | {"pid": os.getpid()})
+
+    def progress(built: int, wanted: int) -> None:
+        write_atomic(ready_path.with_name(ready_path.name + ".progress"), {"built": built, "wanted": wanted})
 
     async def main() -> None:
         stop = asyncio.Event()
@@ -433,6 +476,8 @@ def run_process(
             stop=stop,
             ping_interval=ping_interval,
             pong_timeout=pong_timeout,
+            replay=replay,
+            progress=progress,
         )
 
     loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None

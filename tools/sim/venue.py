@@ -30,7 +30,7 @@ from typing import Any, Protocol
 
 from aiohttp import WSMsgType, web
 
-from tools.sim.market import MarketEvent, MarketTrade, SymbolMarket
+from tools.sim.market import MarketEvent, MarketTrade, MarketView
 from tools.sim.truth import TruthLog
 
 HISTORY_TRADES = 10_000  # trades per symbol the REST trade history serves
@@ -61,12 +61,13 @@ WRITE_BUFFER_LIMIT = 1 << 20  # bytes the transport may hold for a client before
 _FIN_TEXT, _FIN_BINARY = 0x81, 0x82
 
 
-def ws_frame(data: str | bytes) -> bytes:
-    """One unmasked (server to client) WebSocket frame: text for ``str``, binary for ``bytes`` (RFC 6455 5.2)."""
+def ws_frame(data: str | bytes, *, text: bool = False) -> bytes:
+    """One unmasked (server to client) WebSocket frame: text for ``str`` (or ``bytes`` with ``text``:
+    UTF-8 already), binary for ``bytes`` (RFC 6455 5.2)."""
     if isinstance(data, str):
         payload, first = data.encode(), _FIN_TEXT
     else:
-        payload, first = data, _FIN_BINARY
+        payload, first = data, _FIN_TEXT if text else _FIN_BINARY
     n = len(payload)
     if n < 126:
         return bytes((first, n)) + payload
@@ -88,7 +89,7 @@ class Connection:
         self.closed = False
         self._transport = request.transport
         self._loop = asyncio.get_running_loop()
-        self._data: deque[str | bytes] = deque()
+        self._data: deque[bytes] = deque()  # WebSocket frames, made when queued
         self._queued = 0  # bytes in _data
         self._control: deque[tuple[bool, bytes]] = deque()  # (is_ping, payload): pings and pongs
         self._wake = asyncio.Event()
@@ -99,13 +100,26 @@ class Connection:
     def stalled(self) -> bool:
         return self._loop.time() < self._stall_until
 
+    @property
+    def backlog(self) -> int:
+        """Bytes queued here and in the transport, not yet handed to the kernel."""
+        transport = self._transport
+        return self._queued + (transport.get_write_buffer_size() if transport is not None else 0)
+
     def send(self, text: str | bytes) -> None:
         """Queue a text frame (bytes: a binary frame). Drops the connection if its backlog passes the
         venue's bound."""
+        self._queue(ws_frame(text))
+
+    def send_text(self, data: bytes) -> None:
+        """Queue a text frame whose UTF-8 bytes are ``data`` (as `send`)."""
+        self._queue(ws_frame(data, text=True))
+
+    def _queue(self, frame: bytes) -> None:
         if self.closed:
             return
-        self._data.append(text)
-        self._queued += len(text)
+        self._data.append(frame)
+        self._queued += len(frame)
         if self._queued > self.venue.max_send_buffer:
             self.venue.slow_drops += 1
             log.info("dropping slow client %s (%d bytes queued)", self.id, self._queued)
@@ -187,11 +201,9 @@ class Connection:
         transport = self._transport
         if transport is None or transport.is_closing():
             raise ConnectionResetError("the client's connection is closing")
-        frames: list[bytes] = []
-        while self._data:
-            item = self._data.popleft()
-            self._queued -= len(item)
-            frames.append(ws_frame(item))
+        frames = list(self._data)
+        self._data.clear()
+        self._queued = 0
         transport.write(b"".join(frames))
         while not self.closed and transport.get_write_buffer_size() > WRITE_BUFFER_LIMIT:
             await asyncio.sleep(0.005)
@@ -224,7 +236,7 @@ class Venue:
     def __init__(
         self,
         name: str,
-        markets: dict[str, SymbolMarket],
+        markets: Mapping[str, MarketView],
         truth: TruthLog,
         ping_interval: float,
         pong_timeout: float,

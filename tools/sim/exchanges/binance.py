@@ -34,7 +34,8 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from tools.sim.market import MarketEvent, MarketTrade
+from tools.sim.market import Level, MarketEvent, MarketTrade
+from tools.sim.prebuilt import TIME
 from tools.sim.venue import Connection, Venue
 
 MAX_LIMIT = 5000
@@ -73,6 +74,58 @@ def _agg(t: MarketTrade, sym: str, ms: int, t_ms: int) -> str:
         {"e": "aggTrade", "E": ms, "s": sym, "a": t.trade_id, "p": t.price, "q": t.qty, "f": t.trade_id,
          "l": t.trade_id, "T": t_ms, "m": m, "M": True}
     ).decode()  # fmt: skip
+
+
+def _depth_payload(sym: str, evs: Sequence[MarketEvent], ms: int) -> bytes:
+    """One depth update aggregating ``evs`` (each price once, its final quantity)."""
+    bids: dict[str, str] = {}
+    asks: dict[str, str] = {}
+    for ev in evs:
+        bids.update(ev.bids)
+        asks.update(ev.asks)
+    return orjson.dumps(
+        {
+            "e": "depthUpdate",
+            "E": ms,
+            "s": sym,
+            "U": evs[0].update_id,
+            "u": evs[-1].update_id,
+            "b": sorted(bids.items(), key=_price_key, reverse=True),
+            "a": sorted(asks.items(), key=_price_key),
+        }
+    )
+
+
+class BinanceFrames:
+    """Pre-built frames (`tools.sim.prebuilt.FrameFormat`): the live ``publish``'s payloads, with the
+    send time left to stamp. ``trade_stream``: ``trade`` or ``aggTrade``, the one trade stream built
+    (a client subscribing the other gets no trades from a pre-built market)."""
+
+    def __init__(self, trade_stream: str) -> None:
+        formats = {"trade": _trade, "aggTrade": _agg}
+        if trade_stream not in formats:
+            raise ValueError(f"binance pre-builds trade streams {sorted(formats)}, not {trade_stream!r}")
+        self._stream = trade_stream
+        self._format = formats[trade_stream]
+
+    def streams(self, symbol: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        low = native(symbol).lower()
+        return (f"{low}@depth@100ms", f"{low}@depth"), (f"{low}@{self._stream}",)
+
+    def depth(self, symbol: str, events: Sequence[MarketEvent]) -> bytes:
+        return _depth_payload(native(symbol), events, TIME)
+
+    def trades(self, symbol: str, events: Sequence[MarketEvent]) -> list[bytes]:
+        sym = native(symbol)
+        return [self._format(ev.trade, sym, TIME, TIME).encode() for ev in events if ev.trade is not None]
+
+    def read_depth(self, payload: bytes) -> tuple[int, list[Level], list[Level]]:
+        d = orjson.loads(payload)
+        return int(d["u"]), [(p, q) for p, q in d["b"]], [(p, q) for p, q in d["a"]]
+
+    def read_trade(self, payload: bytes) -> MarketTrade:
+        d = orjson.loads(payload)
+        return MarketTrade(int(d.get("t", d.get("a"))), d["p"], d["q"], "sell" if d["m"] else "buy")
 
 
 class _RequestError(Exception):
@@ -117,6 +170,16 @@ class BinanceSim:
         data = {"e": "serverShutdown", "E": time.time_ns() // 1_000_000}
         wrapped = {"stream": "!serverShutdown", "data": data} if self._combined.get(conn.id, True) else data
         conn.send(orjson.dumps(wrapped).decode())
+
+    def prebuilt(self, trade_stream: str) -> BinanceFrames:
+        """The format of a pre-built market (`tools.sim.prebuilt`)."""
+        return BinanceFrames(trade_stream)
+
+    def wrap(self, conn: Connection, stream: str, payload: bytes) -> bytes:
+        """A pre-built payload as ``conn`` gets it on ``stream`` (combined streams: wrapped)."""
+        if self._combined.get(conn.id, True):
+            return b'{"stream":"%s","data":%s}' % (stream.encode(), payload)
+        return payload
 
     def status(self) -> dict[str, Any]:
         return {"skipped": dict(self.skipped), "skip_pending": {s: n for s, n in self._skip.items() if n}}
@@ -166,22 +229,7 @@ class BinanceSim:
             self.skipped[symbol] = self.skipped.get(symbol, 0) + n
         if not evs:
             return None
-        bids: dict[str, str] = {}
-        asks: dict[str, str] = {}
-        for ev in evs:
-            bids.update(ev.bids)
-            asks.update(ev.asks)
-        return orjson.dumps(
-            {
-                "e": "depthUpdate",
-                "E": ms,
-                "s": sym,
-                "U": evs[0].update_id,
-                "u": evs[-1].update_id,
-                "b": sorted(bids.items(), key=_price_key, reverse=True),
-                "a": sorted(asks.items(), key=_price_key),
-            }
-        )
+        return _depth_payload(sym, evs, ms)
 
     # -- WebSocket -------------------------------------------------------------------------------
 

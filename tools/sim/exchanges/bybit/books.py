@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 import orjson
 
-from tools.sim.market import SymbolMarket
+from tools.sim.market import MarketView
 
 Level = tuple[str, str]
 ZERO = "0"
@@ -50,7 +50,7 @@ class SymbolBooks:
     """Every subscribed depth of one symbol, and its pending faults."""
 
     symbol: str
-    market: SymbolMarket
+    market: MarketView
     delete_outside: bool = True
     views: dict[int, View] = field(default_factory=dict)
     skip: int = 0
