@@ -208,8 +208,8 @@ class Merger:
                 "batch_sizes": ob.batch_sizes, "write_ns": ob.write_ns, "lag_ns": ob.lag_ns}  # fmt: skip
 
     def step(self) -> int:
-        """Wait (briefly) for frames or answers, take them in, write what is ready; returns the number
-        of bus frames read."""
+        """Wait (at most ``batch_interval``) for batches or answers, take them in, write what is ready;
+        returns the number of events read off the bus."""
         self.beat()
         now = time.monotonic()
         timeout = self.batch_interval
