@@ -1,7 +1,10 @@
 """The merger: subscribes to every shard, checks each shard's sequence, repairs holes, writes Redis Streams.
 
 One process, one thread, no event loop: a poll loop over the bus (SUB) and one repair socket per
-shard (DEALER), see `bus.sequencer` for the per-shard rules and `bus.outbox` for the writes.
+shard (DEALER), see `bus.sequencer` for the per-shard rules and `bus.outbox` for the writes. It
+subscribes to the shards' batches and control messages only (topics starting with ``\x00``,
+`bus.wire`), so a shard sends its per-event messages only while some live subscriber wants them.
+A frame here is a batch: the sequence numbers, holes, repairs and checkpoint count batches.
 
 - A hole in a shard's sequence is asked of the shard's replay buffer (`bus.repair`); the shard's
   later frames wait behind it, so Redis gets every frame once and in the shard's order. What the
@@ -13,6 +16,10 @@ shard (DEALER), see `bus.sequencer` for the per-shard rules and `bus.outbox` for
   the shards still hold the frames (``cluster.replay_buffer``).
 - While Redis is down the merger keeps reading and buffering (``redis.outage_buffer`` entries).
 - It beats a heartbeat from the poll loop, so the parent can tell a hung merger from a busy one.
+- Natural batching: it reads whatever the bus holds (up to a few writes' worth) and writes it at
+  once; while a write is in flight (Redis calls are synchronous) the next batch piles up on the
+  socket. ``batch_interval`` is the longest the poll loop sleeps on an idle bus, so the upper bound
+  on a partial batch's wait; ``batch_size`` (events) bounds one write.
 
 On SIGTERM the merger drains: it keeps reading until every shard it was told about has sent its end
 marker and every frame up to it is accounted for (or ``drain_timeout`` passes), writes everything,
@@ -37,7 +44,7 @@ from bus.outbox import Entry, Outbox, gap_body
 from bus.repair import RepairClient
 from bus.report import Reporter, usage
 from bus.sequencer import Effects, Sequencer
-from bus.streams import StreamWriter, read_checkpoint
+from bus.streams import StreamWriter, entry, read_checkpoint
 from ingest import logs
 from ingest.errors import DecodeError
 
@@ -50,6 +57,10 @@ REPAIR_ATTEMPTS = 3
 
 @dataclass
 class MergerStats:
+    """Counters in events: received, written, dropped, buffered. In bus batches (the unit of the
+    sequence numbers): batches (Redis writes, not bus batches), holes, missing, repaired, lost, gaps
+    (gap records), duplicates, bad_frames."""
+
     received: int = 0
     written: int = 0
     batches: int = 0
@@ -98,7 +109,7 @@ class Merger:
         self.batch_size = batch_size
         self.batch_interval = batch_interval
         self.client = client
-        self.outbox = Outbox(StreamWriter(client, prefix, maxlen), batch_size, outage_buffer, f"{prefix}:gaps")
+        self.outbox = Outbox(StreamWriter(client, prefix, maxlen), batch_size, outage_buffer)
         self.stats = MergerStats()
         self.sequencer = Sequencer()
         self.expected_shards = set(range(len(endpoints)))
@@ -106,7 +117,7 @@ class Merger:
         self.sock: zmq.Socket[bytes] = ctx.socket(zmq.SUB)
         self.sock.setsockopt(zmq.RCVHWM, 1_000_000)
         self.sock.setsockopt(zmq.LINGER, 0)
-        self.sock.setsockopt(zmq.SUBSCRIBE, b"")
+        self.sock.setsockopt(zmq.SUBSCRIBE, wire.INTERNAL)  # batches and control messages, no per-event ones
         for ep in endpoints:
             self.sock.connect(ep)
         self.repair = RepairClient(repair_endpoints, ctx, repair_timeout, REPAIR_ATTEMPTS)
@@ -114,7 +125,6 @@ class Merger:
         self.poller.register(self.sock, zmq.POLLIN)
         for s in self.repair.socks:
             self.poller.register(s, zmq.POLLIN)
-        self._keys: dict[bytes, str] = {}
         self._stop_requested = False
         self._beat = beat
         self._beat_interval = beat_interval
@@ -137,7 +147,7 @@ class Merger:
         while True:
             if self._stop_requested and drain_deadline is None:
                 drain_deadline = time.monotonic() + drain_timeout
-                log.info("draining", waiting_for=sorted(self._not_ended()), buffered=len(self.outbox))
+                log.info("draining", waiting_for=sorted(self._not_ended()), buffered=self.outbox.events)
             got = self.step()
             now = time.monotonic()
             if now - last_report > REPORT_EVERY_S:
@@ -198,8 +208,8 @@ class Merger:
                 "batch_sizes": ob.batch_sizes, "write_ns": ob.write_ns, "lag_ns": ob.lag_ns}  # fmt: skip
 
     def step(self) -> int:
-        """Wait (briefly) for frames or answers, take them in, write what is ready; returns the number
-        of bus frames read."""
+        """Wait (at most ``batch_interval``) for batches or answers, take them in, write what is ready;
+        returns the number of events read off the bus."""
         self.beat()
         now = time.monotonic()
         timeout = self.batch_interval
@@ -226,42 +236,42 @@ class Merger:
         return got
 
     def _read_bus(self) -> int:
-        """Up to a few batches of frames, waiting at most ``batch_interval`` for a batch to fill."""
+        """What the bus has now, up to a few writes' worth of events, without waiting; returns the
+        events read. (Waiting up to ``batch_interval`` for a write to fill, as this did, added ~2-3 ms
+        at the median; writes are synchronous, so what arrives during one is the next one's batch.)"""
         fx = Effects()
         n = 0
         limit = self.batch_size * (10 if self.outbox.queue else 1)
-        deadline = time.monotonic() + self.batch_interval
         recv = self.sock.recv
+        batch_head, control_head = wire.BATCH_HEADER.size, wire.HEADER.size
         while n < limit:
             # Three plain recvs, not recv_multipart: its RCVMORE checks cost 7 times the reads
-            # (a getsockopt each). A message that is not (topic, 14-byte header, JSON list) is
-            # counted and skipped to its end; only the shards publish here, always three frames.
+            # (a getsockopt each). A message that is not (topic, header, body) of a batch or a
+            # control message is counted and skipped to its end; only the shards publish here.
             try:
                 topic = recv(zmq.NOBLOCK)
-            except zmq.Again:
-                if time.monotonic() >= deadline or not self.sock.poll(1, zmq.POLLIN):
-                    break
-                continue
+            except zmq.Again:  # nothing more now: write what there is (natural batching)
+                break
             try:
                 head, body = recv(zmq.NOBLOCK), recv(zmq.NOBLOCK)
             except zmq.Again:  # fewer than three frames, and nothing after them
                 self.stats.bad_frames += 1
                 continue
-            if len(head) != wire.HEADER.size or body[:2] != b'["':
+            if topic == wire.BATCH_TOPIC and len(head) == batch_head and body[:1] == b'"':
+                shard, epoch, seq, events = wire.BATCH_HEADER.unpack(head)
+                n += events
+                self.sequencer.frame(shard, epoch, seq, (events, body), fx)
+                continue
+            if topic != wire.CONTROL_TOPIC or len(head) != control_head or body[:2] != b'["':
                 self.stats.bad_frames += 1
                 while self.sock.getsockopt(zmq.RCVMORE):
                     recv()
                 continue
             try:
                 shard, epoch, seq = wire.parse_header(head)
-                if topic == wire.CONTROL_TOPIC:
-                    self.sequencer.control(shard, epoch, wire.control_kind(body), seq, fx)
-                    continue
+                self.sequencer.control(shard, epoch, wire.control_kind(body), seq, fx)
             except DecodeError:
                 self.stats.bad_frames += 1
-                continue
-            n += 1
-            self.sequencer.frame(shard, epoch, seq, topic, body, fx)
         self.stats.received += n
         self._apply(fx)
         return n
@@ -278,15 +288,15 @@ class Merger:
                 st.unended_epochs += 1
                 log.warning("shard restarted without an end marker; what it published after the last frame "
                             "seen was lost with it", shard=shard, old_epoch=old_epoch, last_seen=last)  # fmt: skip
-        for shard, epoch, seq, topic, body in fx.accept:
-            self.outbox.add(Entry(self._key(topic), body, shard, epoch, seq))
+        for shard, epoch, seq, (events, body) in fx.accept:
+            self.outbox.add(Entry(body, shard, epoch, seq, events))
         for gap in fx.lost:
             st.gaps += 1
             st.lost += gap.count
-            log.error("bus frames lost", shard=gap.shard, epoch=gap.epoch, lost_from=gap.first, lost_to=gap.last,
+            log.error("bus batches lost", shard=gap.shard, epoch=gap.epoch, lost_from=gap.first, lost_to=gap.last,
                       count=gap.count, reason=gap.reason)  # fmt: skip
-            body = gap_body(gap.shard, gap.epoch, gap.first, gap.last, gap.count, gap.reason)
-            self.outbox.add(Entry(f"{self.prefix}:gaps", body, -1, gap.epoch, 0))
+            body = gap_body(gap.shard, gap.epoch, gap.first, gap.last, gap.count, gap.reason, None)
+            self.outbox.add(Entry(entry(self.outbox.gaps_suffix, body), -1, gap.epoch, 0))
         now = time.monotonic()
         unreachable = Effects()
         for shard, epoch, first, last in fx.ask:
@@ -298,7 +308,7 @@ class Merger:
             else:  # no repair channel to this shard (a merger built without one)
                 self.sequencer.give_up(shard, "no repair channel to the shard", unreachable)
         for shard, epoch in fx.finished:
-            self.outbox.add(Entry("", b"", shard, epoch, self.sequencer.tracks[shard].last, end=True))
+            self.outbox.add(Entry(b"", shard, epoch, self.sequencer.tracks[shard].last, end=True))
             self.repair.ack_end(shard, epoch)
             log.info("shard ended", shard=shard, last_seq=self.sequencer.tracks[shard].last)
         st.holes += fx.holes
@@ -317,27 +327,21 @@ class Merger:
         self._apply(fx)
         self.outbox.flush(time.monotonic() + 3600, budget_s=5.0)  # ignore any back-off: this is the last chance
         self._sync_outbox_stats()
-        log.warning("drain timed out", shards_not_ended=sorted(self._not_ended()), unwritten=len(self.outbox))
+        log.warning("drain timed out", shards_not_ended=sorted(self._not_ended()), unwritten=self.outbox.events)
         if self.outbox.queue:
-            self._unwritten = sum(1 for e in self.outbox.queue if e.is_frame)
+            self._unwritten = sum(e.events for e in self.outbox.queue if e.is_frame)
             self._sync_outbox_stats()
             log.error("entries never written: redis unreachable until the drain deadline",
-                      count=len(self.outbox.queue))  # fmt: skip
+                      events=self._unwritten)  # fmt: skip
 
     def _not_ended(self) -> set[int]:
         return {s for s in self.expected_shards if not self.sequencer.finished(s)}
-
-    def _key(self, topic: bytes) -> str:
-        key = self._keys.get(topic)
-        if key is None:
-            key = self._keys[topic] = wire.stream_key(self.prefix, topic)
-        return key
 
     def _sync_outbox_stats(self) -> None:
         st, ob = self.stats, self.outbox
         st.written, st.batches, st.redis_errors = ob.written, ob.batches, ob.errors + self._resume_errors
         st.dropped = ob.dropped + self._unwritten
-        st.buffered = len(ob)
+        st.buffered = ob.events
         st.redis_outages = ob.outages
         st.redis_state = "up" if ob.up else "down"
         st.repair_requests, st.repair_timeouts = self.repair.requests, self.repair.timeouts

@@ -1,18 +1,21 @@
 """What the merger has accepted but Redis does not have yet: a bounded queue, written in order.
 
-While Redis is reachable the outbox is written as fast as it fills (one script call per batch,
-entries and checkpoint together). While Redis is down the merger keeps reading the bus and the
-outbox grows, up to ``limit`` entries; a failed write is retried with a capped, doubling delay, and
-the outage is logged when it starts, every few seconds while it lasts, and when it ends. Past the
-limit the oldest entries are dropped, and never silently: each shard's dropped range is counted,
-logged and written to the ``{prefix}:gaps`` stream ahead of the entries that follow it.
+An `Entry` is one bus batch (or a gap record, or a shard's end mark); ``batch_size`` and ``limit``
+count events, not entries. While Redis is reachable the outbox is written as fast as it fills (one
+script call per write of about ``batch_size`` events, whole batches, entries and checkpoint
+together). While Redis is down the merger keeps reading the bus and the outbox grows, up to
+``limit`` events; a failed write is retried with a capped, doubling delay, and the outage is logged
+when it starts, every few seconds while it lasts, and when it ends. Past the limit the oldest
+batches are dropped whole, and never silently: each shard's dropped range of batch seqs and its
+number of events are counted, logged and written to the ``{prefix}:gaps`` stream ahead of the
+entries that follow it.
 
 A write whose outcome is unknown (the connection broke after Redis ran the script) is retried; the
 script sees that its checkpoint is already in place and writes nothing twice (`bus.streams`).
 
 For the metrics, each committed batch is counted once (not per entry): its size, how long its write
-took, and the receive-to-Redis lag of its first (oldest) frame, whose ``ts_recv`` alone is read from
-its body (histograms of `bus.meter`).
+took, and the receive-to-Redis lag of the first event of its oldest batch, whose ``ts_recv`` alone is
+read from its body (histograms of `bus.meter`).
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ import redis
 import structlog
 
 from bus.meter import BATCH_BOUNDS, LATENCY_BOUNDS_NS, WRITE_BOUNDS_NS, new_histogram, observe
-from bus.streams import StreamWriter
+from bus.streams import StreamWriter, entry
 
 log = structlog.get_logger("merger")
 
@@ -35,11 +38,11 @@ OUTAGE_LOG_EVERY_S = 5.0
 
 @dataclass
 class Entry:
-    key: str
-    body: bytes
-    shard: int  # -1: not a shard's frame (a gap record)
+    body: bytes  # a batch body (`bus.wire`): ``"<key suffix>",<fields>,...``
+    shard: int  # -1: not a shard's batch (a gap record)
     epoch: int
     seq: int
+    events: int = 0  # entries the body holds (a shard's batch)
     end: bool = False  # no entry: marks the shard's checkpoint as complete up to its end marker
 
     @property
@@ -52,16 +55,19 @@ class _Dropped:
     epoch: int
     first: int
     last: int
-    count: int
+    count: int  # batches
+    events: int
 
 
 class Outbox:
-    def __init__(self, writer: StreamWriter, batch_size: int, limit: int, gaps_key: str) -> None:
+    def __init__(self, writer: StreamWriter, batch_size: int, limit: int, gaps_suffix: str = "gaps") -> None:
+        """``gaps_suffix``: the gaps stream's key without the prefix."""
         self.writer = writer
         self.batch_size = batch_size
         self.limit = limit
-        self.gaps_key = gaps_key
+        self.gaps_suffix = gaps_suffix
         self.queue: deque[Entry] = deque()
+        self.events = 0  # events queued
         self.up = True
         self.written = 0
         self.batches = 0
@@ -82,9 +88,10 @@ class Outbox:
     def __len__(self) -> int:
         return len(self.queue)
 
-    def add(self, entry: Entry) -> None:
-        self.queue.append(entry)
-        if len(self.queue) > self.limit:
+    def add(self, e: Entry) -> None:
+        self.queue.append(e)
+        self.events += e.events
+        if self.events > self.limit:
             self._drop_oldest()
 
     def ready(self, now: float) -> bool:
@@ -101,18 +108,31 @@ class Outbox:
         while self.queue and now >= self._retry_at:
             # A failed batch is retried exactly as it was: its write may have landed with only the
             # reply lost, and only the same checkpoint lets the script recognise it.
-            size = min(self._retry_size or self.batch_size, len(self.queue))
-            batch = [self.queue[i] for i in range(size)]
+            batch = self._next_batch()
             if not self._write(batch):
-                self._retry_size = size
+                self._retry_size = len(batch)
                 return False
             self._retry_size = 0
-            for _ in batch:
+            for e in batch:
                 self.queue.popleft()
+                self.events -= e.events
             now = time.monotonic()
             if now >= deadline:
                 break
         return True
+
+    def _next_batch(self) -> list[Entry]:
+        """The retried entries, or whole batches from the head up to ``batch_size`` events (at least one)."""
+        if self._retry_size:
+            return [self.queue[i] for i in range(min(self._retry_size, len(self.queue)))]
+        out: list[Entry] = []
+        events = 0
+        for e in self.queue:
+            if out and events + e.events > self.batch_size:
+                break
+            out.append(e)
+            events += e.events
+        return out
 
     def _write(self, batch: list[Entry]) -> bool:
         gaps = self._gap_entries()
@@ -123,22 +143,23 @@ class Outbox:
         checkpoint = [x for shard, mark in sorted(marks.items()) for x in (str(shard), mark)]
         started = time.perf_counter_ns()
         try:
-            n = self.writer.write([*gaps, *((e.key, e.body) for e in batch if not e.end)], checkpoint)
+            n = self.writer.write([*gaps, *(e.body for e in batch if not e.end)], checkpoint)
         except redis.RedisError as e:
             self._failed(e)
             return False
         observe(self.write_ns, WRITE_BOUNDS_NS, time.perf_counter_ns() - started)
-        observe(self.batch_sizes, BATCH_BOUNDS, len(batch))
+        events = sum(e.events for e in batch if e.is_frame)
+        observe(self.batch_sizes, BATCH_BOUNDS, events)
         first = next((e for e in batch if e.is_frame), None)
         if first is not None and (ts := ts_recv(first.body)) is not None:
             observe(self.lag_ns, LATENCY_BOUNDS_NS, time.time_ns() - ts)
         if n < 0:
             self.skipped_rewrites += 1
             log.warning("batch was already in redis (an earlier write's reply was lost); not written again",
-                        entries=len(batch))  # fmt: skip
+                        entries=events)  # fmt: skip
         # Either way the batch and its gap records are in Redis now.
         self._dropped_ranges.clear()
-        self.written += sum(1 for e in batch if e.is_frame)
+        self.written += events
         self.batches += 1
         if not self.up:
             log.warning("redis reachable again; writing what was buffered",
@@ -166,42 +187,47 @@ class Outbox:
         self._delay = min(self._delay * 2, 2.0)
 
     def _drop_oldest(self) -> None:
-        """Drop a chunk of the oldest entries (a chunk, so a long outage logs a line per chunk, not
-        per entry), remembering each shard's dropped range for the gaps stream."""
+        """Drop the oldest whole batches down to 1 % under the limit (a chunk, so a long outage logs a
+        line per chunk, not per batch), remembering each shard's dropped range for the gaps stream."""
         self._retry_size = 0  # the failed batch loses its head: it can no longer be recognised
-        chunk = max(1, min(len(self.queue) - self.limit + self.limit // 100, len(self.queue)))
+        target = self.limit - self.limit // 100
         per_shard: dict[int, _Dropped] = {}
-        for _ in range(chunk):
+        while self.queue and self.events > target:
             e = self.queue.popleft()
+            self.events -= e.events
             if not e.is_frame:
                 continue
-            self.dropped += 1
+            self.dropped += e.events
             d = per_shard.get(e.shard)
             if d is None or d.epoch != e.epoch:
-                d = per_shard[e.shard] = _Dropped(e.epoch, e.seq, e.seq, 0)
+                d = per_shard[e.shard] = _Dropped(e.epoch, e.seq, e.seq, 0, 0)
             d.last = e.seq
             d.count += 1
+            d.events += e.events
         for shard, d in per_shard.items():
-            log.error("outage buffer full; oldest entries dropped", shard=shard, epoch=d.epoch,
-                      dropped_from=d.first, dropped_to=d.last, count=d.count, limit=self.limit)  # fmt: skip
+            log.error("outage buffer full; oldest batches dropped", shard=shard, epoch=d.epoch, dropped_from=d.first,
+                      dropped_to=d.last, count=d.count, events=d.events, limit=self.limit)  # fmt: skip
             prev = self._dropped_ranges.get(shard)
             if prev is not None and prev.epoch == d.epoch:
-                prev.last, prev.count = d.last, prev.count + d.count
+                prev.last, prev.count, prev.events = d.last, prev.count + d.count, prev.events + d.events
             else:
                 self._dropped_ranges[shard] = d
 
-    def _gap_entries(self) -> list[tuple[str, bytes]]:
+    def _gap_entries(self) -> list[bytes]:
+        reason = "redis outage longer than the buffer"
         return [
-            (self.gaps_key, gap_body(shard, d.epoch, d.first, d.last, d.count, "redis outage longer than the buffer"))
+            entry(self.gaps_suffix, gap_body(shard, d.epoch, d.first, d.last, d.count, reason, d.events))
             for shard, d in sorted(self._dropped_ranges.items())
         ]
 
 
-def gap_body(shard: int, epoch: int, first: int, last: int, count: int, reason: str) -> bytes:
-    """A ``{prefix}:gaps`` entry: bus frames of a shard that will never be in the streams."""
+def gap_body(shard: int, epoch: int, first: int, last: int, count: int, reason: str, events: int | None) -> bytes:
+    """A ``{prefix}:gaps`` entry: bus batches ``first..last`` (``count`` of them) of a shard that will
+    never be in the streams, holding ``events`` events (``""`` when unknown: a batch the merger never
+    received)."""
     return orjson.dumps(["type", "gap", "shard", str(shard), "epoch", str(epoch), "first_seq", str(first),
-                         "last_seq", str(last), "count", str(count), "reason", reason,
-                         "ts_ms", str(int(time.time() * 1000))])  # fmt: skip
+                         "last_seq", str(last), "count", str(count), "events", "" if events is None else str(events),
+                         "reason", reason, "ts_ms", str(int(time.time() * 1000))])  # fmt: skip
 
 
 _TS_RECV = b'"ts_recv","'

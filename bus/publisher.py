@@ -1,23 +1,33 @@
-"""A shard's bus publisher: a ZeroMQ XPUB socket, per-shard sequence numbers, a replay buffer, a clean end.
+"""A shard's bus publisher: a ZeroMQ XPUB socket, per-shard batch numbers, a replay buffer, a clean end.
 
 XPUB rather than PUB so the shard can wait until the merger's subscription has arrived before it
-publishes anything (PUB/SUB drops what is sent before a subscriber joins). Sends never block the
-shard's event loop: past the high-water mark (or while no merger is subscribed) ZeroMQ drops.
+publishes anything (PUB/SUB drops what is sent before a subscriber joins), and so it knows who
+listens. Sends never block the shard's event loop: past the high-water mark (or while no merger is
+subscribed) ZeroMQ drops.
 
-Sends, once `batch_sends` gave the publisher its event loop, are made once per turn of that loop:
-`publish` numbers and keeps the frame at once and queues its three ZeroMQ frames; the first frame
-queued in a turn schedules `flush` (``call_soon``), which sends them all, in order. Still one ZeroMQ
-message per event (subscribers' topic filtering is unchanged); what changes is that the ZeroMQ I/O
-thread is woken once per burst instead of once per message (one frame per message in a quiet loop
-costs ~10 us of wake-ups on this machine; back to back, ~1 us). A frame waits for the end of its
-turn, that is until the shard's loop has handled what it read from its sockets. `tick`, `send_end`
-and `close` flush first, so control messages still follow every frame they count.
+Batches: `publish` encodes the event into the open batch at once; the first event of a turn of the
+shard's event loop (once `batch_sends` gave the publisher its loop) schedules `flush` (``call_soon``),
+which closes the batch, numbers it (``seq``, per epoch), keeps it and sends it: ONE ZeroMQ message
+for all the events of the turn (`bus.wire`: topic ``BATCH_TOPIC``), what the merger reads. A batch
+also closes when it reaches `bus.wire.BATCH_MAX_EVENTS` events or `bus.wire.BATCH_MAX_BYTES` bytes
+(a second one starts). Without a loop every `publish` sends a batch of one. `tick`, `send_end` and
+`close` flush first, so control messages still follow every batch they count.
 
-Nothing dropped that way is lost: every frame is also kept in a bounded replay buffer (a deque of
-``(seq, topic, body)``, one append per frame), and the shard answers the merger's repair requests
-on a ZeroMQ ROUTER socket (`serve_repairs`, called from the shard's own loop, so the buffer has one
-owner and needs no lock). Only a frame that fell out of the buffer before the merger asked for it is
-gone, and the merger reports that as a counted hole with its range.
+Live subscribers (`bus.consumer.live`, ``ingest tail``) get one message per event, with the event's
+topic (so ZeroMQ's prefix filtering works) and the header of the batch that carries it. They are
+sent only while some subscription other than the merger's (topics starting with ``\x00``) is
+present: `drain_subscriptions` reads the XPUB socket's (un)subscribe notices (ZeroMQ reports a
+topic's first subscribe and last unsubscribe, and unsubscribes a subscriber that disconnects). The
+shard calls it every few milliseconds (`shards.worker`), so a new subscriber starts receiving
+within that; the events of a batch already open when it subscribed are not sent to it.
+
+Nothing dropped on the way is lost: every batch is also kept in a bounded replay buffer (a deque of
+``(seq, body, events)``, bounded by ``replay_buffer`` EVENTS: whole batches leave from the old end
+while it holds more), and the shard answers the merger's repair requests on a ZeroMQ ROUTER socket
+(`serve_repairs`, called from the shard's own loop, so the buffer has one owner and needs no lock),
+at most `REPAIR_CHUNK` events (whole batches, at least one) per reply. Only a batch that fell out of
+the buffer before the merger asked for it is gone, and the merger reports that as a counted hole
+with its range.
 
 For the metrics (`shards.telemetry` reads them once per report), ``meters`` counts what was published
 per topic: ``[events, the exchange's latency histogram]``; the histogram (shared by an exchange's
@@ -48,8 +58,10 @@ SEND_HWM = 1_000_000
 # group options): calling it directly saves ~0.8 us of the ~1.9 us three frames cost.
 _SEND = zmq.backend.Socket.send
 _MORE = zmq.SNDMORE
-REPAIR_CHUNK = 5_000  # frames per repair reply at most: a large hole is fetched in several round trips
+REPAIR_CHUNK = 5_000  # events per repair reply at most (whole batches): a large hole takes several round trips
 LATENCY_SAMPLE = 8  # one event in this many has its latency counted (a power of two)
+
+Message = tuple[bytes, bytes, bytes]  # topic, header, body
 
 
 class Publisher:
@@ -65,11 +77,23 @@ class Publisher:
     ) -> None:
         self.shard = shard
         self.epoch = random.getrandbits(32)
-        self.seq = 0
+        self.seq = 0  # the last batch's number
+        self.published = 0  # events
         self.end_acked = False
-        self.repaired_frames = 0
+        self.repaired_frames = 0  # batches sent in repair replies
+        self.live = False  # a subscriber other than the merger is present: send per-event messages too
+        self._subscribed: set[bytes] = set()
         self._ended = False
-        self._replay: deque[tuple[int, bytes, bytes]] = deque(maxlen=replay_buffer)
+        self._replay: deque[tuple[int, bytes, int]] = deque()
+        self._replay_events = 0
+        self._replay_limit = replay_buffer
+        # the open batch: its parts (key suffix, body, ...), events, bytes, and the live messages' (topic, body)
+        self._parts: list[bytes] = []
+        self._open = 0
+        self._open_bytes = 0
+        self._live: list[tuple[bytes, bytes]] = []
+        self._out: list[Message] = []  # closed, to send at the flush
+        self._scheduled = False
         # topic -> [events, its exchange's latency histogram, the last event's ts_recv]
         self.meters: dict[bytes, list[Any]] = {}
         self.latency: dict[str, list[int]] = {}  # exchange -> latency bucket counts
@@ -80,45 +104,98 @@ class Publisher:
         self._sock.bind(endpoint)
         self.endpoint = endpoint
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._pending: list[tuple[bytes, bytes, bytes]] = []  # queued for this loop turn's flush
         self._repair: zmq.Socket[bytes] | None = None
         if repair_endpoint is not None:
             self._repair = self._ctx.socket(zmq.ROUTER)
             self._repair.setsockopt(zmq.LINGER, 0)
             self._repair.bind(repair_endpoint)
 
-    def wait_for_subscriber(self, timeout: float) -> bool:
-        """Block until a subscription message arrives (True) or ``timeout`` seconds pass (False)."""
+    # -- subscriptions ----------------------------------------------------------------------------
+
+    def wait_for_subscriber(self, timeout: float, topic: bytes | None = None) -> bool:
+        """Block until a subscription that receives ``topic`` is present (None: any subscription; the
+        shard waits for `bus.wire.BATCH_TOPIC`, the merger's) (True), or ``timeout`` seconds pass (False)."""
         deadline = time.monotonic() + timeout
-        while (left := deadline - time.monotonic()) > 0:
+        while not self._receives(topic):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
             if self._sock.poll(int(left * 1000), zmq.POLLIN):
-                msg = self._sock.recv()
-                if msg[:1] == b"\x01":
-                    return True
-        return False
+                self._note(self._sock.recv())
+        return True
+
+    def _receives(self, topic: bytes | None) -> bool:
+        return bool(self._subscribed) if topic is None else any(topic.startswith(t) for t in self._subscribed)
 
     def drain_subscriptions(self) -> None:
-        """Consume pending (un)subscribe notices so they do not pile up in the socket."""
+        """Read pending (un)subscribe notices: per-event messages go out while a live subscriber is present."""
         while self._sock.poll(0, zmq.POLLIN):
-            self._sock.recv()
+            self._note(self._sock.recv())
 
-    def record(self, event: Event) -> tuple[bytes, bytes, bytes]:
-        """Number ``event`` and keep it in the replay buffer without sending it; returns its three
-        frames. `publish` is record + send (tests use this alone to lose a frame on purpose)."""
+    def _note(self, msg: bytes) -> None:
+        if msg[:1] == b"\x01":
+            self._subscribed.add(msg[1:])
+        elif msg[:1] == b"\x00":
+            self._subscribed.discard(msg[1:])
+        self.live = any(not wire.is_internal(t) for t in self._subscribed)
+
+    # -- publishing -------------------------------------------------------------------------------
+
+    def publish(self, event: Event) -> None:
+        """Put ``event`` in the open batch; it goes out at the end of the loop turn (`batch_sends`), or now."""
+        self.add(event)
+        if self._loop is None:
+            self.flush()
+        elif not self._scheduled:
+            self._scheduled = True
+            self._loop.call_soon(self.flush)
+
+    def record(self, event: Event) -> Message | None:
+        """Put ``event`` in the open batch, then close, number and keep that batch without sending it;
+        returns it. (Tests use this to lose a batch on purpose; the merger repairs it.)"""
+        self.add(event)
+        return self._close_batch(send=False)
+
+    def add(self, event: Event) -> None:
+        """Put ``event`` in the open batch without scheduling a send: the next `flush` (or `publish`)
+        sends it. A batch that reaches `bus.wire.BATCH_MAX_EVENTS` or `bus.wire.BATCH_MAX_BYTES` is
+        closed and queued at once."""
         topic, raw = wire.encode(event)
-        # A compact copy (~0.2 us): orjson's result keeps its ~4 KiB working buffer allocated, so
-        # 200k kept frames would hold ~850 MB instead of ~100 MB.
-        body = bytes(memoryview(raw))
-        self.seq += 1
-        self._replay.append((self.seq, topic, body))
+        self._parts += (wire.key_suffix(topic), raw)
+        self._open += 1
+        self._open_bytes += len(raw)
+        if self.live:
+            self._live.append((topic, raw))
         m = self.meters.get(topic)
         if m is None:
             m = self._meter(topic, event.exchange)
         m[0] += 1
         m[2] = event.ts_recv
-        if not self.seq & (LATENCY_SAMPLE - 1) and (ts_exchange := getattr(event, "ts_exchange", 0)):
+        self.published += 1
+        if not self.published & (LATENCY_SAMPLE - 1) and (ts_exchange := getattr(event, "ts_exchange", 0)):
             m[1][bisect_right(LATENCY_BOUNDS_NS, event.ts_recv - ts_exchange)] += 1
-        return topic, wire.header(self.shard, self.epoch, self.seq), body
+        if self._open >= wire.BATCH_MAX_EVENTS or self._open_bytes >= wire.BATCH_MAX_BYTES:
+            self._close_batch(send=True)
+
+    def _close_batch(self, send: bool) -> Message | None:
+        """Number and keep the open batch (and queue it and its live messages with ``send``)."""
+        if not self._open:
+            return None
+        self.seq += 1
+        seq, events = self.seq, self._open
+        body = b",".join(self._parts)
+        self._replay.append((seq, body, events))
+        self._replay_events += events
+        while self._replay_events > self._replay_limit and self._replay:
+            self._replay_events -= self._replay.popleft()[2]
+        msg = (wire.BATCH_TOPIC, wire.batch_header(self.shard, self.epoch, seq, events), body)
+        if send:
+            self._out.append(msg)
+            if self._live:
+                head = wire.header(self.shard, self.epoch, seq)
+                self._out += [(topic, head, raw) for topic, raw in self._live]
+        self._parts, self._open, self._open_bytes, self._live = [], 0, 0, []
+        return msg
 
     def _meter(self, topic: bytes, exchange: str) -> list[Any]:
         hist = self.latency.get(exchange)
@@ -129,31 +206,23 @@ class Publisher:
 
     @property
     def replay_depth(self) -> int:
-        """Frames held for repairs now."""
-        return len(self._replay)
-
-    def publish(self, event: Event) -> None:
-        """Number and keep ``event``, and send it (now, or at the end of the loop turn: `batch_sends`)."""
-        frames = self.record(event)
-        if self._loop is None:
-            self._send([frames])
-            return
-        if not self._pending:
-            self._loop.call_soon(self.flush)
-        self._pending.append(frames)
+        """Events held for repairs now."""
+        return self._replay_events
 
     def batch_sends(self, loop: asyncio.AbstractEventLoop) -> None:
         """From now on, send once per turn of ``loop`` (see the module docstring)."""
         self._loop = loop
 
     def flush(self) -> None:
-        """Send what `publish` queued (nothing if nothing is)."""
-        if self._pending:
-            pending, self._pending = self._pending, []
+        """Close the open batch and send what is queued (nothing if nothing is)."""
+        self._scheduled = False
+        self._close_batch(send=True)
+        if self._out:
+            out, self._out = self._out, []
             if not self._sock.closed:  # published after close: nobody can take it any more
-                self._send(pending)
+                self._send(out)
 
-    def _send(self, messages: list[tuple[bytes, bytes, bytes]]) -> None:
+    def _send(self, messages: list[Message]) -> None:
         # Three plain sends: send_multipart's per-part checks cost twice the sends themselves.
         sock = self._sock
         for topic, head, body in messages:
@@ -194,30 +263,35 @@ class Publisher:
     def _answer(self, rid: int, epoch: int, first: int, last: int) -> list[bytes]:
         if epoch != self.epoch:
             return [wire.repair_reply(wire.REPLY_OTHER_EPOCH, rid, self.epoch, 0, self.seq)]
-        found = self.frames(first, last, REPAIR_CHUNK)
-        covered_to = found[-1][0] if len(found) >= REPAIR_CHUNK else min(last, self.seq)
+        found, cut = self.frames(first, last, REPAIR_CHUNK)
+        covered_to = found[-1][0] if cut else min(last, self.seq)
         out = [wire.repair_reply(wire.REPLY_OK, rid, self.epoch, covered_to, self.seq)]
-        for seq, topic, body in found:
-            out += (topic, wire.header(self.shard, self.epoch, seq), body)
+        for seq, body, events in found:
+            out += (wire.BATCH_TOPIC, wire.batch_header(self.shard, self.epoch, seq, events), body)
         self.repaired_frames += len(found)
         return out
 
-    def frames(self, first: int, last: int, limit: int) -> list[tuple[int, bytes, bytes]]:
-        """The kept frames with ``first <= seq <= last``, oldest first, at most ``limit``."""
+    def frames(self, first: int, last: int, limit: int) -> tuple[list[tuple[int, bytes, int]], bool]:
+        """The kept batches with ``first <= seq <= last``, oldest first, as many whole batches as hold at
+        most ``limit`` events (at least one); and whether that limit cut the list short."""
         buf = self._replay
         if not buf or first > last:
-            return []
+            return [], False
         start = max(0, first - buf[0][0])
         if start >= len(buf) or buf[start][0] != max(first, buf[0][0]):
             start = 0  # the numbering has gaps (only when a test skips seqs): scan from the oldest
-        out: list[tuple[int, bytes, bytes]] = []
+        out: list[tuple[int, bytes, int]] = []
+        events = 0
         for frame in itertools.islice(buf, start, None):
             if frame[0] < first:
                 continue
-            if frame[0] > last or len(out) >= limit:
+            if frame[0] > last:
                 break
+            if out and events + frame[2] > limit:
+                return out, True
             out.append(frame)
-        return out
+            events += frame[2]
+        return out, False
 
     # -- the end ----------------------------------------------------------------------------------
 

@@ -18,6 +18,7 @@ import structlog
 import zmq
 
 from bus import wire
+from bus.sequencer import Payload
 from ingest.errors import DecodeError
 
 log = structlog.get_logger("merger")
@@ -41,7 +42,7 @@ class Answer:
     first: int
     covered_to: int
     last_published: int
-    frames: list[tuple[int, bytes, bytes]]  # seq, topic, body
+    frames: list[tuple[int, Payload]]  # seq, (events, body) of each batch
 
 
 class RepairClient:
@@ -92,10 +93,10 @@ class RepairClient:
                 if ask is None or ask.request_id != rid:
                     continue  # an answer to a request already given up or re-sent
                 del self.pending[shard]
-                frames = []
+                frames: list[tuple[int, Payload]] = []
                 for i in range(1, len(parts) - 2, 3):
-                    _, _, seq = wire.parse_header(parts[i + 1])
-                    frames.append((seq, parts[i], parts[i + 2]))
+                    _, _, seq, events = wire.parse_batch_header(parts[i + 1])
+                    frames.append((seq, (events, parts[i + 2])))
             except (DecodeError, IndexError):
                 log.error("bad repair answer", shard=shard)
                 continue

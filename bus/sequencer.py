@@ -1,6 +1,7 @@
 """Per-shard sequence bookkeeping of the merger (pure: no zmq, no redis, no clock).
 
-Each shard numbers its frames 1, 2, 3... per epoch (a new epoch: the shard restarted). For every
+Each shard numbers its frames 1, 2, 3... per epoch (a new epoch: the shard restarted). A frame is a
+bus batch (`bus.wire`): its payload, ``(events, body)``, is carried along untouched. For every
 shard the merger keeps ``last``: every seq up to it has been accepted (queued for Redis, in order)
 or reported lost. A frame that continues the sequence is accepted; one that jumps opens a hole: the
 merger asks the shard for the missing frames and holds what arrives live meanwhile, so each shard's
@@ -16,6 +17,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from bus.wire import UNBOUNDED
+
+Payload = tuple[int, bytes]  # a batch's (events, body): opaque here
 
 
 @dataclass(frozen=True)
@@ -33,7 +36,7 @@ class Lost:
 
 @dataclass
 class Effects:
-    accept: list[tuple[int, int, int, bytes, bytes]] = field(default_factory=list)  # shard, epoch, seq, topic, body
+    accept: list[tuple[int, int, int, Payload]] = field(default_factory=list)  # shard, epoch, seq, payload
     ask: list[tuple[int, int, int, int]] = field(default_factory=list)  # shard, epoch, first, last
     lost: list[Lost] = field(default_factory=list)
     finished: list[tuple[int, int]] = field(default_factory=list)  # shard, epoch: everything to its end marker
@@ -47,7 +50,7 @@ class Effects:
 class Track:
     epoch: int
     last: int
-    held: list[tuple[int, bytes, bytes]] = field(default_factory=list)  # live frames waiting behind a repair
+    held: list[tuple[int, Payload]] = field(default_factory=list)  # live frames waiting behind a repair
     asking: tuple[int, int] | None = None  # the range requested from the shard
     end_seq: int | None = None
     finished: bool = False
@@ -62,18 +65,18 @@ class Sequencer:
         t = self.tracks[shard] = Track(epoch, seq, asking=(seq + 1, UNBOUNDED))
         fx.ask.append((shard, t.epoch, seq + 1, UNBOUNDED))
 
-    def frame(self, shard: int, epoch: int, seq: int, topic: bytes, body: bytes, fx: Effects) -> None:
+    def frame(self, shard: int, epoch: int, seq: int, payload: Payload, fx: Effects) -> None:
         t = self._track(shard, epoch, fx)
         if seq <= t.last or (t.held and seq <= t.held[-1][0]):
             fx.duplicates += 1
         elif t.asking is not None:
-            t.held.append((seq, topic, body))
+            t.held.append((seq, payload))
         elif seq == t.last + 1:
             t.last = seq
-            fx.accept.append((shard, epoch, seq, topic, body))
+            fx.accept.append((shard, epoch, seq, payload))
         else:
             self._hole(shard, t, seq - 1, fx)
-            t.held.append((seq, topic, body))
+            t.held.append((seq, payload))
 
     def control(self, shard: int, epoch: int, kind: str, seq: int, fx: Effects) -> None:
         """An end marker or a tick; both carry the last seq the shard published."""
@@ -91,7 +94,7 @@ class Sequencer:
         first: int,
         covered_to: int,
         last_published: int,
-        frames: list[tuple[int, bytes, bytes]],
+        frames: list[tuple[int, Payload]],
         fx: Effects,
     ) -> None:
         """The shard's answer: ``frames`` (ascending) of ``first..covered_to``; the rest of that
@@ -99,13 +102,13 @@ class Sequencer:
         t = self.tracks.get(shard)
         if t is None or t.epoch != epoch or t.asking is None or first != t.last + 1:
             return  # a stale answer (the request was given up or superseded)
-        for seq, topic, body in frames:
+        for seq, payload in frames:
             if seq <= t.last or seq > covered_to:
                 continue
             if seq > t.last + 1:
                 fx.lost.append(Lost(shard, epoch, t.last + 1, seq - 1, "not in the shard's replay buffer"))
             t.last = seq
-            fx.accept.append((shard, epoch, seq, topic, body))
+            fx.accept.append((shard, epoch, seq, payload))
         if covered_to > t.last:
             fx.lost.append(Lost(shard, epoch, t.last + 1, covered_to, "not in the shard's replay buffer"))
             t.last = covered_to
@@ -169,7 +172,7 @@ class Sequencer:
 
     def _release(self, shard: int, t: Track, fx: Effects, ask: bool, reason: str = "") -> None:
         held, t.held = t.held, []
-        for i, (seq, topic, body) in enumerate(held):
+        for i, (seq, payload) in enumerate(held):
             if seq <= t.last:
                 fx.duplicates += 1
                 continue
@@ -180,7 +183,7 @@ class Sequencer:
                     return
                 fx.lost.append(Lost(shard, t.epoch, t.last + 1, seq - 1, reason))
             t.last = seq
-            fx.accept.append((shard, t.epoch, seq, topic, body))
+            fx.accept.append((shard, t.epoch, seq, payload))
         self._settle(shard, t, fx)
 
     def _settle(self, shard: int, t: Track, fx: Effects) -> None:

@@ -1,9 +1,11 @@
 """Writing bus bodies into Redis Streams, one Lua call per batch, checkpoint in the same call.
 
-Each body is the entry's field list as JSON (see `bus.wire`); the script decodes it inside Redis, so
-the merger never re-encodes an event. A batch goes as one argument, the JSON array ``["<stream
-key>", <body>, ...]`` joined from the bodies as they came off the bus: redis-py packing one argument
-per entry cost the merger 2.7 us of CPU per entry, the joined argument 0.4 us (1000-entry batches).
+Each event body is the entry's field list as JSON (see `bus.wire`); the script decodes it inside
+Redis, so the merger never re-encodes an event. A write goes as one argument, the JSON array
+``["<key suffix>", <body>, ...]`` joined with commas from the bus's batch bodies as they came off
+the bus (each already ``"<key suffix>",<body>,...``); the script prepends ``{prefix}:`` to each key.
+redis-py packing one argument per entry cost the merger 2.7 us of CPU per entry, the joined
+argument 0.4 us (1000-entry batches); joining whole bus batches makes it per batch, not per entry.
 The per-shard checkpoint (``epoch:seq`` of the last frame written) is updated by the same script
 call as the entries it covers: Redis runs a script atomically, so the checkpoint can never run ahead
 of, or behind, what is in the streams.
@@ -32,9 +34,10 @@ if ARGV[2] ~= '' then
   end
 end
 local batch = cjson.decode(ARGV[3])
+local prefix = ARGV[4]
 local n = 0
 for i = 1, #batch, 2 do
-  redis.call('XADD', batch[i], 'MAXLEN', '~', maxlen, '*', unpack(batch[i + 1]))
+  redis.call('XADD', prefix .. batch[i], 'MAXLEN', '~', maxlen, '*', unpack(batch[i + 1]))
   n = n + 1
 end
 if marks then
@@ -53,26 +56,26 @@ class StreamWriter:
         self._client = client
         self._script = client.register_script(_SCRIPT)
         self._checkpoint_key = checkpoint_key(prefix)
+        self._prefix = prefix + ":"
         self._maxlen = str(maxlen)
-        self._quoted: dict[str, bytes] = {}  # stream key -> its JSON string
 
-    def write(self, entries: Sequence[tuple[str, bytes]], checkpoint: Sequence[str]) -> int:
-        """Append ``(stream key, body)`` entries in order; set the checkpoint fields atomically.
+    def write(self, batches: Sequence[bytes], checkpoint: Sequence[str]) -> int:
+        """Append the entries of ``batches`` in order; set the checkpoint fields atomically.
 
-        ``checkpoint`` is a flat list ``[field, value, ...]`` (empty: leave the checkpoint alone).
-        Returns the number of entries written, or -1 if this checkpoint was already in place.
+        Each batch is ``"<key suffix>",<body>,...`` (a bus batch body, or `entry` of one entry; an
+        empty one is skipped). ``checkpoint`` is a flat list ``[field, value, ...]`` (empty: leave
+        the checkpoint alone). Returns the number of entries written, or -1 if this checkpoint was
+        already in place.
         """
-        quoted = self._quoted
-        parts: list[bytes] = []
-        for key, body in entries:
-            q = quoted.get(key)
-            if q is None:
-                q = quoted[key] = orjson.dumps(key)
-            parts.append(q)
-            parts.append(body)
-        batch = b"[" + b",".join(parts) + b"]"
-        written = self._script(keys=[self._checkpoint_key], args=[self._maxlen, _json_list(checkpoint), batch])
+        batch = b"[" + b",".join(b for b in batches if b) + b"]"
+        args: list[str | bytes] = [self._maxlen, _json_list(checkpoint), batch, self._prefix]
+        written = self._script(keys=[self._checkpoint_key], args=args)
         return int(written)
+
+
+def entry(suffix: str, body: bytes) -> bytes:
+    """One entry as a batch for `StreamWriter.write`: ``suffix`` is its stream key without the prefix."""
+    return orjson.dumps(suffix) + b"," + body
 
 
 def _json_list(items: Sequence[str]) -> str:

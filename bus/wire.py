@@ -1,15 +1,33 @@
 """The bus and stream wire format (pure: no zmq, no redis).
 
-A bus message is three ZeroMQ frames::
+A shard sends two kinds of data message, three ZeroMQ frames each.
+
+A batch, for the merger: all the events of one turn of the shard's event loop (at most
+`BATCH_MAX_EVENTS` events or about `BATCH_MAX_BYTES` bytes; past that a second batch starts)::
+
+    topic   BATCH_TOPIC (b"\x00bat": starts with \x00 like CONTROL_TOPIC, so no event prefix matches it)
+    header  struct "!HIQI": shard id, shard epoch, per-shard sequence number (from 1 per epoch), events in it
+    body    "<key suffix>",<event body>,"<key suffix>",<event body>,...   (one pair per event, in order)
+
+The sequence numbers count batches: holes, repairs, the checkpoint and the end markers are per batch.
+A batch body is exactly what `bus.streams` puts between the brackets of its script argument, so the
+merger joins batch bodies with commas and never touches an event. The key suffix is the stream
+key without its prefix, ``"{channel}:{exchange}:{symbol}"`` (`key_suffix`): the script prepends the
+prefix, so the wire does not depend on ``redis.key_prefix``. The event count is in the header (the
+merger needs it for its counters and bounds without reading the body).
+
+An event, for live subscribers (only while one is subscribed; `bus.publisher`)::
 
     topic   b"{channel}.{exchange}.{symbol}"      (ZeroMQ prefix filtering works on it)
-    header  struct "!HIQ": shard id, shard epoch, per-shard sequence number (from 1 per epoch)
+    header  struct "!HIQ": shard id, shard epoch, the seq of the batch that carries the event
     body    JSON array of alternating field names and string values
 
-The body is exactly the field list of the Redis Streams entry the merger writes, so the merger
+The event body is exactly the field list of the Redis Streams entry the merger writes, so the merger
 never re-encodes it (a Lua script decodes it inside Redis). Every value is a string: integers in
 decimal, ``None`` as ``""``, level lists and symbol lists as JSON text. The first field is
-``type`` (``trade``, ``snapshot``, ``delta``, ``status``, ``conn``, ``bar``).
+``type`` (``trade``, ``snapshot``, ``delta``, ``status``, ``conn``, ``bar``). A subscriber to every
+topic (``b""``) receives the batches and control messages too: every topic starting with ``\x00``
+(`is_internal`) is not an event.
 
 A control message has the topic ``CONTROL_TOPIC``; its body says what: ``["end", "<last seq>"]``
 when a shard stops after draining, ``["tick", "<last seq>"]`` every heartbeat (so the merger sees
@@ -19,7 +37,7 @@ its header too and takes no sequence number of its own.
 The repair side channel (merger DEALER -> shard ROUTER) has one request frame, ``REPAIR_REQUEST``
 (kind, request id, epoch, first seq, last seq), and a reply of one ``REPAIR_REPLY`` frame (status,
 request id, the shard's epoch, ``covered_to``, the shard's last published seq) followed by the
-frames found, three ZeroMQ frames each exactly as on the bus (topic, header, body). Every seq in
+batches found, three ZeroMQ frames each exactly as on the bus (topic, header, body). Every seq in
 ``first..covered_to`` that is not among them is gone for good (it fell out of the shard's replay
 buffer, or was never sent).
 """
@@ -37,7 +55,12 @@ from ingest.errors import DecodeError
 from ingest.events import EVENT_TYPES, BookDelta, Event, Level, Trade
 
 HEADER = struct.Struct("!HIQ")
+BATCH_HEADER = struct.Struct("!HIQI")
 CONTROL_TOPIC = b"\x00ctl"
+BATCH_TOPIC = b"\x00bat"
+INTERNAL = b"\x00"  # the first byte of every topic that is not an event's (the merger subscribes to it alone)
+BATCH_MAX_EVENTS = 1000
+BATCH_MAX_BYTES = 1 << 20  # a batch is closed once its body reaches this size
 
 REPAIR_REQUEST = struct.Struct("!BQIQQ")
 REPAIR_REPLY = struct.Struct("!BQIQQ")
@@ -72,6 +95,58 @@ def topic(event: Event) -> bytes:
 def stream_key(prefix: str, topic_bytes: bytes) -> str:
     """Redis stream key of a topic: ``{prefix}:{channel}:{exchange}:{symbol}``."""
     return prefix + ":" + topic_bytes.decode().replace(".", ":", 2)
+
+
+def is_internal(topic_bytes: bytes) -> bool:
+    """A batch or a control message, not an event."""
+    return topic_bytes[:1] == INTERNAL
+
+
+_SUFFIXES: dict[bytes, bytes] = {}
+
+
+def key_suffix(topic_bytes: bytes) -> bytes:
+    """The JSON string of an event topic's stream key without its prefix: ``"{channel}:{exchange}:{symbol}"``."""
+    found = _SUFFIXES.get(topic_bytes)
+    if found is None:
+        if len(_SUFFIXES) >= _TOPICS_MAX:
+            _SUFFIXES.clear()
+        found = _SUFFIXES[topic_bytes] = orjson.dumps(topic_bytes.decode().replace(".", ":", 2))
+    return found
+
+
+def batch_body(events: list[tuple[bytes, bytes]]) -> bytes:
+    """The body of a batch of ``(topic, event body)`` pairs (the publisher joins its own; this is the plain way)."""
+    return b",".join(x for t, body in events for x in (key_suffix(t), body))
+
+
+def decode_batch(body: bytes) -> list[tuple[str, Event]]:
+    """The ``(key suffix, event)`` pairs of a batch body, in order (for tests and tools; the merger never does this)."""
+    try:
+        flat = orjson.loads(b"[" + body + b"]")
+    except orjson.JSONDecodeError:
+        raise DecodeError("batch body is not JSON", body) from None
+    if not isinstance(flat, list) or len(flat) % 2:
+        raise DecodeError("batch body is not suffix, field list pairs", body)
+    out: list[tuple[str, Event]] = []
+    for suffix, fields_ in zip(flat[::2], flat[1::2], strict=True):
+        if not isinstance(suffix, str) or not isinstance(fields_, list) or len(fields_) % 2:
+            raise DecodeError("batch body is not suffix, field list pairs", body)
+        out.append((suffix, decode_fields(dict(zip(fields_[::2], fields_[1::2], strict=True)))))
+    return out
+
+
+def batch_header(shard: int, epoch: int, seq: int, events: int) -> bytes:
+    return BATCH_HEADER.pack(shard, epoch, seq, events)
+
+
+def parse_batch_header(raw: bytes) -> tuple[int, int, int, int]:
+    """(shard, epoch, seq, events) of a batch header."""
+    try:
+        shard, epoch, seq, events = BATCH_HEADER.unpack(raw)
+    except struct.error:
+        raise DecodeError("bad batch header", raw) from None
+    return int(shard), int(epoch), int(seq), int(events)
 
 
 def _text(value: Any) -> str:

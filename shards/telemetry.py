@@ -23,7 +23,7 @@ def shard_report(shard: int, publisher: Publisher, conns: Sequence[FeedConnectio
     """A shard's report: what it published per topic, its latency histograms, its connections and books."""
     return {
         "kind": "shard", "name": f"shard-{shard}", "shard": shard, **usage(),
-        "published": publisher.seq, "replay_depth": publisher.replay_depth, "epoch": publisher.epoch,
+        "published": publisher.published, "replay_depth": publisher.replay_depth, "epoch": publisher.epoch,
         "topics": {t.decode(): m[0] for t, m in publisher.meters.items()},
         "last": {t.decode(): m[2] for t, m in publisher.meters.items()},
         "latency": dict(publisher.latency),

@@ -5,7 +5,8 @@ endpoint, waits for the merger to subscribe, runs one `FeedConnection` per (exch
 symbols), and on SIGTERM stops reading, publishes the end marker after everything it received,
 answers the merger's last repair requests until the merger acknowledges the end, and exits.
 
-An upkeep task on the event loop answers repair requests (every few milliseconds), and every
+An upkeep task on the event loop answers repair requests and notes who subscribes to the bus (every
+`REPAIR_POLL_S`: per-event messages go out only while a live subscriber is present), and every
 ``heartbeat_interval`` beats the parent's heartbeat and sends a tick with the last seq on the bus; every
 ``[metrics] interval`` it sends the parent its report (`shards.telemetry`).
 Being on the loop is the point: a blocked loop stops beating, and the parent restarts the shard.
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import signal
 import time
 from collections.abc import Callable, Sequence
@@ -92,10 +94,14 @@ async def _upkeep(
     reporter: Reporter,
     report: Callable[[], dict[str, Any]],
 ) -> None:
-    """Answer repair requests; beat, and once ``live`` tick, every ``interval`` seconds; report when due."""
+    """Answer repair requests and, once ``live``, read the bus's (un)subscriptions (a live subscriber
+    gets per-event messages from the next batch on); beat, and once ``live`` tick, every ``interval``
+    seconds; report when due."""
     last = 0.0
     while True:
         publisher.serve_repairs()
+        if live.is_set():  # before, a helper thread waits on the bus socket (not thread-safe)
+            publisher.drain_subscriptions()
         now = time.monotonic()
         if reporter.due(now):
             reporter.send(report())
@@ -164,7 +170,8 @@ async def _serve(
         _upkeep(publisher, cs.heartbeat_interval, heartbeat, live, reporter, report), name="upkeep"
     )
     waited = 0.0
-    while not stop.is_set() and not await loop.run_in_executor(None, publisher.wait_for_subscriber, 0.5):
+    merger_subscribed = functools.partial(publisher.wait_for_subscriber, 0.5, wire.BATCH_TOPIC)
+    while not stop.is_set() and not await loop.run_in_executor(None, merger_subscribed):
         waited += 0.5
         if waited >= SUBSCRIBER_WAIT_S:
             log.warning("no subscriber yet; publishing anyway", waited_s=waited)
@@ -216,8 +223,9 @@ async def _serve(
     reporter.send(report())  # the final counters
     reporter.close()
     publisher.close(cs.drain_timeout / 2)
-    log.info("shard stopped", published=publisher.seq, repaired=publisher.repaired_frames,
-             bars=bars.bars_published if bars else 0, late_trades=bars.builder.late if bars else 0)  # fmt: skip
+    log.info("shard stopped", published=publisher.published, batches=publisher.seq,
+             repaired=publisher.repaired_frames, bars=bars.bars_published if bars else 0,
+             late_trades=bars.builder.late if bars else 0)  # fmt: skip
 
 
 def run_worker(

@@ -108,7 +108,7 @@ def tail(args: argparse.Namespace) -> int:
     out = sys.stdout
     while args.count is None or seen < args.count:
         topic, _head, body = sock.recv_multipart()
-        if topic == wire.CONTROL_TOPIC:
+        if wire.is_internal(topic):  # the merger's batches, control messages
             continue
         fields = orjson.loads(body)
         out.write(orjson.dumps(dict(zip(fields[::2], fields[1::2], strict=True))).decode() + "\n")

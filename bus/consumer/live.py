@@ -3,11 +3,15 @@
 Each shard publishes on its own endpoint (`bus.consumer.endpoints` reads them from a settings file); a
 subscription connects to all of them and filters by topic prefix (``trade.``, ``book.binance.``,
 ``bar.okx.BTC-USDT``; ZeroMQ filters on the publisher's side). Bodies are decoded to the canonical
-events (`ingest.events`); control frames are skipped; a body that does not decode is counted in
-``undecodable`` and skipped, never raised into the caller's loop.
+events (`ingest.events`); the merger's batches and control frames are skipped; a body that does not
+decode is counted in ``undecodable`` and skipped, never raised into the caller's loop.
+``last_header`` is the (shard, epoch, seq) of the batch that carried the last event.
 
-The bus is live: a subscriber sees frames from when it connects, and a subscriber too slow to keep
-up loses frames at ZeroMQ's high-water mark. What needs every event reads the Redis streams
+The bus is live: a shard sends per-event messages only while a subscriber other than the merger is
+connected, and notices a new one within a few milliseconds (`shards.worker` reads the subscriptions
+every `shards.worker.REPAIR_POLL_S`), so a subscriber sees events from shortly after it connects
+(the events of the loop turn under way are not sent to it). A subscriber too slow to keep up loses
+events at ZeroMQ's high-water mark. What needs every event reads the Redis streams
 (`bus.consumer.streams`).
 """
 
@@ -46,7 +50,7 @@ class _Base:
         self.last_header: tuple[int, int, int] | None = None  # (shard, epoch, seq) of the last event
 
     def _decode(self, frames: list[bytes]) -> Event | None:
-        if len(frames) != 3 or frames[0] == wire.CONTROL_TOPIC:
+        if len(frames) != 3 or wire.is_internal(frames[0]):  # a batch (for the merger) or a control message
             return None
         try:
             header = wire.parse_header(frames[1])

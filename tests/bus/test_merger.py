@@ -1,5 +1,6 @@
 """The merger against real ZeroMQ sockets and a real Redis: holes repaired from the shards' replay
-buffers, what cannot be repaired reported, every frame written once and in order."""
+buffers, what cannot be repaired reported, every event written once and in order; a live subscriber
+gets the same events one message each while the merger reads batches."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from pathlib import Path
 
 import redis
 
+from bus import wire
+from bus.consumer import subscribe
 from bus.merger import Merger
 from bus.publisher import Publisher
 from ingest.events import Trade
@@ -17,6 +20,20 @@ from ingest.events import Trade
 
 def _trade(i: int, symbol: str = "BTC-USDT") -> Trade:
     return Trade("binance", symbol, symbol.replace("-", ""), str(i), "10.5", "1", "buy", i, i)
+
+
+def _batch(pub: Publisher, events: list[Trade], send: bool = True) -> None:
+    """One bus batch of ``events``: sent, or (``send=False``) numbered and kept but lost on the way."""
+    for e in events[:-1]:
+        pub.add(e)
+    if send:
+        pub.publish(events[-1])
+    else:
+        pub.record(events[-1])
+
+
+def _trades(first: int, count: int, symbol: str = "BTC-USDT") -> list[Trade]:
+    return [_trade(i, symbol) for i in range(first, first + count)]
 
 
 def _ids(client: redis.Redis, key: str) -> list[int]:
@@ -33,7 +50,7 @@ class Shard(threading.Thread):
         self.pub = Publisher(f"ipc://{tmp}/bus-{shard}.sock", shard, repair_endpoint=f"ipc://{tmp}/rep-{shard}.sock",
                              **kw)  # fmt: skip
         self.script = script
-        self.subscribed = self.pub.wait_for_subscriber  # called by the test before start()
+        self.subscribed = lambda timeout: self.pub.wait_for_subscriber(timeout, wire.BATCH_TOPIC)  # before start()
         self.done = threading.Event()
 
     def run(self) -> None:
@@ -67,14 +84,13 @@ def _run(merger: Merger, shards: list[Shard]) -> None:
     assert not thread.is_alive()
 
 
-def test_withheld_frames_are_fetched_from_the_replay_buffer_in_order(tmp_path: Path, redis_client: redis.Redis) -> None:
+def test_withheld_batches_are_fetched_from_the_replay_buffer_in_order(
+    tmp_path: Path, redis_client: redis.Redis
+) -> None:
     def withholding(symbol: str) -> Callable[[Publisher], None]:
         def script(pub: Publisher) -> None:
-            for i in range(1, 501):
-                if 100 <= i < 130 or 300 <= i < 302 or i > 495:
-                    pub.record(_trade(i, symbol))  # numbered and kept, never sent: lost on the way
-                else:
-                    pub.publish(_trade(i, symbol))
+            for b in range(1, 101):  # 100 batches of 5 trades
+                _batch(pub, _trades(b * 5 - 4, 5, symbol), send=not (20 <= b <= 25 or b in (60, 100)))
                 pub.serve_repairs()
 
         return script
@@ -85,35 +101,36 @@ def test_withheld_frames_are_fetched_from_the_replay_buffer_in_order(tmp_path: P
     assert _ids(redis_client, "md:trade:binance:BTC-USDT") == list(range(1, 501))
     assert _ids(redis_client, "md:trade:binance:ETH-USDT") == list(range(1, 501))
     st = merger.stats
-    assert (st.holes, st.missing, st.repaired, st.lost, st.gaps) == (6, 2 * 37, 2 * 37, 0, 0)
-    assert st.written == 1000 and st.duplicates == 0
+    assert (st.holes, st.missing, st.repaired, st.lost, st.gaps) == (6, 2 * 8, 2 * 8, 0, 0)  # in batches
+    assert st.written == 1000 and st.duplicates == 0  # in events
+    assert st.received == 1000 - 2 * 8 * 5  # events off the bus, not repaired
     checkpoint = redis_client.hgetall("md:checkpoint")
-    assert checkpoint == {b"0": f"{shards[0].pub.epoch}:500:end".encode(),
-                          b"1": f"{shards[1].pub.epoch}:500:end".encode()}  # fmt: skip
+    assert checkpoint == {b"0": f"{shards[0].pub.epoch}:100:end".encode(),
+                          b"1": f"{shards[1].pub.epoch}:100:end".encode()}  # fmt: skip
     assert all(merger.sequencer.finished(s) for s in (0, 1))
     assert not redis_client.exists("md:gaps")
 
 
-def test_frames_no_longer_in_the_replay_buffer_are_a_reported_gap(tmp_path: Path, redis_client: redis.Redis) -> None:
+def test_batches_no_longer_in_the_replay_buffer_are_a_reported_gap(tmp_path: Path, redis_client: redis.Redis) -> None:
     def script(pub: Publisher) -> None:
-        for i in range(1, 201):
-            if 50 <= i < 90:  # 40 frames withheld; the shard answers the merger only after 20 more:
-                pub.record(_trade(i))  # a 20-frame buffer has rolled past all of them by then
-            else:
-                pub.publish(_trade(i))
-            if not 50 <= i < 110:
+        for b in range(1, 101):  # 100 batches of 2 trades
+            # batches 25..44 withheld; the shard answers the merger only after 10 more batches (20
+            # events): a replay buffer of 20 events has rolled past all of them by then
+            _batch(pub, _trades(b * 2 - 1, 2), send=not 25 <= b < 45)
+            if not 25 <= b < 55:
                 pub.serve_repairs()
-        pub.seq += 3  # three frames never existed: the end marker says 203
+        pub.seq += 3  # three batches never existed: the end marker says 103
 
     merger = _merger(tmp_path, redis_client, 1)
     shard = Shard(tmp_path, 0, script, replay_buffer=20)
     _run(merger, [shard])
     ids = _ids(redis_client, "md:trade:binance:BTC-USDT")
-    assert ids == [*range(1, 50), *range(90, 201)]  # the buffer rolled past 50..89 before the merger asked
+    assert ids == [*range(1, 49), *range(89, 201)]  # the buffer rolled past trades 49..88 before the merger asked
     st = merger.stats
-    assert (st.lost, st.gaps) == (40 + 3, 2) and st.written == len(ids)
+    assert (st.lost, st.gaps) == (20 + 3, 2) and st.written == len(ids)
     gaps = [{k.decode(): v.decode() for k, v in f.items()} for _, f in redis_client.xrange("md:gaps")]
-    assert [(g["first_seq"], g["last_seq"], g["count"]) for g in gaps] == [("50", "89", "40"), ("201", "203", "3")]
+    assert [(g["first_seq"], g["last_seq"], g["count"], g["events"]) for g in gaps] == [
+        ("25", "44", "20", ""), ("101", "103", "3", "")]  # fmt: skip
     assert {g["shard"] for g in gaps} == {"0"} and all(g["reason"] for g in gaps)
 
 
@@ -153,26 +170,59 @@ def test_a_new_run_after_a_clean_end_starts_afresh(tmp_path: Path, redis_client:
 def test_malformed_messages_are_counted_and_skipped_and_what_they_hid_is_repaired(
     tmp_path: Path, redis_client: redis.Redis
 ) -> None:
-    """Messages that are not (topic, header, JSON list) on a shard's socket: two frames (so the next
-    message is read out of step), four frames with a short header, a short header, a body that is no
-    list. Each is counted and skipped to its end; a valid frame swallowed with one comes back by
-    repair. (Frames past a valid third one are not looked for: that costs a getsockopt per message,
-    and shards send three.)"""
+    """Messages on the merger's topics that are not a batch or a control message: two frames (so the
+    next message is read out of step), four frames with a short header, a short header, a body that
+    is no batch, an unknown topic. Each is counted and skipped to its end; a valid batch swallowed with
+    one comes back by repair. (Frames past a valid third one are not looked for: that costs a
+    getsockopt per message, and shards send three.)"""
     bad: list[list[bytes]] = [
-        [b"trade.binance.BTC-USDT", b"\x00" * 14],
-        [b"trade.binance.BTC-USDT", b"\x00" * 13, b'["type","trade"]', b"extra"],
-        [b"trade.binance.BTC-USDT", b"short", b'["type","trade"]'],
-        [b"trade.binance.BTC-USDT", b"\x00" * 14, b"not a list"],
+        [wire.BATCH_TOPIC, b"\x00" * 18],
+        [wire.BATCH_TOPIC, b"\x00" * 17, b'"trade:binance:X",["type","trade"]', b"extra"],
+        [wire.CONTROL_TOPIC, b"short", b'["tick","1"]'],
+        [wire.BATCH_TOPIC, b"\x00" * 18, b"not a batch"],
+        [b"\x00new", b"\x00" * 14, b'["type","trade"]'],
     ]
 
     def script(pub: Publisher) -> None:
         for i in range(1, 201):
-            if i % 50 == 0:
-                pub._sock.send_multipart(bad[i // 50 - 1])
+            if i % 40 == 0:
+                pub._sock.send_multipart(bad[i // 40 - 1])
             pub.publish(_trade(i))
             pub.serve_repairs()
 
     merger = _merger(tmp_path, redis_client, 1)
     _run(merger, [Shard(tmp_path, 0, script)])
     assert _ids(redis_client, "md:trade:binance:BTC-USDT") == list(range(1, 201))
-    assert merger.stats.bad_frames >= 4
+    assert merger.stats.bad_frames >= 5
+
+
+def test_a_live_subscriber_gets_each_event_while_the_merger_gets_batches(
+    tmp_path: Path, redis_client: redis.Redis
+) -> None:
+    """Both complete, on real sockets: the subscriber one message per event with its topic (its
+    prefix filter applied by ZeroMQ) and the header of the batch that carried it; Redis every event."""
+
+    def script(pub: Publisher) -> None:
+        deadline = time.monotonic() + 10
+        while not pub.live and time.monotonic() < deadline:  # what the shard's upkeep does every 5 ms
+            pub.drain_subscriptions()
+            time.sleep(0.002)
+        assert pub.live
+        for b in range(1, 41):  # 40 batches of 10 events, two symbols
+            for i in range(b * 10 - 9, b * 10 + 1):
+                pub.add(_trade(i, "BTC-USDT" if i % 2 else "ETH-USDT"))
+            pub.flush()
+            pub.serve_repairs()
+
+    merger = _merger(tmp_path, redis_client, 1)
+    shard = Shard(tmp_path, 0, script)
+    with subscribe(shard.pub.endpoint, "trade.binance.ETH") as sub:
+        _run(merger, [shard])
+        got = [sub.receive(timeout=5.0) for _ in range(200)]
+        assert sub.receive(timeout=0.2) is None
+    assert got == [_trade(i, "ETH-USDT") for i in range(2, 401, 2)]
+    assert sub.last_header == (0, shard.pub.epoch, 40)  # the last batch carried the last event
+    assert _ids(redis_client, "md:trade:binance:ETH-USDT") == list(range(2, 401, 2))
+    assert _ids(redis_client, "md:trade:binance:BTC-USDT") == list(range(1, 401, 2))
+    assert merger.stats.written == 400 and merger.stats.bad_frames == 0
+    assert redis_client.hget("md:checkpoint", "0") == f"{shard.pub.epoch}:40:end".encode()

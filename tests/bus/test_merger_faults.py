@@ -38,9 +38,10 @@ def _until(cond: Callable[[], bool], timeout: float = 60.0) -> None:
 
 
 class Shard(threading.Thread):
-    """A shard stand-in publishing ``total`` trades in bursts while serving repairs (one thread owns
-    the publisher, as a shard's event loop does); ``gate`` pauses it; it ends when the merger has
-    acknowledged its end marker."""
+    """A shard stand-in publishing ``total`` trades in bursts, one bus batch each (batch ``b`` holds
+    trades ``(b - 1) * burst + 1 .. b * burst``), while serving repairs (one thread owns the publisher,
+    as a shard's event loop does); ``gate`` pauses it; it ends when the merger has acknowledged its
+    end marker."""
 
     def __init__(self, tmp: Path, total: int, burst: int = 50, pause: float = 0.01) -> None:
         super().__init__(daemon=True)
@@ -56,7 +57,8 @@ class Shard(threading.Thread):
             self.gate.wait()
             for _ in range(min(self.burst, self.total - i)):
                 i += 1
-                self.pub.publish(_trade(i))
+                self.pub.add(_trade(i))
+            self.pub.flush()
             self.pub.serve_repairs()
             time.sleep(self.pause)
         self.pub.send_end()
@@ -100,11 +102,11 @@ def test_a_killed_merger_resumes_from_its_checkpoint_with_no_loss_and_no_duplica
     merger = _merger_process(tmp_path, url)
     assert shard.pub.wait_for_subscriber(30)
     shard.start()
-    _until(lambda: _checkpoint_seq(redis_client) >= 3_000)
+    _until(lambda: _checkpoint_seq(redis_client) >= 60)  # batches of 50
     os.kill(merger.pid, signal.SIGKILL)  # mid-stream: the shard keeps publishing to no one
     merger.join(10)
     written_before = _checkpoint_seq(redis_client)
-    _until(lambda: shard.pub.seq >= written_before + 2_000)  # frames the bus dropped while it was down
+    _until(lambda: shard.pub.seq >= written_before + 40)  # batches the bus dropped while it was down
     merger = _merger_process(tmp_path, url)
     assert shard.done.wait(120), "the restarted merger never acknowledged the end marker"
     merger.terminate()
@@ -112,7 +114,7 @@ def test_a_killed_merger_resumes_from_its_checkpoint_with_no_loss_and_no_duplica
     assert merger.exitcode == 0
     assert _ids(redis_client) == list(range(1, 20_001))  # every trade once, in order
     stats = {k.decode(): v.decode() for k, v in redis_client.hgetall("md:merger").items()}
-    assert stats["lost"] == "0" and int(stats["repaired"]) > 0 and stats["written"] == str(20_000 - written_before)
+    assert stats["lost"] == "0" and int(stats["repaired"]) > 0 and stats["written"] == str(20_000 - written_before * 50)
 
 
 def test_redis_down_for_a_while_then_back_loses_nothing(tmp_path: Path, own_redis: EmbeddedRedis) -> None:
@@ -154,7 +156,7 @@ def test_an_outage_longer_than_the_buffer_drops_the_oldest_as_counted_gaps(
     shard.start()
     own_redis.stop()  # before the first frame: everything waits in the outbox
     shard.gate.set()
-    _until(lambda: merger.stats.received >= 3_000)
+    _until(lambda: merger.stats.received >= 3_000)  # 60 batches of 50; the buffer holds 500 events
     own_redis.start()
     assert shard.done.wait(120)
     merger.request_stop()
@@ -165,7 +167,9 @@ def test_an_outage_longer_than_the_buffer_drops_the_oldest_as_counted_gaps(
     assert st.dropped > 0 and st.written == len(ids) and st.written + st.dropped == 3_000
     assert ids == sorted(ids) and len(set(ids)) == len(ids)
     gaps = [{k.decode(): v.decode() for k, v in f.items()} for _, f in client.xrange("md:gaps")]
-    dropped = {q for g in gaps for q in range(int(g["first_seq"]), int(g["last_seq"]) + 1)}
-    assert sum(int(g["count"]) for g in gaps) == st.dropped
+    batches = [q for g in gaps for q in range(int(g["first_seq"]), int(g["last_seq"]) + 1)]
+    dropped = {i for q in batches for i in range(q * 50 - 49, q * 50 + 1)}  # whole batches of 50
+    assert sum(int(g["count"]) for g in gaps) == len(batches) and len(dropped) == st.dropped
+    assert sum(int(g["events"]) for g in gaps) == st.dropped
     assert dropped | set(ids) == set(range(1, 3_001)) and not dropped & set(ids)
     assert all(g["reason"] == "redis outage longer than the buffer" for g in gaps)

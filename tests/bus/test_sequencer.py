@@ -6,14 +6,14 @@ from bus.sequencer import Effects, Lost, Sequencer
 from bus.wire import UNBOUNDED
 
 
-def _frame(seq: int) -> tuple[int, bytes, bytes]:
-    return seq, b"t", str(seq).encode()
+def _frame(seq: int) -> tuple[int, tuple[int, bytes]]:
+    return seq, (1, str(seq).encode())
 
 
 def _feed(s: Sequencer, shard: int, epoch: int, *seqs: int) -> Effects:
     fx = Effects()
     for q in seqs:
-        s.frame(shard, epoch, q, b"t", str(q).encode(), fx)
+        s.frame(shard, epoch, q, (1, str(q).encode()), fx)
     return fx
 
 

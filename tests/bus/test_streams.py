@@ -3,7 +3,7 @@ from __future__ import annotations
 import redis
 
 from bus import wire
-from bus.streams import StreamWriter, checkpoint_key
+from bus.streams import StreamWriter, checkpoint_key, entry
 from ingest.events import BookDelta, Trade
 
 
@@ -12,8 +12,9 @@ def test_batch_lands_in_order_with_checkpoint(redis_client: redis.Redis) -> None
     events = [
         Trade("binance", "BTC-USDT", "BTCUSDT", str(i), "1.5", "2", "buy", i, i + 1) for i in range(1, 6)
     ] + [BookDelta("binance", "BTC-USDT", "BTCUSDT", (("1.4", "0"),), (("1.6", "3.25"),), 10, 11, 1, 2)]
-    entries = [(wire.stream_key("md", t), b) for t, b in map(wire.encode, events)]
-    assert writer.write(entries, ["0", "42:6"]) == 6
+    encoded = [wire.encode(e) for e in events]
+    batches = [wire.batch_body(encoded[:4]), wire.batch_body(encoded[4:])]  # as two bus batches come
+    assert writer.write(batches, ["0", "42:6"]) == 6
     trades = redis_client.xrange("md:trade:binance:BTC-USDT")
     assert [f[b"trade_id"] for _, f in trades] == [b"1", b"2", b"3", b"4", b"5"]
     (_, book_fields), = redis_client.xrange("md:book:binance:BTC-USDT")
@@ -25,8 +26,16 @@ def test_batch_lands_in_order_with_checkpoint(redis_client: redis.Redis) -> None
 def test_maxlen_trims_approximately(redis_client: redis.Redis) -> None:
     writer = StreamWriter(redis_client, "md", maxlen=100)
     ev = Trade("binance", "BTC-USDT", "BTCUSDT", "1", "1", "1", "buy", 1, 1)
-    entry = (wire.stream_key("md", wire.topic(ev)), wire.encode(ev)[1])
+    one = entry("trade:binance:BTC-USDT", wire.encode(ev)[1])
     for _ in range(10):
-        writer.write([entry] * 100, [])
+        writer.write([one] * 100, [])
     length = redis_client.xlen("md:trade:binance:BTC-USDT")
     assert 100 <= length < 1000
+
+
+def test_entries_go_under_the_writers_prefix_and_empty_batches_are_skipped(redis_client: redis.Redis) -> None:
+    writer = StreamWriter(redis_client, "other", maxlen=1000)
+    ev = Trade("okx", "ETH-USDT", "ETH-USDT", "7", "1", "1", "sell", 1, 1)
+    assert writer.write([b"", wire.batch_body([wire.encode(ev)]), b""], []) == 1
+    (_, fields), = redis_client.xrange("other:trade:okx:ETH-USDT")
+    assert wire.decode_fields({k.decode(): v.decode() for k, v in fields.items()}) == ev

@@ -1,6 +1,9 @@
 from __future__ import annotations
 
+import orjson
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from bus import wire
 from ingest.errors import DecodeError
@@ -35,7 +38,6 @@ def test_round_trip(event: object) -> None:
 
 def test_body_is_the_redis_field_list() -> None:
     _, body = wire.encode(EVENTS[2])
-    import orjson
 
     assert orjson.loads(body) == [
         "type", "delta", "exchange", "binance", "symbol", "ETH-BTC", "native", "ETHBTC",
@@ -81,3 +83,38 @@ def test_topics_are_cached_per_channel_exchange_symbol() -> None:
     assert wire.topic(trade) == b"trade.binance.BTC-USDT"
     assert wire.topic(trade) is wire.topic(trade)
     assert wire.topic(delta) == b"book.binance.ETH-BTC"
+
+
+_text = st.text(st.characters(blacklist_categories=("Cs",)), max_size=12)
+_trades = st.builds(
+    Trade, st.sampled_from(["binance", "okx"]), st.sampled_from(["BTC-USDT", "ETH.X-USD", 'Q"UOTE']), _text,
+    _text, _text, _text, st.sampled_from(["buy", "sell"]), st.integers(0, 2**63), st.integers(0, 2**63),
+)  # fmt: skip
+_deltas = st.builds(
+    BookDelta, st.just("bybit"), st.sampled_from(["BTC-USDT", "SOL-USDC"]), _text,
+    st.lists(st.tuples(_text, _text), max_size=3).map(tuple), st.lists(st.tuples(_text, _text), max_size=3).map(tuple),
+    st.none() | st.integers(0, 2**40), st.none() | st.integers(0, 2**40), st.integers(0, 2**63), st.integers(0, 2**63),
+)  # fmt: skip
+
+
+@given(st.lists(_trades | _deltas, min_size=1, max_size=20))
+def test_batch_round_trip(events: list[Trade | BookDelta]) -> None:
+    """A batch body carries each event's key suffix and body in order; parsed as the script's argument
+    (brackets around it) it is the suffix, field list pairs; the header carries the count."""
+    encoded = [wire.encode(e) for e in events]
+    body = wire.batch_body(encoded)
+    assert wire.decode_batch(body) == [(f"{e.channel}:{e.exchange}:{e.symbol}", e) for e in events]
+    flat = orjson.loads(b"[" + body + b"]")
+    assert flat[1::2] == [orjson.loads(b) for _, b in encoded]
+    assert wire.parse_batch_header(wire.batch_header(7, 2**32 - 1, 2**50, len(events))) == (7, 2**32 - 1, 2**50,
+                                                                                            len(events))  # fmt: skip
+
+
+def test_internal_topics_are_no_events_and_bad_batches_raise() -> None:
+    assert wire.is_internal(wire.BATCH_TOPIC) and wire.is_internal(wire.CONTROL_TOPIC)
+    assert not wire.is_internal(b"trade.binance.BTC-USDT") and not wire.is_internal(b"")
+    for bad in (b"not json", b'"trade:binance:X"', b'"k",{"type":"trade"}', b'1,["type","trade"]', b'"k",["type"]'):
+        with pytest.raises(DecodeError):
+            wire.decode_batch(bad)
+    with pytest.raises(DecodeError):
+        wire.parse_batch_header(wire.header(1, 2, 3))

@@ -27,8 +27,7 @@ def _trade(tid: int, price: str, at: int) -> Trade:
 def _write(client: redis.Redis, events: list[Event]) -> None:
     writer = StreamWriter(client, "md", maxlen=10**6)
     for ev in events:  # one call each: entry ids in publication order, as the merger writes them
-        topic, body = wire.encode(ev)
-        writer.write([(wire.stream_key("md", topic), body)], [])
+        writer.write([wire.batch_body([wire.encode(ev)])], [])
 
 
 def test_a_restart_carries_the_open_bar_from_redis_and_ignores_an_earlier_run(redis_client: redis.Redis) -> None:

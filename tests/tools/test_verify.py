@@ -20,7 +20,7 @@ def _write(client: redis.Redis, events: list[object]) -> None:
     writer = StreamWriter(client, "md", maxlen=10**6)
     for start in range(0, len(events), 1000):
         batch = [wire.encode(e) for e in events[start : start + 1000]]  # type: ignore[arg-type]
-        writer.write([(wire.stream_key("md", t), b) for t, b in batch], [])
+        writer.write([wire.batch_body(batch)], [])
 
 
 def _trade(i: int) -> Trade:

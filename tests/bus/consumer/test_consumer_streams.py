@@ -21,7 +21,7 @@ def _trade(i: int) -> Trade:
 
 def _write(client: redis.Redis, events: list[Event], maxlen: int = 10**6) -> None:
     writer = StreamWriter(client, "md", maxlen=maxlen)
-    writer.write([(wire.stream_key("md", t), b) for t, b in map(wire.encode, events)], [])
+    writer.write([wire.batch_body([wire.encode(e) for e in events])], [])
 
 
 def _ids(entries: list[Entry]) -> list[str]:

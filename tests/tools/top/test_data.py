@@ -60,8 +60,7 @@ def _settings(tmp_path: Path, url: str) -> Path:
 
 
 def _write(client: redis.Redis, events: list[Event]) -> None:
-    entries = [(wire.stream_key("md", t), b) for t, b in map(wire.encode, events)]
-    StreamWriter(client, "md", maxlen=10**6).write(entries, [])
+    StreamWriter(client, "md", maxlen=10**6).write([wire.batch_body([wire.encode(e) for e in events])], [])
 
 
 def test_the_book_and_the_newest_trades_come_from_redis(
