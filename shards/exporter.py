@@ -85,7 +85,7 @@ def _shard_families(reports: Reports) -> list[Metric]:
                                     " to its receipt in the shard (one event in 8 is counted).",
                                     labels=["exchange", "shard"])  # fmt: skip
     published = _counter("ingest_shard_published", "Frames the shard published on the bus.", ["shard"])
-    replay = _gauge("ingest_shard_replay_buffer_frames", "Frames the shard keeps for the merger's repairs.", ["shard"])
+    replay = _gauge("ingest_shard_replay_buffer_events", "Events the shard keeps for the merger's repairs.", ["shard"])
     for rep in reports.shards():
         shard = str(rep["shard"])
         published.add_metric([shard], rep["published"])
@@ -111,12 +111,12 @@ def _merger_families(reports: Reports) -> list[Metric]:
     st: dict[str, Any] = rep["stats"]
     out: list[Metric] = []
     for key, name, doc in (
-        ("received", "ingest_merger_received_entries", "Bus frames the merger received."),
+        ("received", "ingest_merger_received_entries", "Events the merger received from the bus."),
         ("written", "ingest_merger_written_entries", "Entries the merger committed to Redis."),
         ("batches", "ingest_merger_batches", "Writes (batches) committed to Redis."),
         ("redis_errors", "ingest_merger_redis_errors", "Failed Redis writes (each retried)."),
-        ("lost", "ingest_merger_lost_entries", "Bus frames lost for good (counted holes)."),
-        ("repaired", "ingest_merger_repaired_entries", "Bus frames recovered from a shard's replay buffer."),
+        ("lost", "ingest_merger_lost_batches", "Bus batch messages lost for good (counted holes)."),
+        ("repaired", "ingest_merger_repaired_batches", "Bus batch messages recovered from a shard's replay buffer."),
         ("dropped", "ingest_merger_dropped_entries", "Entries dropped because the outage buffer was full."),
     ):
         out.append(CounterMetricFamily(name, doc, value=float(st[key])))

@@ -29,7 +29,7 @@ METRICS = [
     "ingest_book_checksum_failures_total", "ingest_feed_staleness_seconds", "ingest_connection_up",
     "ingest_connection_frames_total", "ingest_connection_received_bytes_total", "ingest_connection_reconnects_total",
     "ingest_trade_gaps_total", "ingest_exchange_to_receive_seconds_bucket", "ingest_shard_published_total",
-    "ingest_shard_replay_buffer_frames", "ingest_merger_received_entries_total", "ingest_merger_written_entries_total",
+    "ingest_shard_replay_buffer_events", "ingest_merger_received_entries_total", "ingest_merger_written_entries_total",
     "ingest_merger_batch_size_entries_bucket", "ingest_merger_redis_write_seconds_bucket",
     "ingest_receive_to_redis_seconds_bucket", "ingest_merger_redis_errors_total", "ingest_merger_outbox_entries",
     "ingest_redis_up", "ingest_process_cpu_seconds_total", "ingest_process_resident_memory_bytes",
