@@ -8,14 +8,17 @@ the end of the warm-up to the moment the cluster has caught up with the frozen s
 The market is pre-built (`tools.sim.prebuilt`) before the simulator listens: enough frames for
 ``--msgs-per-s`` over ``--duration``, sent at that pace once every symbol has a subscriber, or with
 ``--max-speed`` as fast as the clients read them (the run then ends when all are sent, or at
-``--duration``). ``--live`` runs the simulator's live market model instead (the only one for
-exchanges whose simulator cannot pre-build), whose own CPU limits the rate to ~8-11k msgs/s here.
+``--duration``, and the window when the cluster has written everything sent: the kernel's socket
+buffers take megabytes of frames at once, so "all sent" is not "all taken"). ``--live`` runs the
+simulator's live market model instead (the only one for exchanges whose simulator cannot
+pre-build), whose own CPU limits the rate to ~8-11k msgs/s here.
 ``-s KEY=VALUE`` sets a cluster setting (``redis.batch_interval=0.001``).
 
 Reported, as one JSON object on stdout (progress lines on stderr unless ``--json``):
 
 - ``messages``: Redis entries committed in the window (every stream the cluster writes);
-  ``seconds``: from the end of the warm-up to the freeze; ``msgs_per_s`` = messages / seconds.
+  ``seconds``: from the end of the warm-up to the freeze (with ``--max-speed``: to the moment the
+  cluster has caught up); ``msgs_per_s`` = messages / seconds.
 - ``cpu_us_per_msg``: user + system CPU of the cluster's processes (this parent, the shards, the
   merger; not the simulator, not Redis) over the window, per message.
 - ``latency_ms`` (p50, p99, max): from the simulator stamping a book update to Redis committing its
@@ -206,6 +209,7 @@ def run_ours(
         frozen_at = time.monotonic()
         sim = sim_figures(simulator, build_s)
         caught_up = wait_caught_up(client, prefix, truth_path, since, settings.cluster.drain_timeout, bar_grace)
+        ended_at = time.monotonic() if sent_all.active else frozen_at
         cpu_s = group.cpu_since_mark(pids())
         redis_cpu_s = redis_group.cpu_since_mark(redis_pid)
         last_ms = redis_ms(client)
@@ -216,7 +220,7 @@ def run_ours(
         stats = window_stats(client, streams(client, f"{prefix}:*:*:*"), phase.first_ms, last_ms, LATENCY)
         check = verify(client, prefix, load_truth(truth_path), since, bar_grace)
         lost = int(check["lost"]) + int(check["books_mismatched"]) + int(check["bars_mismatched"])
-        out = figures(stats, frozen_at - phase.started_window, cpu_s, rss, group.peak_rss, lost)
+        out = figures(stats, ended_at - phase.started_window, cpu_s, rss, group.peak_rss, lost)
         out |= {"shards": len(cluster.workers), "caught_up": caught_up, "restarts": restarts}
         out |= {"processes": processes, "verify": check, "sim": sim}
         out |= {

@@ -83,6 +83,7 @@ def run_peer(
         sim = sim_figures(simulator, build_s)
         truth = load_truth(truth_path)
         caught_up = _wait_caught_up(client, truth, since_ms, settings.cluster.drain_timeout)
+        ended_at = time.monotonic() if sent_all.active else frozen_at  # as ours (tools.bench)
         cpu_s = group.cpu_since_mark([pid])
         last_ms = redis_ms(client)
         rss = group.rss([pid])
@@ -93,7 +94,7 @@ def run_peer(
         check = verify_peer(client, truth, since_ms)
         lost = check["lost"] + check["books_mismatched"]
         out = {"name": "cryptofeed", "version": _version()}
-        out |= figures(stats, frozen_at - phase.started_window, cpu_s, rss, group.peak_rss, lost)
+        out |= figures(stats, ended_at - phase.started_window, cpu_s, rss, group.peak_rss, lost)
         return out | {"caught_up": caught_up, "verify": check, "sim": sim}
     finally:
         if proc is not None and proc.poll() is None:

@@ -167,6 +167,11 @@ class SentAll:
         self._next = 0.0
         self._done = False
 
+    @property
+    def active(self) -> bool:
+        """A max-speed run (there is a simulator to ask)."""
+        return self.simulator is not None
+
     def __call__(self) -> bool:
         if self.simulator is None or self._done or time.monotonic() < self._next:
             return self._done

@@ -143,7 +143,8 @@ def _bench_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     bench.add_argument(
         "--max-speed", action="store_true",
         help="send the pre-built market (sized by --msgs-per-s x --duration) as fast as the clients read it; the "
-        "window ends when all of it is sent: the highest rate the cluster takes",
+        "window ends when the cluster has written all of it: the highest rate the cluster takes (latency then "
+        "measures queueing)",
     )  # fmt: skip
     bench.add_argument(
         "--rate", type=_positive_float, default=100.0, metavar="R",
