@@ -50,6 +50,7 @@ EXCHANGE = "binance"
 TICK_NS = 10_000_000  # the simulator's clock tick
 SNAPSHOT_LIMIT = 1000
 SESSION = 1
+START_NS = 1_767_225_600_000_000_000  # 2026-01-01 00:00 UTC: the frames are the same every run
 
 
 class _Collector:
@@ -87,7 +88,7 @@ def make_frames(
             bids, asks = m.book(SNAPSHOT_LIMIT)
             bodies[native(s)] = orjson.dumps({"lastUpdateId": m.update_id, "bids": bids, "asks": asks})
         carry = dict.fromkeys(symbols, 0.0)
-        ts = time.time_ns()
+        ts = START_NS
         for _ in range(int(seconds * 1e9 / TICK_NS)):
             batch: dict[str, list[MarketEvent]] = {}
             for s, m in markets.items():
@@ -153,7 +154,7 @@ async def _no_history(url: str) -> bytes:
 
 def _timed(bodies: dict[str, bytes], frames: Sequence[str], natives: dict[str, str]) -> tuple[float, Pipeline]:
     pipe = Pipeline(get_spec(EXCHANGE), natives)
-    ts = time.time_ns()
+    ts = START_NS
     pipe.start(bodies, ts)
     t0 = time.process_time()
     pipe.run(frames, ts)
