@@ -172,8 +172,10 @@ class BookSync:
         if verdict == "gap":
             return self._gap(delta, ts_recv)
         book = self.book
-        book.bids.apply(delta.bids)
-        book.asks.apply(delta.asks)
+        if delta.bids:  # an update often changes one side only
+            book.bids.apply(delta.bids)
+        if delta.asks:
+            book.asks.apply(delta.asks)
         if self.depth is not None:
             gone_bids, gone_asks = self._truncate()
             if gone_bids or gone_asks:  # the exchange sends no deletes for these: publish them
