@@ -44,23 +44,24 @@ class Side:
 
     def apply(self, levels: Iterable[Level]) -> None:
         # This runs for every level of every update: the two loops are the same but for the order kept.
+        # A level is stored as the (price, qty) tuple it came in (events are immutable).
         book, sign, order = self._levels, self._sign, self._order
         if order is None:
-            for price, qty in levels:
-                if float(qty) == 0.0:
-                    book.pop(sign * float(price), None)
+            for level in levels:
+                if float(level[1]) == 0.0:
+                    book.pop(sign * float(level[0]), None)
                 else:
-                    book[sign * float(price)] = (price, qty)
+                    book[sign * float(level[0])] = level
             return
-        for price, qty in levels:
-            key = sign * float(price)
-            if float(qty) == 0.0:
+        for level in levels:
+            key = sign * float(level[0])
+            if float(level[1]) == 0.0:
                 if book.pop(key, None) is not None:
                     order.remove(key)
             else:
                 if key not in book:
                     order.add(key)
-                book[key] = (price, qty)
+                book[key] = level
 
     def replace(self, levels: Iterable[Level]) -> None:
         self._levels.clear()
