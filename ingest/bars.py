@@ -206,15 +206,22 @@ class _Acc:
                 key < self.low_key and not _less(self.low, self.low_places, price, pp)
             ):
                 self.low, self.low_places, self.low_s, self.low_key = price, pp, price_s, key
+        # The sums at the finest places seen (nearly always the places every trade has: no scaling).
         vp = self.volume_places
-        if qp > vp:
-            self.volume, self.volume_places, vp = _at(self.volume, vp, qp), qp, qp
-        self.volume += _at(qty, qp, vp)
+        if qp == vp:
+            self.volume += qty
+        elif qp > vp:
+            self.volume, self.volume_places = self.volume * 10 ** (qp - vp) + qty, qp
+        else:
+            self.volume += qty * 10 ** (vp - qp)
         np_, product_places = self.notional_places, pp + qp
-        if product_places > np_:
-            self.notional, self.notional_places = _at(self.notional, np_, product_places), product_places
-            np_ = product_places
-        self.notional += _at(price * qty, product_places, np_)
+        if product_places == np_:
+            self.notional += price * qty
+        elif product_places > np_:
+            self.notional = self.notional * 10 ** (product_places - np_) + price * qty
+            self.notional_places = product_places
+        else:
+            self.notional += price * qty * 10 ** (np_ - product_places)
         if pp > self.places:
             self.places = pp
         self.count += 1
@@ -272,6 +279,10 @@ class _Symbol:
     arrivals: int = 0
     partial_start: int | None = None
     floor: int | None = None  # minutes up to this one have no bar here to revise (restored from their tail)
+    # The open bar of the newest minute while every earlier bar is published: a trade of its minute
+    # closes nothing and publishes nothing. Set by `_trade` when it has checked that; any publication
+    # (and a restore) clears it.
+    hot: _Acc | None = None
 
 
 class BarBuilder:
@@ -303,10 +314,18 @@ class BarBuilder:
 
     def _trade(self, trade: Trade) -> list[Bar]:
         s = self._sym(trade.exchange, trade.symbol, trade.native)
-        start = minute_start(trade.ts_exchange)
+        ts = trade.ts_exchange
+        start = ts - ts % MINUTE_NS
         ex = trade.exchange
-        self._watermarks[ex] = max(self._watermarks.get(ex, trade.ts_exchange), trade.ts_exchange)
+        wm = self._watermarks.get(ex)
+        if wm is None or ts > wm:
+            self._watermarks[ex] = ts
         acc = s.bars.get(start)
+        if acc is not None and acc is s.hot:  # nearly every trade: no other bar to look at
+            s.arrivals += 1
+            if acc.add(trade, order_key(trade, s.arrivals)):
+                s.last_start = start
+            return []
         out: list[Bar] = []
         if acc is None:
             if start + MINUTE_NS + self.keep_ns <= self._watermarks[ex] or (s.floor is not None and start <= s.floor):
@@ -319,10 +338,13 @@ class BarBuilder:
         for earlier in sorted(b for b in s.bars if b < start and not s.bars[b].published):
             out.append(self._publish(s, s.bars[earlier], trade.ts_recv))
         s.arrivals += 1
+        later = any(b > start for b in s.bars)
         if acc.add(trade, order_key(trade, s.arrivals)):
             s.last_start = start
-            if acc.published or any(b > start for b in s.bars):  # a closed minute, or an empty one now late
+            if acc.published or later:  # a closed minute, or an empty one now late
                 out.append(self._publish(s, acc, trade.ts_recv))
+        if not (acc.published or later):
+            s.hot = acc
         return out
 
     def _gap(self, gap: TradeGap) -> list[Bar]:
@@ -334,6 +356,7 @@ class BarBuilder:
         return [self._publish(s, acc, gap.ts_recv)] if acc.published else []
 
     def _publish(self, s: _Symbol, acc: _Acc, ts_recv: int) -> Bar:
+        s.hot = None
         acc.revision += 1
         partial = (PARTIAL_START if acc.start == s.partial_start else 0) | (PARTIAL_END if acc.cut else 0)
         return acc.bar(s.exchange, s.symbol, s.native, partial, ts_recv)
@@ -384,6 +407,7 @@ class BarBuilder:
         complete, and published. The last trade's minute stays open. Without any bar published, the
         first minute is the symbol's first bar (`PARTIAL_START`)."""
         s = self._sym(exchange, symbol, native)
+        s.hot = None
         s.known = s.known or bool(events) or bool(published)
         last_pub: dict[int, Bar] = {}
         for b in published:

@@ -26,7 +26,7 @@ import structlog
 
 from bus import wire
 from ingest.bars import MINUTE_NS, PARTIAL_END, BarBuilder, minute_start
-from ingest.events import Bar, Event, Trade, TradeGap
+from ingest.events import Bar, BookDelta, Event, Trade, TradeGap
 from ingest.settings import BarSettings
 from shards.plan import Assignment
 
@@ -50,11 +50,17 @@ class BarFeed:
 
     def publish(self, event: Event) -> None:
         self._publish(event)
+        if type(event) is BookDelta:  # most events: no bar to fold it in, its time moves the clock
+            if event.ts_exchange > 0:
+                self._offsets[event.exchange] = event.ts_exchange - event.ts_recv
+            return
         ts_exchange = getattr(event, "ts_exchange", 0)
         if ts_exchange > 0 and not (isinstance(event, Trade) and event.origin == "backfill"):
             self._offsets[event.exchange] = ts_exchange - event.ts_recv
-        if isinstance(event, Trade | TradeGap):
-            self._out(self.builder.on_event(event))
+        if isinstance(event, Trade) or isinstance(event, TradeGap):  # noqa: SIM101 - faster than a union
+            bars = self.builder.on_event(event)
+            if bars:
+                self._out(bars)
 
     def tick(self, now: int) -> None:
         """Close the bars each exchange's watermark has passed (``now``: local ns)."""

@@ -96,6 +96,8 @@ class BookSync:
         return self._dispatch("snapshot", snapshot, snapshot.ts_recv)
 
     def on_delta(self, delta: BookDelta) -> list[Action]:
+        if self.state == "live":  # nearly every call: `_TRANSITIONS[("live", "delta")]`, without the lookup
+            return self._live_delta(delta, delta.ts_recv)
         return self._dispatch("delta", delta, delta.ts_recv)
 
     # -- handlers -------------------------------------------------------------------------------
@@ -169,19 +171,25 @@ class BookSync:
             return []
         if verdict == "gap":
             return self._gap(delta, ts_recv)
-        self.book.apply(delta.bids, delta.asks)
-        gone_bids, gone_asks = self._truncate()
-        if gone_bids or gone_asks:  # the exchange sends no deletes for these: publish them
-            delta = replace(
-                delta,
-                bids=delta.bids + tuple((p, ZERO) for p, _ in gone_bids),
-                asks=delta.asks + tuple((p, ZERO) for p, _ in gone_asks),
-            )
-        if not self._checksum_ok(delta.checksum):
+        book = self.book
+        if delta.bids:  # an update often changes one side only
+            book.bids.apply(delta.bids)
+        if delta.asks:
+            book.asks.apply(delta.asks)
+        if self.depth is not None:
+            gone_bids, gone_asks = self._truncate()
+            if gone_bids or gone_asks:  # the exchange sends no deletes for these: publish them
+                delta = replace(
+                    delta,
+                    bids=delta.bids + tuple((p, ZERO) for p, _ in gone_bids),
+                    asks=delta.asks + tuple((p, ZERO) for p, _ in gone_asks),
+                )
+        if delta.checksum is not None and not self._checksum_ok(delta.checksum):
             return self._checksum_failed(ts_recv)
         self.stats.deltas_applied += 1
-        if delta.seq is not None:
-            self.last_seq = delta.seq
+        seq = delta.seq
+        if seq is not None:
+            self.last_seq = seq
         if not self.bridged:
             self.bridged = True
             self.first_applied = delta

@@ -113,7 +113,7 @@ class Arbiter:
         s = self._books.get(sync.native)
         if s is None:
             s = self._books[sync.native] = _Symbol()
-        if isinstance(event, BookDelta):
+        if type(event) is BookDelta:
             return self._delta(s, session, event, sync)
         if isinstance(event, BookSnapshot):
             if s.live:
@@ -144,8 +144,7 @@ class Arbiter:
         if delta.seq is None or s.seq is None:  # no sequence to splice by: the owner's book only
             return [delta] if session == s.owner else []
         several = len(self._sessions) > 1
-        key = (delta.first_seq, delta.seq)
-        if several and key in s.deltas.keys:
+        if several and (delta.first_seq, delta.seq) in s.deltas.keys:
             self.stats.duplicates += 1
             return []
         verdict = self.rule.next(s.seq, delta)
@@ -154,7 +153,7 @@ class Arbiter:
             return []
         if verdict == "apply":
             if several:  # the recent-delta set only matters while another session may repeat this one
-                s.deltas.add(key)
+                s.deltas.add((delta.first_seq, delta.seq))
             s.seq, s.owner = delta.seq, session
             return [delta]
         if session != s.owner:

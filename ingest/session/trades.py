@@ -81,8 +81,10 @@ class Trades:
             held.append(trade)
             return
         last = self._last_trade.get(native)
-        uncovered = native in self._uncovered
-        self._uncovered.discard(native)
+        uncovered = False
+        if self._uncovered and native in self._uncovered:
+            uncovered = True
+            self._uncovered.discard(native)
         if last is not None and trade.trade_id.isdigit() and last.trade_id.isdigit():
             tid, last_id = int(trade.trade_id), int(last.trade_id)
             if tid <= last_id:  # older than what is out already (a late copy): never out of order

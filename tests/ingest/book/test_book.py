@@ -89,3 +89,22 @@ def test_canonical_levels_spell_a_delete_as_zero() -> None:
     assert book.asks.top() == [("0.35290000", "10968.00000000")]
     book.apply([], [("0.5", "0")])  # deleting a level that is not there is normal
     assert len(book.asks) == 1
+
+
+@given(st.lists(st.tuples(st.booleans(), prices, quantities, st.booleans()), max_size=200))
+def test_reads_at_any_point_see_the_same_book(ops: list[tuple[bool, str, str, bool]]) -> None:
+    # The order of a side is made at its first read and kept from then on: a book read now and then
+    # (or never until the end) must hold what one read after every change holds.
+    book = OrderBook()
+    bids: Model = {}
+    asks: Model = {}
+    for is_bid, price, qty, read in ops:
+        book.apply([(price, qty)] if is_bid else [], [] if is_bid else [(price, qty)])
+        apply_model(bids if is_bid else asks, price, qty)
+        if read:
+            assert book.depth(2) == (ordered(bids, True)[:2], ordered(asks, False)[:2])
+    assert book.depth() == (ordered(bids, True), ordered(asks, False))
+    kept = ordered(bids, True)[:1]
+    assert book.bids.truncate(1) == ordered(bids, True)[1:][::-1]  # worst first
+    book.apply([("9", "1")], [])  # above every generated price: the new best
+    assert book.bids.top() == [("9", "1"), *kept]

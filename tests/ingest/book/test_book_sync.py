@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from ingest.book.sync import BookSync, NeedSnapshot
+from ingest.book.sync import _TRANSITIONS, BookSync, NeedSnapshot
 from ingest.events import BookDelta, BookSnapshot, BookStatus
 from ingest.exchanges.binance.sequence import BinanceRule
 
@@ -144,3 +144,8 @@ def test_truncation_is_published_as_deletes_and_checksums_gate_the_book() -> Non
     assert isinstance(out[0], BookStatus) and out[0].state == "resyncing" and out[0].reason == "checksum mismatch"
     assert isinstance(out[1], NeedSnapshot)
     assert sync.stats.checksum_failures == 1 and sync.state == "awaiting_snapshot"
+
+
+def test_a_live_delta_takes_the_handler_the_table_names() -> None:
+    # `on_delta` calls it directly while live (the common case); the table stays the one truth.
+    assert _TRANSITIONS[("live", "delta")] is BookSync._live_delta

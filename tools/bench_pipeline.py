@@ -1,0 +1,219 @@
+"""The per-event Python of a shard, measured without sockets: codec -> `BookSync` -> `Arbiter` ->
+`Trades` -> `BarFeed` -> publish (a list append), on the simulator's own Binance frames.
+
+The frames are made first (not timed) by the simulator's market model and its Binance protocol
+(`tools.sim.exchanges.binance`, the bench's default mix: ``--symbols`` symbols, ``--rate`` events per
+second each, one depth message per symbol per 10 ms tick and one message per trade, combined-stream
+wrapped as a shard subscribes). Each symbol's book starts from the simulator's REST depth body. Then
+every frame goes through the same calls a session makes for it (``Session._on_frame``, the feed's
+arbiter and trade continuity, the shard's bars), and the process CPU time of that loop is reported
+per frame::
+
+    .venv/bin/python -m tools.bench_pipeline --symbols 100 --seconds 5 --repeat 3
+    {"frames":64819,"published":65019,"cpu_us_per_frame":12.336,"runs_us_per_frame":[12.336,12.666,12.478],...}
+
+``--profile N``: one more pass under cProfile, the top N functions by own time on stderr.
+Not a test and not the benchmark (`ingest bench` is): a reproducible figure for A/B of the hot path.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import pstats
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, cast
+
+import orjson
+import structlog
+
+from ingest.book.sync import BookSync, NeedSnapshot, sync_for
+from ingest.events import BookDelta, BookSnapshot, Event, Trade
+from ingest.exchanges import get_spec
+from ingest.exchanges.base import ExchangeSpec
+from ingest.session.arbiter import Arbiter
+from ingest.session.trades import Trades
+from ingest.settings import BarSettings
+from shards.bars import BarFeed
+from tools.bench import bench_symbols
+from tools.sim.exchanges.binance import SIM, native
+from tools.sim.market import MarketEvent, SymbolMarket
+from tools.sim.truth import TruthLog
+from tools.sim.venue import Connection, Venue
+
+EXCHANGE = "binance"
+TICK_NS = 10_000_000  # the simulator's clock tick
+SNAPSHOT_LIMIT = 1000
+SESSION = 1
+BATCH = 1000  # frames between emptyings of the published list, when events are not kept
+START_NS = 1_767_225_600_000_000_000  # 2026-01-01 00:00 UTC: the frames are the same every run
+
+
+class _Collector:
+    """Stands where a client connection is in the simulator's venue: keeps what is sent to it."""
+
+    def __init__(self, subs: dict[str, str]) -> None:
+        self.id = 0
+        self.subs = subs
+        self.closed = False
+        self.sent: list[str] = []
+
+    def send(self, text: str | bytes) -> None:
+        self.sent.append(text if isinstance(text, str) else text.decode())
+
+
+class _Counts:
+    trade_gaps = 0
+    trades_backfilled = 0
+    trades_unfilled = 0
+
+
+def make_frames(
+    symbols: Sequence[str], rate: float, seconds: float, seed: int, levels: int, trade_ratio: float
+) -> tuple[dict[str, bytes], list[str]]:
+    """Each native's REST depth body at the start, and the frames a shard receives over ``seconds``."""
+    markets = {s: SymbolMarket(s, seed, levels, trade_ratio) for s in symbols}
+    with tempfile.TemporaryDirectory() as tmp:
+        venue = Venue(EXCHANGE, markets, TruthLog(Path(tmp) / "truth.jsonl"), 20.0, 60.0, 1 << 30)
+        sim = SIM(venue)
+        subs = {f"{native(s).lower()}@{kind}": s for s in symbols for kind in ("depth@100ms", "trade")}
+        collector = _Collector(subs)
+        venue.connections.add(cast(Connection, collector))
+        bodies = {}
+        for s, m in markets.items():
+            bids, asks = m.book(SNAPSHOT_LIMIT)
+            bodies[native(s)] = orjson.dumps({"lastUpdateId": m.update_id, "bids": bids, "asks": asks})
+        carry = dict.fromkeys(symbols, 0.0)
+        ts = START_NS
+        for _ in range(int(seconds * 1e9 / TICK_NS)):
+            batch: dict[str, list[MarketEvent]] = {}
+            for s, m in markets.items():
+                due = carry[s] + rate * TICK_NS / 1e9
+                n = int(due)
+                carry[s] = due - n
+                if n:
+                    batch[s] = [m.step(ts + TICK_NS * (i + 1) // n) for i in range(n)]
+            ts += TICK_NS
+            if batch:
+                sim.publish(ts, batch)
+        venue.truth.close()
+    return bodies, collector.sent
+
+
+class Pipeline:
+    """One session's worth of the shard's per-event work, for one feed (redundancy 1).
+
+    ``keep``: every published event stays in ``published``; otherwise it is emptied every `BATCH`
+    frames (a publisher holds no events: the garbage collector must not see a growing heap the shard
+    never has) and ``count`` says how many there were."""
+
+    def __init__(self, spec: ExchangeSpec, natives: dict[str, str], keep: bool = True) -> None:
+        self.keep = keep
+        self.count = 0
+        self.published: list[Event] = []
+        self.bars = BarFeed(BarSettings(), self.published.append)
+        self.codec = spec.new_codec(natives)
+        self.syncs: dict[str, BookSync] = {n: sync_for(spec, s, n) for n, s in natives.items()}
+        self.natives = natives
+        self.arbiter = Arbiter(spec.sequence_rule)
+        self.arbiter.open(SESSION)
+        self.trades = Trades(
+            spec, natives, "", self.arbiter, self.bars.publish, _no_history, _Counts(), structlog.get_logger()
+        )
+
+    def start(self, bodies: dict[str, bytes], ts: int) -> None:
+        for n, body in bodies.items():
+            self._act(self.syncs[n], self.syncs[n].on_snapshot(self.codec.decode_snapshot(body, n, ts)))
+
+    def run(self, frames: Sequence[str], ts: int) -> None:
+        """What ``Session._on_frame`` and the feed do for each frame (the bus send is a list append)."""
+        decode, natives, syncs, trade, admit = self.codec.decode, self.natives, self.syncs, self.arbiter.trade, \
+            self.trades.admit  # fmt: skip
+        for i, frame in enumerate(frames):
+            ts += 1000
+            if not self.keep and i % BATCH == 0:
+                self.count += len(self.published)
+                self.published.clear()
+            for item in decode(frame, ts):
+                if isinstance(item, Trade):
+                    if item.native in natives and trade(item):
+                        admit(item)
+                elif isinstance(item, BookDelta | BookSnapshot):
+                    sync = syncs.get(item.native)
+                    if sync is not None:
+                        self._act(sync, sync.on_delta(item) if isinstance(item, BookDelta) else sync.on_snapshot(item))
+        self.count += len(self.published)
+        if not self.keep:
+            self.published.clear()
+
+    def _act(self, sync: BookSync, actions: Sequence[Event | NeedSnapshot]) -> None:
+        for a in actions:
+            if not isinstance(a, NeedSnapshot):
+                for out in self.arbiter.book(SESSION, a, sync, self._syncs_of):
+                    self.bars.publish(out)
+
+    def _syncs_of(self, native: str) -> dict[int, BookSync]:
+        return {SESSION: self.syncs[native]}
+
+
+async def _no_history(url: str) -> bytes:
+    raise RuntimeError("the pipeline bench reads no history")
+
+
+def _timed(bodies: dict[str, bytes], frames: Sequence[str], natives: dict[str, str]) -> tuple[float, Pipeline]:
+    pipe = Pipeline(get_spec(EXCHANGE), natives, keep=False)
+    ts = START_NS
+    pipe.start(bodies, ts)
+    t0 = time.process_time()
+    pipe.run(frames, ts)
+    return time.process_time() - t0, pipe
+
+
+def main(argv: Sequence[str] | None = None, out: Callable[[str], Any] = print) -> int:
+    p = argparse.ArgumentParser(prog="bench_pipeline", description=__doc__.split("\n\n")[0] if __doc__ else None)
+    p.add_argument("--symbols", type=int, default=100, help="symbols (default 100, as the bench)")
+    p.add_argument("--rate", type=float, default=100.0, help="market events per second per symbol (default 100)")
+    p.add_argument("--seconds", type=float, default=10.0, help="market seconds of frames (default 10)")
+    p.add_argument("--seed", type=int, default=7, help="the market model's seed (default 7, as the bench)")
+    p.add_argument("--levels", type=int, default=50, help="levels per side of the simulated books (default 50)")
+    p.add_argument("--trade-ratio", type=float, default=0.3, help="share of events that are trades (default 0.3)")
+    p.add_argument("--repeat", type=int, default=3, help="timed passes; the best is reported (default 3)")
+    p.add_argument("--profile", type=int, default=0, metavar="N", help="also profile a pass: top N on stderr")
+    args = p.parse_args(argv)
+    symbols = bench_symbols(EXCHANGE, args.symbols)
+    natives = {native(s): s for s in symbols}
+    bodies, frames = make_frames(symbols, args.rate, args.seconds, args.seed, args.levels, args.trade_ratio)
+    runs: list[float] = []
+    pipe: Pipeline | None = None
+    for _ in range(args.repeat):
+        cpu, pipe = _timed(bodies, frames, natives)
+        runs.append(cpu)
+    if args.profile:
+        prof = cProfile.Profile()
+        prof.enable()
+        _timed(bodies, frames, natives)
+        prof.disable()
+        text = io.StringIO()
+        pstats.Stats(prof, stream=text).sort_stats("tottime").print_stats(args.profile)
+        sys.stderr.write(text.getvalue())
+    published = pipe.count if pipe is not None else 0
+    result = {
+        "frames": len(frames),
+        "published": published,
+        "cpu_us_per_frame": round(min(runs) * 1e6 / len(frames), 3) if frames and runs else None,
+        "runs_us_per_frame": [round(r * 1e6 / len(frames), 3) for r in runs] if frames else [],
+        "symbols": args.symbols,
+        "rate": args.rate,
+        "seconds": args.seconds,
+    }
+    out(orjson.dumps(result).decode())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
