@@ -202,7 +202,7 @@ def run_ours(
                 redis_group.mark(redis_pid)
 
         sent_all = SentAll(simulator if replay is not None and replay.msgs_per_s == 0 else None)
-        cluster.supervise(lambda: phase.done(duration) or sent_all(), on_tick=tick)
+        cluster.supervise(lambda: phase.done(duration) or (phase.in_window and sent_all()), on_tick=tick)
         if cluster.stop_requested:
             raise UserError("stopped before the end of the bench")
         simulator.freeze()

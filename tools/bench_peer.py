@@ -72,7 +72,7 @@ def run_peer(
         group = ProcessGroup()
         phase = Phase("cryptofeed", client, group, lambda: [pid], lambda: _written(client), warmup, say)
         sent_all = SentAll(simulator if replay is not None and replay.msgs_per_s == 0 else None)
-        while not (phase.done(duration) or sent_all()):
+        while not (phase.done(duration) or (phase.in_window and sent_all())):
             if proc.poll() is not None:
                 tail = log_path.read_text(errors="replace")[-800:]
                 return {"name": "cryptofeed", "error": f"cryptofeed exited with status {proc.returncode}: {tail}"}
