@@ -16,10 +16,11 @@ A frame here is a batch: the sequence numbers, holes, repairs and checkpoint cou
   the shards still hold the frames (``cluster.replay_buffer``).
 - While Redis is down the merger keeps reading and buffering (``redis.outage_buffer`` entries).
 - It beats a heartbeat from the poll loop, so the parent can tell a hung merger from a busy one.
-- Natural batching: it reads whatever the bus holds (up to a few writes' worth) and writes it at
-  once; while a write is in flight (Redis calls are synchronous) the next batch piles up on the
-  socket. ``batch_interval`` is the longest the poll loop sleeps on an idle bus, so the upper bound
-  on a partial batch's wait; ``batch_size`` (events) bounds one write.
+- Batching without a fixed wait: after a quiet spell an event is written as soon as it is read;
+  on a busy bus writes are at least ``batch_interval`` apart (the merger sleeps out the rest of the
+  interval after a write, then reads whatever the bus holds), so a write carries what arrived since
+  the last one and a partial batch waits at most ``batch_interval``. ``batch_size`` (events) bounds
+  one write.
 
 On SIGTERM the merger drains: it keeps reading until every shard it was told about has sent its end
 marker and every frame up to it is accounted for (or ``drain_timeout`` passes), writes everything,
@@ -129,6 +130,7 @@ class Merger:
         self._beat = beat
         self._beat_interval = beat_interval
         self._last_beat = 0.0
+        self._next_write = 0.0  # a write before this waits (see `step`)
         self._resume_errors = 0
         self._unwritten = 0
         self.reporter = reporter
@@ -209,9 +211,15 @@ class Merger:
 
     def step(self) -> int:
         """Wait (at most ``batch_interval``) for batches or answers, take them in, write what is ready;
-        returns the number of events read off the bus."""
+        returns the number of events read off the bus. Less than ``batch_interval`` after a write,
+        it first sleeps out the rest of that interval, so a busy bus gathers one write's worth per
+        wake instead of waking (and writing) per shard message; after a quiet spell an event is
+        written at once."""
         self.beat()
         now = time.monotonic()
+        if (hold := self._next_write - now) > 0:
+            time.sleep(hold)
+            now = time.monotonic()
         timeout = self.batch_interval
         if self.outbox.queue:
             timeout = min(timeout, self.outbox.wait_s(now))
@@ -232,6 +240,7 @@ class Merger:
         self._apply(fx)
         if self.outbox.ready(now):
             self.outbox.flush(now, budget_s=0.02)
+            self._next_write = now + self.batch_interval
         self._sync_outbox_stats()
         return got
 

@@ -6,8 +6,9 @@ listens. Sends never block the shard's event loop: past the high-water mark (or 
 subscribed) ZeroMQ drops.
 
 Batches: `publish` encodes the event into the open batch at once; the first event of a turn of the
-shard's event loop (once `batch_sends` gave the publisher its loop) schedules `flush` (``call_soon``),
-which closes the batch, numbers it (``seq``, per epoch), keeps it and sends it: ONE ZeroMQ message
+shard's event loop (once `batch_sends` gave the publisher its loop) schedules `flush` (``call_soon``;
+or, less than `FLUSH_GAP_S` after the last flush, at the end of that gap), which closes the batch,
+numbers it (``seq``, per epoch), keeps it and sends it: ONE ZeroMQ message
 for all the events of the turn (`bus.wire`: topic ``BATCH_TOPIC``), what the merger reads. A batch
 also closes when it reaches `bus.wire.BATCH_MAX_EVENTS` events or `bus.wire.BATCH_MAX_BYTES` bytes
 (a second one starts). Without a loop every `publish` sends a batch of one. `tick`, `send_end` and
@@ -60,6 +61,9 @@ _SEND = zmq.backend.Socket.send
 _MORE = zmq.SNDMORE
 REPAIR_CHUNK = 5_000  # events per repair reply at most (whole batches): a large hole takes several round trips
 LATENCY_SAMPLE = 8  # one event in this many has its latency counted (a power of two)
+# Least time between two batch sends. A shard fed smoothly turns its loop per frame or two; a batch
+# (ZeroMQ send, the I/O thread's wake-up, the merger's read) per turn then costs more than the events.
+FLUSH_GAP_S = 0.001
 
 Message = tuple[bytes, bytes, bytes]  # topic, header, body
 
@@ -104,6 +108,7 @@ class Publisher:
         self._sock.bind(endpoint)
         self.endpoint = endpoint
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._next_flush = 0.0  # the loop's time before which a new batch waits (see FLUSH_GAP_S)
         self._repair: zmq.Socket[bytes] | None = None
         if repair_endpoint is not None:
             self._repair = self._ctx.socket(zmq.ROUTER)
@@ -148,7 +153,11 @@ class Publisher:
             self.flush()
         elif not self._scheduled:
             self._scheduled = True
-            self._loop.call_soon(self.flush)
+            wait = self._next_flush - self._loop.time()
+            if wait > 0:  # sent less than FLUSH_GAP_S ago: this batch gathers until then
+                self._loop.call_later(wait, self.flush)
+            else:
+                self._loop.call_soon(self.flush)
 
     def record(self, event: Event) -> Message | None:
         """Put ``event`` in the open batch, then close, number and keep that batch without sending it;
@@ -216,6 +225,8 @@ class Publisher:
     def flush(self) -> None:
         """Close the open batch and send what is queued (nothing if nothing is)."""
         self._scheduled = False
+        if self._loop is not None:
+            self._next_flush = self._loop.time() + FLUSH_GAP_S
         self._close_batch(send=True)
         if self._out:
             out, self._out = self._out, []
