@@ -92,11 +92,6 @@ def topic(event: Event) -> bytes:
     return found
 
 
-def stream_key(prefix: str, topic_bytes: bytes) -> str:
-    """Redis stream key of a topic: ``{prefix}:{channel}:{exchange}:{symbol}``."""
-    return prefix + ":" + topic_bytes.decode().replace(".", ":", 2)
-
-
 def is_internal(topic_bytes: bytes) -> bool:
     """A batch or a control message, not an event."""
     return topic_bytes[:1] == INTERNAL

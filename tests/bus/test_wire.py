@@ -46,8 +46,9 @@ def test_body_is_the_redis_field_list() -> None:
     ]  # fmt: skip
 
 
-def test_stream_key_keeps_dots_in_symbols() -> None:
-    assert wire.stream_key("md", b"book.binance.BTC-USDT") == "md:book:binance:BTC-USDT"
+def test_key_suffix_keeps_dots_in_symbols() -> None:
+    assert wire.key_suffix(b"book.binance.BTC-USDT") == b'"book:binance:BTC-USDT"'
+    assert wire.key_suffix(b"trade.kraken.ETH.W-USD") == b'"trade:kraken:ETH.W-USD"'
 
 
 def test_header_round_trip_and_bad_header() -> None:
