@@ -133,14 +133,14 @@ class FeedConnection:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as http:
             self._http = http
             try:
-                await asyncio.gather(*(self._lane(http, lane) for lane in range(self.redundancy)))
+                await asyncio.gather(*(self._lane(lane) for lane in range(self.redundancy)))
             finally:
                 await self.close()
 
-    async def _lane(self, http: aiohttp.ClientSession, lane: int) -> None:
+    async def _lane(self, lane: int) -> None:
         delays = backoff()
         name = self.conn_id if self.redundancy == 1 else f"{self.conn_id}-r{lane}"
-        session = self._open(http, name, lane)
+        session = self._open(name, lane)
         while True:
             announced = asyncio.ensure_future(session.announced.wait())
             try:
@@ -148,7 +148,7 @@ class FeedConnection:
             finally:
                 announced.cancel()
             if not session.task.done():
-                session = await self._hand_over(http, session, name, lane)
+                session = await self._hand_over(session, name, lane)
                 continue
             reason = session.task.result()
             if session.lifetime() > HEALTHY_AFTER_S:
@@ -157,14 +157,14 @@ class FeedConnection:
             self.stats.reconnects += 1
             self._log.warning("reconnecting", session=name, reason=reason, delay=round(delay, 3))
             await asyncio.sleep(delay)
-            session = self._open(http, name, lane)
+            session = self._open(name, lane)
 
-    async def _hand_over(self, http: aiohttp.ClientSession, old: Session, name: str, lane: int) -> Session:
+    async def _hand_over(self, old: Session, name: str, lane: int) -> Session:
         """Make before break: a successor subscribes; once its books are valid (or the old session
         ends, or the wait times out) the old session is closed and the successor carries on."""
         self.stats.handovers += 1
         self._log.info("handing over", session=name)
-        new = self._open(http, name, lane)
+        new = self._open(name, lane)
         ready = asyncio.ensure_future(new.ready.wait())
         try:
             first = asyncio.FIRST_COMPLETED
@@ -199,8 +199,8 @@ class FeedConnection:
         while behind() and not old.task.done() and loop.time() < deadline:
             await asyncio.sleep(0.005)
 
-    def _open(self, http: aiohttp.ClientSession, name: str, lane: int) -> Session:
-        session = Session(self, next(self._ids), name, http)
+    def _open(self, name: str, lane: int) -> Session:
+        session = Session(self, next(self._ids), name)
         self.sessions[session.id] = session
         self.arbiter.open(session.id)
         if lane == 0:

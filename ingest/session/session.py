@@ -6,7 +6,7 @@ per symbol, and fetches (or resubscribes for) the snapshots a sync asks for; wha
 its `FeedConnection`, which arbitrates between sessions. Bad exchange data never crashes it (decode
 errors are counted and logged with context).
 
-Frames are not awaited: the WebSocket (``ws.py``, picows) hands each complete message to `_on_message`
+Frames are not awaited: the WebSocket (``ws.py``, picows) hands each complete message to `_on_frame`
 from its protocol callback, so a frame costs no task wake-up, future or message object; sends are
 synchronous writes. The session's task only waits for the socket to end.
 
@@ -47,13 +47,12 @@ class Session:
     """One WebSocket and what lives and dies with it: its codec, a `BookSync` per symbol, its
     snapshot requests. ``task`` runs it and returns why it ended."""
 
-    def __init__(self, feed: FeedConnection, sid: int, name: str, http: aiohttp.ClientSession) -> None:
+    def __init__(self, feed: FeedConnection, sid: int, name: str) -> None:
         spec = feed.spec
         self.feed = feed
         self.spec = spec
         self.id = sid
         self.name = name
-        self.http = http
         self.codec = spec.new_codec(feed.natives)
         self.syncs: dict[str, BookSync] = {}
         if "book" in feed.channels:
@@ -122,11 +121,11 @@ class Session:
 
     async def _connect_and_read(self) -> str:
         """Connect, subscribe (at once, or once greeted) and wait until the socket ends; why it did.
-        Frames are handled as they arrive, in `_on_message` (a picows callback: no task per frame)."""
+        Frames are handled as they arrive, in `_on_frame` (a picows callback: no task per frame)."""
         spec = self.spec
         endpoint = await self._endpoint()
         ping = spec.ping_interval if spec.ws_ping else None
-        ws = await connect(endpoint.url, self._on_message, ping, on_open=self._opened)
+        ws = await connect(endpoint.url, self._on_frame, ping, on_open=self._opened)
         watchdog = asyncio.create_task(self._watch(ws, endpoint))
         try:
             # No timer per frame: the watchdog sees silence, and closes the socket on it.
@@ -146,12 +145,6 @@ class Session:
             self._tap.opened(ws.url, now_ns())
         if self._greeted:
             self._subscribe(ws)
-
-    def _on_message(self, data: bytes, binary: bool) -> None:
-        self._frames += 1
-        self._on_frame(data, binary)
-        if not self._subscribed and self._greeted and self._ws is not None:
-            self._subscribe(self._ws)
 
     def _subscribe(self, ws: WebSocket) -> None:
         feed = self.feed
@@ -219,6 +212,8 @@ class Session:
         ws.send(frame)
 
     def _on_frame(self, data: bytes, binary: bool) -> None:
+        """One complete message, handed over by the socket's callback."""
+        self._frames += 1
         feed = self.feed
         feed.stats.frames += 1
         feed.stats.bytes += len(data)
@@ -248,6 +243,8 @@ class Session:
                 self._resync(item)
             elif isinstance(item, Greeting):
                 self._greeted = True
+                if not self._subscribed and self._ws is not None:
+                    self._subscribe(self._ws)
             elif isinstance(item, Reply) and item.error is not None:
                 self._log.error("request refused", request=item.request_id, error=item.error)
 
