@@ -25,7 +25,7 @@ import logging
 import struct
 import time
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from typing import Any, Protocol
 
 from aiohttp import WSMsgType, web
@@ -149,10 +149,14 @@ class Connection:
         if self._transport is not None:
             self._transport.abort()
 
-    async def run(self, on_text: Callable[[Connection, str], None]) -> None:
+    async def run(self, on_text: Callable[[Connection, str], None], *beside: Coroutine[Any, Any, None]) -> None:
         """Serve the connection until it closes: read frames (text goes to ``on_text``), answer
-        pings, ping the client and drop it if it stops answering."""
-        tasks = [asyncio.create_task(self._writer()), asyncio.create_task(self._pinger())]
+        pings, ping the client and drop it if it stops answering. ``beside``: the exchange's own tasks
+        for this connection (its watchdog, its heartbeats), run with it and cancelled when it ends; an
+        error one of them raised (a bug) is raised here then."""
+        own = [asyncio.create_task(self._writer()), asyncio.create_task(self._pinger())]
+        theirs = [asyncio.create_task(c) for c in beside]
+        tasks = own + theirs
         try:
             while not self.closed:
                 msg = await self.ws.receive()
@@ -170,11 +174,14 @@ class Connection:
             self.closed = True
             for task in tasks:
                 task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            results = await asyncio.gather(*tasks, return_exceptions=True)
             self.venue.connections.discard(self)
             if not self.ws.closed:
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(self.ws.close(), 1.0)
+        for result in results[len(own):]:
+            if isinstance(result, Exception):
+                raise result
 
     async def _writer(self) -> None:
         try:

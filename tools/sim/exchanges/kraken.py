@@ -45,7 +45,6 @@ from __future__ import annotations
 
 import asyncio
 import bisect
-import contextlib
 import itertools
 import time
 import zlib
@@ -270,13 +269,9 @@ class KrakenSim:
         client = self._clients[conn.id] = _Client(last_sent=asyncio.get_running_loop().time())
         status = {"version": "2.0.9", "system": "online", "api_version": "v2", "connection_id": conn.id}
         self._send(conn, client, orjson.dumps({"channel": "status", "type": "update", "data": [status]}).decode())
-        beats = asyncio.create_task(self._heartbeats(conn, client))
         try:
-            await conn.run(self._on_text)
+            await conn.run(self._on_text, self._heartbeats(conn, client))
         finally:
-            beats.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await beats
             self._clients.pop(conn.id, None)
         return conn.ws
 

@@ -32,7 +32,6 @@ depth), ``idle_timeout`` (s, 600).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Mapping, Sequence
@@ -180,13 +179,9 @@ class BybitSim:
     async def _serve(self, request: web.Request) -> web.StreamResponse:
         conn = await self.venue.accept(request)
         client = self._clients[conn.id] = _Client(conn_id=f"{conn.id:08x}-sim", active=time.monotonic())
-        watchdog = asyncio.create_task(self._watch(conn, client))
         try:
-            await conn.run(self._on_text)
+            await conn.run(self._on_text, self._watch(conn, client))
         finally:
-            watchdog.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await watchdog
             self._clients.pop(conn.id, None)
         return conn.ws
 

@@ -50,7 +50,6 @@ Options (`Venue.options`, validated by `check_options`): ``idle_close`` (s, 75),
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Mapping, Sequence
@@ -196,15 +195,9 @@ class CoinbaseSim:
         conn = await self.venue.accept(request)
         client = _Client(opened=time.monotonic())
         self._clients[conn.id] = client
-        tasks = [asyncio.create_task(self._heartbeats(conn, client)), asyncio.create_task(self._watch(conn, client))]
         try:
-            await conn.run(self._on_text)
+            await conn.run(self._on_text, self._heartbeats(conn, client), self._watch(conn, client))
         finally:
-            for task in tasks:
-                task.cancel()
-            for task in tasks:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
             self._clients.pop(conn.id, None)
         return conn.ws
 

@@ -208,13 +208,9 @@ class KucoinSim:
         client = _Client(connect_id, expires=issued + self.options["token_life"], last_ping=now)
         self._clients[conn.id] = client
         conn.send(wire.control("welcome", connect_id))
-        watchdog = asyncio.create_task(self._watch(conn, client))
         try:
-            await conn.run(self._on_text)
+            await conn.run(self._on_text, self._watch(conn, client))
         finally:
-            watchdog.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await watchdog
             self._clients.pop(conn.id, None)
             self._muted = {m for m in self._muted if m[0] != conn.id}
         return conn.ws

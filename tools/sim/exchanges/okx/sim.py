@@ -53,7 +53,6 @@ Options (`Venue.options`): ``checksum`` (bool, False), ``aggregate_trades`` (boo
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import hashlib
 import logging
@@ -328,13 +327,9 @@ class OkxSim:
         conn = await self.venue.accept(request)
         client = _Client(conn_id=f"{conn.id:08x}", active=time.monotonic())
         self._clients[conn.id] = client
-        watchdog = asyncio.create_task(self._watch(conn, client))
         try:
-            await conn.run(self._on_text)
+            await conn.run(self._on_text, self._watch(conn, client))
         finally:
-            watchdog.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await watchdog
             self._clients.pop(conn.id, None)
         return conn.ws
 
