@@ -182,13 +182,17 @@ _E = TypeVar("_E")
 
 
 def _slot_init(cls: type[_E]) -> None:
-    """Give a frozen slots dataclass an ``__init__`` that stores each field through its slot's
-    descriptor: the signature, defaults and instances of the generated one (which calls
-    ``object.__setattr__`` by name per field, as frozen requires), at about two thirds of its cost.
-    An event is made for every frame; `dataclasses.replace`, ``fields`` and the frozen check work as
-    before (tests/ingest/test_events.py)."""
+    """Make a frozen slots dataclass's instances the cheap way: a ``__new__`` with the signature and
+    defaults of the generated ``__init__`` (which then goes: ``object.__init__`` accepts the arguments
+    ``__new__`` took) that fills an instance of a plain twin class (the same slots, no frozen
+    ``__setattr__``, so each store is a specialized slot store) and makes it an instance of ``cls``
+    (``__class__`` assignment, allowed between classes of the same layout). About a third of the
+    generated ``__init__``'s cost (which calls ``object.__setattr__`` by name per field, as frozen
+    requires), for an event made per frame. ``dataclasses.replace``, ``fields``, equality, hashing,
+    the frozen check, pickling and copying work as before (tests/ingest/test_events.py)."""
     names = [f.name for f in fields(cls)]  # type: ignore[arg-type]
-    scope: dict[str, Any] = {f"_set_{n}": getattr(cls, n).__set__ for n in names}
+    twin = type(f"_{cls.__name__}Slots", (), {"__slots__": tuple(names)})
+    scope: dict[str, Any] = {"_twin": twin}
     params = []
     for f in fields(cls):  # type: ignore[arg-type]
         if f.default is MISSING:
@@ -196,11 +200,16 @@ def _slot_init(cls: type[_E]) -> None:
         else:
             scope[f"_default_{f.name}"] = f.default
             params.append(f"{f.name}=_default_{f.name}")
-    body = "".join(f"    _set_{n}(self, {n})\n" for n in names)
-    exec(f"def __init__(self, {', '.join(params)}):\n{body}", scope)
-    init = scope["__init__"]
-    init.__qualname__ = f"{cls.__qualname__}.__init__"
-    cls.__init__ = init  # type: ignore[method-assign]
+    body = "".join(f"    self.{n} = {n}\n" for n in names)
+    exec(f"def __new__(cls, {', '.join(params)}):\n    self = _twin()\n{body}    self.__class__ = cls\n"
+         "    return self\n", scope)  # fmt: skip
+    new = scope["__new__"]
+    new.__qualname__ = f"{cls.__qualname__}.__new__"
+    cls.__new__ = new  # type: ignore[method-assign]
+    del cls.__init__  # object.__init__: the arguments were __new__'s
+    # Pickle and copy by the constructor (the default reduction calls ``cls.__new__(cls)``, bare).
+    cls.__reduce__ = lambda self: (type(self), tuple(getattr(self, n) for n in names))  # type: ignore[method-assign]
+
 
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.kind: cls for cls in (Trade, TradeGap, BookSnapshot, BookDelta, BookStatus, ConnectionStatus, Bar)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import inspect
+import pickle
 
 import pytest
 
@@ -37,3 +39,14 @@ def test_defaults_replace_and_repr() -> None:
     assert repr(delta).startswith("BookDelta(exchange='binance', symbol='BTC-USDT'")
     same = BookDelta("binance", "BTC-USDT", "BTCUSDT", (("1", "2"),), (), 5, 6, 7, 8, 3)
     assert dataclasses.replace(delta, checksum=3) == same
+
+
+@pytest.mark.parametrize("cls", list(EVENT_TYPES.values()), ids=list(EVENT_TYPES))
+def test_pickle_and_copy_give_an_equal_event_of_the_same_class(cls: type) -> None:
+    event = cls(*(f"v{i}" for i, _ in enumerate(dataclasses.fields(cls))))
+    for again in (pickle.loads(pickle.dumps(event)), copy.copy(event), copy.deepcopy(event)):
+        assert type(again) is cls and again == event
+        assert [getattr(again, f.name) for f in dataclasses.fields(cls)] == [
+            getattr(event, f.name) for f in dataclasses.fields(cls)
+        ]
+    assert type(event).__name__ == cls.__name__ and isinstance(event, cls)
