@@ -31,8 +31,11 @@ Pure: no I/O, no clock; ``ts_recv`` (integer ns) is an argument.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from typing import Any
+
+import orjson
 
 from ingest.book.book import ZERO, canonical_levels
 from ingest.errors import DecodeError
@@ -75,7 +78,12 @@ class BinanceCodec:
     # -- frames ------------------------------------------------------------------------------------
 
     def decode(self, frame: bytes | str, ts_recv: int) -> list[Decoded]:
-        msg = _loads(frame)
+        try:
+            msg = _json(frame)
+        except (orjson.JSONDecodeError, TypeError):
+            msg = None
+        if type(msg) is not dict:
+            msg = _loads(frame)  # raises the DecodeError that says what is wrong
         # Nearly every frame: a well-formed depth update or trade in a combined stream, made into its
         # event here; `_decode` takes it the same way, and everything else.
         data = msg.get("data")
@@ -173,9 +181,7 @@ class BinanceCodec:
             return None
         if not (type(ms) is int and 0 <= ms <= MAX_MS and type(sent) is int and 0 <= sent <= MAX_MS):
             return None
-        if not (type(price) is str and type(qty) is str and _decimal(price) and _decimal(qty)):
-            return None
-        if not (price.strip("0.") and qty.strip("0.")):  # zero
+        if not (type(price) is str and type(qty) is str and _positive_pair(price + "," + qty)):
             return None
         symbol = self._symbols.get(native) or self._canonical(native)
         side: Side = "sell" if maker else "buy"  # m: the buyer was the maker, so the taker sold
@@ -245,7 +251,13 @@ class BinanceCodec:
         return cached_symbol(self._symbols, native, canonical_symbol)
 
 
-_decimal = DECIMAL.fullmatch
+# One match per pair instead of a match and a zero test per value. `DECIMAL` spelled out; the
+# lookahead (which stops at the comma or the end) refuses a zero: a price (a level's or a trade's) and
+# a trade's quantity are never zero, a level's quantity is (a delete). The comma is in neither value.
+_NONZERO = r"(?=[0-9.]*[1-9])"
+_level = re.compile(f"{_NONZERO}{DECIMAL.pattern},{DECIMAL.pattern}").fullmatch
+_positive_pair = re.compile(f"{_NONZERO}{DECIMAL.pattern},{_NONZERO}{DECIMAL.pattern}").fullmatch
+_json = orjson.loads
 
 
 def _natural(value: Any) -> bool:
@@ -262,9 +274,7 @@ def _fast_levels(levels: Any) -> tuple[Level, ...] | None:
         if type(level) is not list or len(level) < 2:
             return None
         price, qty = level[0], level[1]
-        if type(price) is not str or type(qty) is not str or not (_decimal(price) and _decimal(qty)):
-            return None
-        if not price.strip("0."):  # a zero price
+        if type(price) is not str or type(qty) is not str or not _level(price + "," + qty):
             return None
         out.append((price, qty if qty.strip("0.") else ZERO))
     return tuple(out)
