@@ -52,7 +52,7 @@ from typing import Any
 import orjson
 
 from ingest.errors import DecodeError
-from ingest.events import EVENT_TYPES, BookDelta, Event, Level, Trade
+from ingest.events import EVENT_TYPES, BookDelta, Event, Trade
 
 HEADER = struct.Struct("!HIQ")
 BATCH_HEADER = struct.Struct("!HIQI")
@@ -169,16 +169,9 @@ def fields_of(event: Event) -> list[str]:
     return out
 
 
-def _levels_text(levels: tuple[Level, ...]) -> str:
-    return orjson.dumps(levels).decode() if levels else "[]"
-
-
-def _opt_int(value: int | None) -> str:
-    return "" if value is None else str(value)
-
-
-# The two events nearly every frame is, spelled out: `encode_fields`'s loop, unrolled (a test holds
-# them to the loop's output).
+# The two events nearly every frame is, spelled out: `encode_fields`'s loop, unrolled, with the
+# levels' text and the optional integers inline (a call each costs as much as what it does). A test
+# holds them to the loop's output.
 def _trade_fields(e: Trade) -> list[str]:
     return [
         "type", "trade", "exchange", e.exchange, "symbol", e.symbol, "native", e.native, "trade_id", e.trade_id,
@@ -188,20 +181,32 @@ def _trade_fields(e: Trade) -> list[str]:
 
 
 def _delta_fields(e: BookDelta) -> list[str]:
+    bids, asks, first, seq, checksum = e.bids, e.asks, e.first_seq, e.seq, e.checksum
     return [
         "type", "delta", "exchange", e.exchange, "symbol", e.symbol, "native", e.native,
-        "bids", _levels_text(e.bids), "asks", _levels_text(e.asks), "first_seq", _opt_int(e.first_seq),
-        "seq", _opt_int(e.seq), "ts_exchange", str(e.ts_exchange), "ts_recv", str(e.ts_recv),
-        "checksum", _opt_int(e.checksum),
+        "bids", _dumps(bids).decode() if bids else "[]", "asks", _dumps(asks).decode() if asks else "[]",
+        "first_seq", "" if first is None else str(first), "seq", "" if seq is None else str(seq),
+        "ts_exchange", str(e.ts_exchange), "ts_recv", str(e.ts_recv),
+        "checksum", "" if checksum is None else str(checksum),
     ]  # fmt: skip
 
 
 _ENCODERS: dict[type, Callable[[Any], list[str]]] = {Trade: _trade_fields, BookDelta: _delta_fields}
+_dumps = orjson.dumps
 
 
 def encode(event: Event) -> tuple[bytes, bytes]:
     """(topic, body) of an event."""
-    return topic(event), orjson.dumps(encode_fields(event))
+    # `topic` and `encode_fields`, inline for the two events nearly every frame is.
+    cls = type(event)
+    found = _TOPICS.get((event.channel, event.exchange, event.symbol))
+    if found is None:
+        found = topic(event)
+    if cls is BookDelta:
+        return found, _dumps(_delta_fields(event))  # type: ignore[arg-type]
+    if cls is Trade:
+        return found, _dumps(_trade_fields(event))  # type: ignore[arg-type]
+    return found, _dumps(encode_fields(event))
 
 
 def header(shard: int, epoch: int, seq: int) -> bytes:

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import dataclasses
+
 import orjson
 import pytest
 from hypothesis import given
@@ -109,6 +111,14 @@ def test_batch_round_trip(events: list[Trade | BookDelta]) -> None:
     assert flat[1::2] == [orjson.loads(b) for _, b in encoded]
     assert wire.parse_batch_header(wire.batch_header(7, 2**32 - 1, 2**50, len(events))) == (7, 2**32 - 1, 2**50,
                                                                                             len(events))  # fmt: skip
+
+
+@given(_trades | _deltas, st.none() | st.integers(-(2**31), 2**32))
+def test_encode_is_the_topic_and_the_general_field_list(event: Trade | BookDelta, checksum: int | None) -> None:
+    """`encode`'s inline paths give the bytes of `topic` and `fields_of`, whatever the strings hold."""
+    if isinstance(event, BookDelta):
+        event = dataclasses.replace(event, checksum=checksum)
+    assert wire.encode(event) == (wire.topic(event), orjson.dumps(wire.fields_of(event)))
 
 
 def test_internal_topics_are_no_events_and_bad_batches_raise() -> None:
