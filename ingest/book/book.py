@@ -48,20 +48,21 @@ class Side:
         book, sign, order = self._levels, self._sign, self._order
         if order is None:
             for level in levels:
-                if float(level[1]) == 0.0:
-                    book.pop(sign * float(level[0]), None)
+                price, qty = level
+                if float(qty):
+                    book[sign * float(price)] = level
                 else:
-                    book[sign * float(level[0])] = level
+                    book.pop(sign * float(price), None)
             return
         for level in levels:
-            key = sign * float(level[0])
-            if float(level[1]) == 0.0:
-                if book.pop(key, None) is not None:
-                    order.remove(key)
-            else:
+            price, qty = level
+            key = sign * float(price)
+            if float(qty):
                 if key not in book:
                     order.add(key)
                 book[key] = level
+            elif book.pop(key, None) is not None:
+                order.remove(key)
 
     def replace(self, levels: Iterable[Level]) -> None:
         self._levels.clear()

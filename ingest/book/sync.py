@@ -97,7 +97,7 @@ class BookSync:
 
     def on_delta(self, delta: BookDelta) -> list[Action]:
         if self.state == "live":  # nearly every call: `_TRANSITIONS[("live", "delta")]`, without the lookup
-            return self._live_delta(delta, delta.ts_recv)
+            return self._delta(delta, delta.ts_recv)
         return self._dispatch("delta", delta, delta.ts_recv)
 
     # -- handlers -------------------------------------------------------------------------------
@@ -147,7 +147,7 @@ class BookSync:
             return self._checksum_failed(ts_recv)
         out: list[Action] = [snapshot, self._status("valid", "snapshot applied", ts_recv)]
         for i, delta in enumerate(pending):
-            out.extend(self._live_delta(delta, ts_recv))
+            out.extend(self._delta(delta, ts_recv))
             if self.state != "live":  # a gap inside the buffer: keep what follows for the next try
                 self.buffer.extend(pending[i + 1 :])
                 break
@@ -159,23 +159,23 @@ class BookSync:
 
     def _live_delta(self, delta: object, ts_recv: int) -> list[Action]:
         assert isinstance(delta, BookDelta)
-        last = self.last_seq
-        if last is None or delta.seq is None:
-            verdict = "apply"
-        elif self.bridged:
-            verdict = self.rule.next(last, delta)
-        else:
-            verdict = self.rule.first(last, delta)
-        if verdict == "drop":
-            self.stats.deltas_dropped += 1
-            return []
-        if verdict == "gap":
-            return self._gap(delta, ts_recv)
-        book = self.book
-        if delta.bids:  # an update often changes one side only
-            book.bids.apply(delta.bids)
-        if delta.asks:
-            book.asks.apply(delta.asks)
+        return self._delta(delta, ts_recv)
+
+    def _delta(self, delta: BookDelta, ts_recv: int) -> list[Action]:
+        """A delta in the live state (`_live_delta`, typed: `on_delta` calls it for nearly every delta)."""
+        last, seq = self.last_seq, delta.seq
+        if last is not None and seq is not None:
+            verdict = self.rule.next(last, delta) if self.bridged else self.rule.first(last, delta)
+            if verdict != "apply":
+                if verdict == "drop":
+                    self.stats.deltas_dropped += 1
+                    return []
+                return self._gap(delta, ts_recv)
+        bids, asks = delta.bids, delta.asks
+        if bids:  # an update often changes one side only
+            self.book.bids.apply(bids)
+        if asks:
+            self.book.asks.apply(asks)
         if self.depth is not None:
             gone_bids, gone_asks = self._truncate()
             if gone_bids or gone_asks:  # the exchange sends no deletes for these: publish them
@@ -187,7 +187,6 @@ class BookSync:
         if delta.checksum is not None and not self._checksum_ok(delta.checksum):
             return self._checksum_failed(ts_recv)
         self.stats.deltas_applied += 1
-        seq = delta.seq
         if seq is not None:
             self.last_seq = seq
         if not self.bridged:
