@@ -280,7 +280,7 @@ class _Symbol:
     partial_start: int | None = None
     floor: int | None = None  # minutes up to this one have no bar here to revise (restored from their tail)
     # The open bar of the newest minute while every earlier bar is published: a trade of its minute
-    # closes nothing and publishes nothing. Set by `_trade` when it has checked that; any publication
+    # closes nothing and publishes nothing. Set by `on_trade` when it has checked that; any publication
     # (and a restore) clears it.
     hot: _Acc | None = None
 
@@ -304,7 +304,7 @@ class BarBuilder:
         """Fold a published trade (or a gap report) in; the bars to publish after it."""
         if isinstance(event, TradeGap):
             return self._gap(event)
-        return self._trade(event)
+        return self.on_trade(event)
 
     def _sym(self, exchange: str, symbol: str, native: str) -> _Symbol:
         s = self._symbols.get((exchange, symbol))
@@ -312,7 +312,8 @@ class BarBuilder:
             s = self._symbols[(exchange, symbol)] = _Symbol(exchange, symbol, native, known=False)
         return s
 
-    def _trade(self, trade: Trade) -> list[Bar]:
+    def on_trade(self, trade: Trade) -> list[Bar]:
+        """`on_event` for a trade."""
         s = self._sym(trade.exchange, trade.symbol, trade.native)
         ts = trade.ts_exchange
         start = ts - ts % MINUTE_NS

@@ -191,7 +191,10 @@ class ShardPath:
         self.publisher = Publisher(endpoint, 0)
         self.publisher.batch_sends(asyncio.get_running_loop())
         self.bars = BarFeed(BarSettings(), self.publisher.publish)
-        self.feed = FeedConnection(spec, list(natives.values()), ("book", "trades"), self.bars.publish, "bench-c0")
+        self.feed = FeedConnection(  # wired as `shards.worker` wires its connections
+            spec, list(natives.values()), ("book", "trades"), self.bars.publish, "bench-c0",
+            publish_book=self.publisher.publish,
+        )  # fmt: skip
         self.session = Session(self.feed, 0, "bench-c0")
         self.feed.sessions[0] = self.feed.latest = self.session
         self.feed.arbiter.open(0)
