@@ -46,7 +46,7 @@ import random
 import time
 from bisect import bisect_right
 from collections import deque
-from typing import Any
+from typing import Any, cast
 
 import orjson
 import zmq
@@ -140,7 +140,8 @@ class Publisher:
     def drain_subscriptions(self) -> None:
         """Read pending (un)subscribe notices: per-event messages go out while a live subscriber is present."""
         sock = self._sock
-        while sock.getsockopt(_EVENTS) & _POLLIN:  # what poll(0) asks, without the poll (a shard asks every 5 ms)
+        # What poll(0) asks, without the poll (a shard asks every 5 ms).
+        while cast(int, sock.getsockopt(_EVENTS)) & _POLLIN:
             self._note(sock.recv())
 
     def _note(self, msg: bytes) -> None:
@@ -274,7 +275,8 @@ class Publisher:
             return 0
         served = 0
         while True:
-            if not self._repair.getsockopt(_EVENTS) & _POLLIN:  # nearly always: no request, no zmq.Again raised
+            # Nearly always no request: none read, so no zmq.Again raised.
+            if not cast(int, self._repair.getsockopt(_EVENTS)) & _POLLIN:
                 return served
             try:
                 ident, raw = self._repair.recv_multipart(zmq.NOBLOCK)
