@@ -111,43 +111,6 @@ class Arbiter:
         s = self._books.get(sync.native)
         if s is None:
             s = self._books[sync.native] = _Symbol()
-        return self._delta(s, session, delta, sync)
-
-    def book(
-        self, session: int, event: Event, sync: BookSync, books: Callable[[str], dict[int, BookSync]]
-    ) -> list[Event]:
-        """What to publish for ``event``, a book event ``session``'s ``sync`` emitted. ``books(native)``:
-        every live session's sync for that symbol, by session id (read only for a handover)."""
-        s = self._books.get(sync.native)
-        if s is None:
-            s = self._books[sync.native] = _Symbol()
-        if type(event) is BookDelta:
-            out = self._delta(s, session, event, sync)
-            return [] if out is None else [out]
-        if isinstance(event, BookSnapshot):
-            if s.live:
-                if session != s.owner:
-                    return []
-                # The exchange replaced the book mid-stream (Bybit re-sends one after trouble on its
-                # side, and after a restart its ids start again at 1): consumers take it too, and
-                # the published chain restarts at its id.
-                s.seq, s.deltas = event.seq, _Recent(RECENT_DELTAS)
-                return [event]
-            s.live, s.seq, s.owner, s.announce = True, event.seq, session, session
-            return [event]
-        if isinstance(event, BookStatus):
-            return self._status(s, session, event, books)
-        return [event]
-
-    def book_states(self) -> dict[str, tuple[str, int]]:
-        """The published state of each book that has one, and since when (ts_recv ns), by native symbol."""
-        return {native: (s.state, s.since) for native, s in self._books.items() if s.state is not None}
-
-    def forget(self, session: int) -> None:
-        """``session`` is gone (its books were reset through `book` already)."""
-        self._sessions.discard(session)
-
-    def _delta(self, s: _Symbol, session: int, delta: BookDelta, sync: BookSync) -> BookDelta | BookSnapshot | None:
         if not s.live:
             return None
         seq = delta.seq
@@ -172,6 +135,40 @@ class Arbiter:
         self.stats.takeovers += 1
         s.seq = seq
         return _snapshot_of(sync, seq, delta.ts_exchange, delta.ts_recv)
+
+    def book(
+        self, session: int, event: Event, sync: BookSync, books: Callable[[str], dict[int, BookSync]]
+    ) -> list[Event]:
+        """What to publish for ``event``, a book event ``session``'s ``sync`` emitted. ``books(native)``:
+        every live session's sync for that symbol, by session id (read only for a handover)."""
+        if type(event) is BookDelta:
+            out = self.delta(session, event, sync)
+            return [] if out is None else [out]
+        s = self._books.get(sync.native)
+        if s is None:
+            s = self._books[sync.native] = _Symbol()
+        if isinstance(event, BookSnapshot):
+            if s.live:
+                if session != s.owner:
+                    return []
+                # The exchange replaced the book mid-stream (Bybit re-sends one after trouble on its
+                # side, and after a restart its ids start again at 1): consumers take it too, and
+                # the published chain restarts at its id.
+                s.seq, s.deltas = event.seq, _Recent(RECENT_DELTAS)
+                return [event]
+            s.live, s.seq, s.owner, s.announce = True, event.seq, session, session
+            return [event]
+        if isinstance(event, BookStatus):
+            return self._status(s, session, event, books)
+        return [event]
+
+    def book_states(self) -> dict[str, tuple[str, int]]:
+        """The published state of each book that has one, and since when (ts_recv ns), by native symbol."""
+        return {native: (s.state, s.since) for native, s in self._books.items() if s.state is not None}
+
+    def forget(self, session: int) -> None:
+        """``session`` is gone (its books were reset through `book` already)."""
+        self._sessions.discard(session)
 
     def _status(
         self, s: _Symbol, session: int, status: BookStatus, books: Callable[[str], dict[int, BookSync]]
