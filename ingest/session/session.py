@@ -261,14 +261,11 @@ class Session:
 
     def _other(self, item: object, frames: int) -> None:
         """What a frame holds besides book updates and trades."""
-        if isinstance(item, BookDelta | BookSnapshot):  # a snapshot (or an update of a subclass)
+        if isinstance(item, BookSnapshot):  # a stream's snapshot
             sync = self.syncs.get(item.native)
             if sync is not None:
                 self._heard[item.native] = frames
-                self._act(sync, sync.on_delta(item) if isinstance(item, BookDelta) else sync.on_snapshot(item))
-        elif isinstance(item, Trade):
-            if item.native in self._natives:
-                self._trade(item)
+                self._act(sync, sync.on_snapshot(item))
         elif isinstance(item, Reconnect):
             if not self.announced.is_set():
                 self._log.info("the exchange announced a close", reason=item.reason)
