@@ -197,13 +197,20 @@ class _Acc:
                 self.open_key, self.open, self.first_id = key, price_s, tid
             if key > self.close_key:
                 self.close_key, self.close, self.last_id = key, price_s, tid
-            # Equal prices spelled differently: the spelling of the earlier trade wins.
-            if _less(self.high, self.high_places, price, pp) or (
-                key < self.high_key and not _less(price, pp, self.high, self.high_places)
+            # Equal prices spelled differently: the spelling of the earlier trade wins. (Prices at the
+            # same places, nearly always, compare as they are.)
+            high, hp = self.high, self.high_places
+            if (
+                (price > high or (price == high and key < self.high_key))
+                if pp == hp
+                else _less(high, hp, price, pp) or (key < self.high_key and not _less(price, pp, high, hp))
             ):
                 self.high, self.high_places, self.high_s, self.high_key = price, pp, price_s, key
-            if _less(price, pp, self.low, self.low_places) or (
-                key < self.low_key and not _less(self.low, self.low_places, price, pp)
+            low, lp = self.low, self.low_places
+            if (
+                (price < low or (price == low and key < self.low_key))
+                if pp == lp
+                else _less(price, pp, low, lp) or (key < self.low_key and not _less(low, lp, price, pp))
             ):
                 self.low, self.low_places, self.low_s, self.low_key = price, pp, price_s, key
         # The sums at the finest places seen (nearly always the places every trade has: no scaling).
@@ -280,7 +287,7 @@ class _Symbol:
     partial_start: int | None = None
     floor: int | None = None  # minutes up to this one have no bar here to revise (restored from their tail)
     # The open bar of the newest minute while every earlier bar is published: a trade of its minute
-    # closes nothing and publishes nothing. Set by `_trade` when it has checked that; any publication
+    # closes nothing and publishes nothing. Set by `on_trade` when it has checked that; any publication
     # (and a restore) clears it.
     hot: _Acc | None = None
 
@@ -304,7 +311,7 @@ class BarBuilder:
         """Fold a published trade (or a gap report) in; the bars to publish after it."""
         if isinstance(event, TradeGap):
             return self._gap(event)
-        return self._trade(event)
+        return self.on_trade(event)
 
     def _sym(self, exchange: str, symbol: str, native: str) -> _Symbol:
         s = self._symbols.get((exchange, symbol))
@@ -312,20 +319,24 @@ class BarBuilder:
             s = self._symbols[(exchange, symbol)] = _Symbol(exchange, symbol, native, known=False)
         return s
 
-    def _trade(self, trade: Trade) -> list[Bar]:
-        s = self._sym(trade.exchange, trade.symbol, trade.native)
+    def on_trade(self, trade: Trade) -> list[Bar]:
+        """`on_event` for a trade."""
         ts = trade.ts_exchange
         start = ts - ts % MINUTE_NS
         ex = trade.exchange
         wm = self._watermarks.get(ex)
         if wm is None or ts > wm:
             self._watermarks[ex] = ts
-        acc = s.bars.get(start)
-        if acc is not None and acc is s.hot:  # nearly every trade: no other bar to look at
+        s = self._symbols.get((ex, trade.symbol))
+        if s is None:
+            s = self._sym(ex, trade.symbol, trade.native)
+        hot = s.hot  # when set, the bar of its start in s.bars
+        if hot is not None and hot.start == start:  # nearly every trade: no other bar to look at
             s.arrivals += 1
-            if acc.add(trade, order_key(trade, s.arrivals)):
+            if hot.add(trade, order_key(trade, s.arrivals)):
                 s.last_start = start
             return []
+        acc = s.bars.get(start)
         out: list[Bar] = []
         if acc is None:
             if start + MINUTE_NS + self.keep_ns <= self._watermarks[ex] or (s.floor is not None and start <= s.floor):

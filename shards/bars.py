@@ -1,13 +1,16 @@
 """A shard's bars: the pure `ingest.bars.BarBuilder` between its feeds and its bus publisher.
 
-Every event the feeds publish goes through `BarFeed.publish`: it is published first, then a trade or
-trade gap is folded into its symbol's bar and the bars it closes or revises are published right
-after it, through the same publisher (so the merger writes them like any event, to
-``{prefix}:bar:{exchange}:{symbol}``, and a bar in Redis is always behind the trades it holds).
+Every event the feeds publish but their book updates goes through `BarFeed.publish`: it is published
+first, then a trade or trade gap is folded into its symbol's bar and the bars it closes or revises
+are published right after it, through the same publisher (so the merger writes them like any
+event, to ``{prefix}:bar:{exchange}:{symbol}``, and a bar in Redis is always behind the trades it
+holds). The book updates (most events, no bar) go to the publisher directly.
 
 The watermark of each exchange is its clock as the shard sees it: the exchange time of the newest
 event (trade or book update) plus the local time elapsed since that event was received, so quiet
-symbols' bars close ``grace`` after their minute even when nothing arrives. `tick` applies it.
+symbols' bars close ``grace`` after their minute even when nothing arrives. `tick` applies it; it is
+given the feeds' newest book updates (`ingest.session.connection.FeedConnection.last_book`), read
+then rather than per update.
 
 A restarted shard first calls `restore_from_redis`: each symbol's newest bars and the trades since
 the newest bar's minute are read back from Redis, so the open bar goes on with the trades the
@@ -18,7 +21,7 @@ published now.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import cast
 
 import redis
@@ -26,7 +29,7 @@ import structlog
 
 from bus import wire
 from ingest.bars import MINUTE_NS, PARTIAL_END, BarBuilder, minute_start
-from ingest.events import Bar, BookDelta, Event, Trade, TradeGap
+from ingest.events import Bar, Event, Trade, TradeGap
 from ingest.settings import BarSettings
 from shards.plan import Assignment
 
@@ -45,31 +48,45 @@ class BarFeed:
     def __init__(self, settings: BarSettings, publish: Callable[[Event], None]) -> None:
         self.builder = BarBuilder(int(settings.grace * 1e9), int(settings.keep * 1e9))
         self._publish = publish
-        self._offsets: dict[str, int] = {}  # exchange -> ts_exchange - ts_recv of its newest event
+        # exchange -> its newest event with an exchange time (its clock: ts_exchange at ts_recv)
+        self._latest: dict[str, Trade | Event] = {}
         self.bars_published = 0
 
     def publish(self, event: Event) -> None:
         self._publish(event)
-        if type(event) is BookDelta:  # most events: no bar to fold it in, its time moves the clock
-            if event.ts_exchange > 0:
-                self._offsets[event.exchange] = event.ts_exchange - event.ts_recv
+        if isinstance(event, Trade):  # nearly every event here
+            if event.origin == "live" and event.ts_exchange > 0:  # a backfilled trade's time is the past
+                self._latest[event.exchange] = event
+            bars = self.builder.on_trade(event)
+            if bars:
+                self._out(bars)
             return
-        ts_exchange = getattr(event, "ts_exchange", 0)
-        if ts_exchange > 0 and not (isinstance(event, Trade) and event.origin == "backfill"):
-            self._offsets[event.exchange] = ts_exchange - event.ts_recv
-        if isinstance(event, Trade) or isinstance(event, TradeGap):  # noqa: SIM101 - faster than a union
+        self._clock(event)
+        if isinstance(event, TradeGap):
             bars = self.builder.on_event(event)
             if bars:
                 self._out(bars)
 
-    def tick(self, now: int) -> None:
-        """Close the bars each exchange's watermark has passed (``now``: local ns)."""
-        for exchange, offset in self._offsets.items():
+    def _clock(self, event: Event | None) -> None:
+        """Take ``event``'s time as its exchange's clock if it is the newest event seen with one."""
+        if event is None or getattr(event, "ts_exchange", 0) <= 0:
+            return
+        known = self._latest.get(event.exchange)
+        if known is None or event.ts_recv >= known.ts_recv:
+            self._latest[event.exchange] = event
+
+    def tick(self, now: int, books: Iterable[Event | None] = ()) -> None:
+        """Close the bars each exchange's watermark has passed (``now``: local ns). ``books``: the
+        newest book update of each feed that publishes past `publish` (None: none yet)."""
+        for event in books:
+            self._clock(event)
+        for exchange, latest in self._latest.items():
+            offset = getattr(latest, "ts_exchange", 0) - latest.ts_recv
             self._out(self.builder.advance(exchange, now + offset, now))
 
-    def flush(self, now: int) -> None:
+    def flush(self, now: int, books: Iterable[Event | None] = ()) -> None:
         """The shard stops: close what the watermark has passed, then publish the open bars as partial."""
-        self.tick(now)
+        self.tick(now, books)
         self._out(self.builder.flush(now))
 
     def _out(self, bars: list[Bar]) -> None:

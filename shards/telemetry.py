@@ -32,6 +32,7 @@ def shard_report(shard: int, publisher: Publisher, conns: Sequence[FeedConnectio
 
 
 def _connection(conn: FeedConnection) -> dict[str, Any]:
+    conn.count_frames()
     states = conn.arbiter.book_states()
     counters = conn.book_counters()
     books: dict[str, dict[str, Any]] = {}

@@ -11,8 +11,8 @@ An upkeep task on the event loop answers repair requests and notes who subscribe
 ``[metrics] interval`` it sends the parent its report (`shards.telemetry`).
 Being on the loop is the point: a blocked loop stops beating, and the parent restarts the shard.
 
-With ``[bars] enabled``, everything the connections publish goes through a `shards.bars.BarFeed`,
-which publishes the 1-minute bars the trades make right after them; a restarted shard reads its
+With ``[bars] enabled``, everything the connections publish but book updates goes through a
+`shards.bars.BarFeed`, which publishes the 1-minute bars the trades make right after them; a restarted shard reads its
 open bars back from Redis first.
 """
 
@@ -52,10 +52,15 @@ RESUME_WAIT_S = 10.0
 
 
 def connections_for(
-    settings: Settings, shard: int, assignments: Sequence[Assignment], publish: Callable[[Event], None]
+    settings: Settings,
+    shard: int,
+    assignments: Sequence[Assignment],
+    publish: Callable[[Event], None],
+    publish_book: Callable[[Event], None] | None = None,
 ) -> list[FeedConnection]:
     """Group a shard's assignments into connections: per exchange and channel set, chunked by the
-    exchange's streams-per-connection limit."""
+    exchange's streams-per-connection limit. ``publish_book``: where their book updates go (see
+    `FeedConnection`; ``publish`` if not given)."""
     groups: dict[tuple[str, tuple[str, ...]], list[str]] = {}
     for a in assignments:
         groups.setdefault((a.exchange, a.channels), []).append(a.symbol)
@@ -74,15 +79,17 @@ def connections_for(
                     ws_url=feeds[exchange].ws_url, rest_url=feeds[exchange].rest_url,
                     depth=feeds[exchange].book_depth, redundancy=feeds[exchange].redundancy,
                     session_life=feeds[exchange].session_life, symbol_timeout=feeds[exchange].symbol_timeout,
+                    publish_book=publish_book,
                 )
             )
     return out
 
 
-async def _bar_clock(bars: BarFeed) -> None:
-    """Close the bars whose minute (and grace) the exchanges' clocks have passed."""
+async def _bar_clock(bars: BarFeed, conns: Sequence[FeedConnection]) -> None:
+    """Close the bars whose minute (and grace) the exchanges' clocks have passed (the book updates,
+    which go past the bars, count in the clocks)."""
     while True:
-        bars.tick(now_ns())
+        bars.tick(now_ns(), [c.last_book for c in conns])
         await asyncio.sleep(BAR_TICK_S)
 
 
@@ -178,7 +185,8 @@ async def _serve(
             break
     live.set()
     bars = BarFeed(settings.bars, publisher.publish) if settings.bars.enabled else None
-    conns.extend(connections_for(settings, shard, assignments, (bars or publisher).publish))
+    # Book updates (most events) go to the publisher directly: bars are made of trades.
+    conns.extend(connections_for(settings, shard, assignments, (bars or publisher).publish, publisher.publish))
     if restarts and redis_url:  # what the shard's previous life published: carry its trades on
         prefix = settings.redis.key_prefix
         last = await loop.run_in_executor(None, last_trades, redis_url, prefix, assignments)
@@ -190,7 +198,7 @@ async def _serve(
             bars.restore(tails, now_ns())
     tasks = [asyncio.create_task(c.run(), name=c.conn_id) for c in conns]
     if bars is not None:
-        bar_clock = asyncio.create_task(_bar_clock(bars), name="bars")
+        bar_clock = asyncio.create_task(_bar_clock(bars, conns), name="bars")
     log.info("shard started", connections=len(conns), symbols=len(assignments), epoch=publisher.epoch)
     stopper = asyncio.create_task(stop.wait())
     done, _ = await asyncio.wait([stopper, *tasks], return_when=asyncio.FIRST_COMPLETED)
@@ -207,7 +215,8 @@ async def _serve(
         bar_clock.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await bar_clock
-        bars.flush(now_ns())  # the open bars too, marked partial: their minute is cut short
+        # the open bars too, marked partial: their minute is cut short
+        bars.flush(now_ns(), [c.last_book for c in conns])
     publisher.drain_subscriptions()
     publisher.send_end()
     # The merger may still miss frames before the end marker: serve its repairs until it says it has

@@ -1,26 +1,38 @@
-"""The per-event Python of a shard, measured without sockets: codec -> `BookSync` -> `Arbiter` ->
-`Trades` -> `BarFeed` -> publish (a list append), on the simulator's own Binance frames.
+"""The per-event Python of a shard, measured without the exchange's socket, on the simulator's own
+Binance frames, two ways:
+
+- ``shard_us_per_frame``, the whole path a shard's event loop runs per frame apart from the WebSocket
+  read: ``Session._on_frame`` of a session of a real `FeedConnection` (codec -> `BookSync` -> `Arbiter`
+  -> `Trades`), the worker's bars and a real `Publisher` (bound on ``inproc://``: its batches are
+  encoded, numbered, kept for repairs and sent, to no subscriber), a batch flushed every ``--batch``
+  frames (a shard at 10k msgs/s flushes every few frames, `bus.publisher.FLUSH_GAP_S` apart);
+- ``cpu_us_per_frame``, the older figure, kept comparable: codec -> `BookSync` -> `Arbiter` -> `Trades`
+  -> `BarFeed` -> a list append, the glue spelled out here rather than the session's (no encoding).
 
 The frames are made first (not timed) by the simulator's market model and its Binance protocol
 (`tools.sim.exchanges.binance`, the bench's default mix: ``--symbols`` symbols, ``--rate`` events per
 second each, one depth message per symbol per 10 ms tick and one message per trade, combined-stream
 wrapped as a shard subscribes). Each symbol's book starts from the simulator's REST depth body. Then
 every frame goes through the same calls a session makes for it (``Session._on_frame``, the feed's
-arbiter and trade continuity, the shard's bars), and the process CPU time of that loop is reported
-per frame::
+arbiter and trade continuity, the shard's bars), and the process CPU time of each loop is reported
+per frame (the best of ``--repeat`` passes)::
 
     .venv/bin/python -m tools.bench_pipeline --symbols 100 --seconds 5 --repeat 3
-    {"frames":64819,"published":65019,"cpu_us_per_frame":12.336,"runs_us_per_frame":[12.336,12.666,12.478],...}
+    {"frames":64819,"published":65019,"cpu_us_per_frame":12.336,"runs_us_per_frame":[12.336,12.666,12.478],
+     "shard_us_per_frame":19.9,"shard_runs_us_per_frame":[...],"shard_published":65019,...}
 
-``--profile N``: one more pass under cProfile, the top N functions by own time on stderr.
+``--profile N``: one more pass of the shard path under cProfile, the top N functions by own time on stderr.
 Not a test and not the benchmark (`ingest bench` is): a reproducible figure for A/B of the hot path.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import cProfile
 import io
+import itertools
+import os
 import pstats
 import sys
 import tempfile
@@ -31,12 +43,16 @@ from typing import Any, cast
 
 import orjson
 import structlog
+import uvloop
 
+from bus.publisher import Publisher
 from ingest.book.sync import BookSync, NeedSnapshot, sync_for
 from ingest.events import BookDelta, BookSnapshot, Event, Trade
 from ingest.exchanges import get_spec
 from ingest.exchanges.base import ExchangeSpec
 from ingest.session.arbiter import Arbiter
+from ingest.session.connection import FeedConnection
+from ingest.session.session import Session
 from ingest.session.trades import Trades
 from ingest.settings import BarSettings
 from shards.bars import BarFeed
@@ -161,6 +177,60 @@ class Pipeline:
         return {SESSION: self.syncs[native]}
 
 
+class ShardPath:
+    """The shard's own objects for one feed connection (redundancy 1), its one session registered as
+    `FeedConnection` registers a running one, but never connected: frames are handed to its
+    ``_on_frame`` as the WebSocket's callback hands them. What they publish goes where the worker
+    sends it (`shards.worker.connections_for`'s wiring), into a real `Publisher`."""
+
+    _endpoints = itertools.count()
+
+    def __init__(self, spec: ExchangeSpec, natives: dict[str, str], batch: int) -> None:
+        self.batch = batch
+        endpoint = f"inproc://bench-pipeline-{os.getpid()}-{next(self._endpoints)}"
+        self.publisher = Publisher(endpoint, 0)
+        self.publisher.batch_sends(asyncio.get_running_loop())
+        self.bars = BarFeed(BarSettings(), self.publisher.publish)
+        self.feed = FeedConnection(  # wired as `shards.worker` wires its connections
+            spec, list(natives.values()), ("book", "trades"), self.bars.publish, "bench-c0",
+            publish_book=self.publisher.publish,
+        )  # fmt: skip
+        self.session = Session(self.feed, 0, "bench-c0")
+        self.feed.sessions[0] = self.feed.latest = self.session
+        self.feed.arbiter.open(0)
+
+    def start(self, bodies: dict[str, bytes], ts: int) -> None:
+        session = self.session
+        for n, body in bodies.items():
+            sync = session.syncs[n]
+            session._act(sync, sync.on_snapshot(session.codec.decode_snapshot(body, n, ts)))
+        self.publisher.flush()
+
+    def run(self, frames: Sequence[bytes]) -> None:
+        """Every frame through ``Session._on_frame``; the open batch sent every `batch` frames."""
+        on_frame, flush, batch = self.session._on_frame, self.publisher.flush, self.batch
+        for i, frame in enumerate(frames, 1):
+            on_frame(frame, False)
+            if not i % batch:
+                flush()
+        flush()
+
+    def close(self) -> None:
+        self.publisher.close(0)
+
+
+async def _timed_shard(bodies: dict[str, bytes], frames: Sequence[bytes], natives: dict[str, str],
+                       batch: int) -> tuple[float, int]:  # fmt: skip
+    """CPU seconds of one pass of the shard path, and the events it published."""
+    path = ShardPath(get_spec(EXCHANGE), natives, batch)
+    path.start(bodies, START_NS)
+    t0 = time.process_time()
+    path.run(frames)
+    cpu = time.process_time() - t0
+    path.close()
+    return cpu, path.publisher.published
+
+
 async def _no_history(url: str) -> bytes:
     raise RuntimeError("the pipeline bench reads no history")
 
@@ -183,20 +253,26 @@ def main(argv: Sequence[str] | None = None, out: Callable[[str], Any] = print) -
     p.add_argument("--levels", type=int, default=50, help="levels per side of the simulated books (default 50)")
     p.add_argument("--trade-ratio", type=float, default=0.3, help="share of events that are trades (default 0.3)")
     p.add_argument("--repeat", type=int, default=3, help="timed passes; the best is reported (default 3)")
-    p.add_argument("--profile", type=int, default=0, metavar="N", help="also profile a pass: top N on stderr")
+    p.add_argument("--batch", type=int, default=8, help="shard path: frames per batch sent (default 8)")
+    p.add_argument("--profile", type=int, default=0, metavar="N", help="also profile a shard pass: top N on stderr")
     args = p.parse_args(argv)
     symbols = bench_symbols(EXCHANGE, args.symbols)
     natives = {native(s): s for s in symbols}
     bodies, frames = make_frames(symbols, args.rate, args.seconds, args.seed, args.levels, args.trade_ratio)
+    raw = [f.encode() for f in frames]  # the WebSocket hands a session bytes
     runs: list[float] = []
+    shard_runs: list[float] = []
     pipe: Pipeline | None = None
-    for _ in range(args.repeat):
+    shard_published = 0
+    for _ in range(args.repeat):  # interleaved, so that both see the same machine
         cpu, pipe = _timed(bodies, frames, natives)
         runs.append(cpu)
+        cpu, shard_published = uvloop.run(_timed_shard(bodies, raw, natives, args.batch))
+        shard_runs.append(cpu)
     if args.profile:
         prof = cProfile.Profile()
         prof.enable()
-        _timed(bodies, frames, natives)
+        uvloop.run(_timed_shard(bodies, raw, natives, args.batch))
         prof.disable()
         text = io.StringIO()
         pstats.Stats(prof, stream=text).sort_stats("tottime").print_stats(args.profile)
@@ -207,6 +283,9 @@ def main(argv: Sequence[str] | None = None, out: Callable[[str], Any] = print) -
         "published": published,
         "cpu_us_per_frame": round(min(runs) * 1e6 / len(frames), 3) if frames and runs else None,
         "runs_us_per_frame": [round(r * 1e6 / len(frames), 3) for r in runs] if frames else [],
+        "shard_us_per_frame": round(min(shard_runs) * 1e6 / len(frames), 3) if frames and shard_runs else None,
+        "shard_runs_us_per_frame": [round(r * 1e6 / len(frames), 3) for r in shard_runs] if frames else [],
+        "shard_published": shard_published,
         "symbols": args.symbols,
         "rate": args.rate,
         "seconds": args.seconds,

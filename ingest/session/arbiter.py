@@ -105,16 +105,48 @@ class Arbiter:
         self.stats.duplicates += 1
         return False
 
+    def delta(self, session: int, delta: BookDelta, sync: BookSync) -> BookDelta | BookSnapshot | None:
+        """`book` for a `BookDelta` (the bulk of a feed's events), without the list: what to publish
+        for it (itself, a snapshot of ``sync``'s book to continue the published book, or nothing)."""
+        s = self._books.get(sync.native)
+        if s is None:
+            s = self._books[sync.native] = _Symbol()
+        if not s.live:
+            return None
+        seq = delta.seq
+        if seq is None or s.seq is None:  # no sequence to splice by: the owner's book only
+            return delta if session == s.owner else None
+        several = len(self._sessions) > 1
+        if several and (delta.first_seq, seq) in s.deltas.keys:
+            self.stats.duplicates += 1
+            return None
+        verdict = self.rule.next(s.seq, delta)
+        if verdict == "apply":
+            if several:  # the recent-delta set only matters while another session may repeat this one
+                s.deltas.add((delta.first_seq, seq))
+            s.seq, s.owner = seq, session
+            return delta
+        if verdict == "drop":
+            self.stats.duplicates += 1
+            return None
+        if session != s.owner:
+            return None  # the publishing session is valid and will deliver the chain's next update
+        # The owner's own chain is sound but the published one does not continue into it.
+        self.stats.takeovers += 1
+        s.seq = seq
+        return _snapshot_of(sync, seq, delta.ts_exchange, delta.ts_recv)
+
     def book(
         self, session: int, event: Event, sync: BookSync, books: Callable[[str], dict[int, BookSync]]
     ) -> list[Event]:
         """What to publish for ``event``, a book event ``session``'s ``sync`` emitted. ``books(native)``:
         every live session's sync for that symbol, by session id (read only for a handover)."""
+        if type(event) is BookDelta:
+            out = self.delta(session, event, sync)
+            return [] if out is None else [out]
         s = self._books.get(sync.native)
         if s is None:
             s = self._books[sync.native] = _Symbol()
-        if type(event) is BookDelta:
-            return self._delta(s, session, event, sync)
         if isinstance(event, BookSnapshot):
             if s.live:
                 if session != s.owner:
@@ -137,31 +169,6 @@ class Arbiter:
     def forget(self, session: int) -> None:
         """``session`` is gone (its books were reset through `book` already)."""
         self._sessions.discard(session)
-
-    def _delta(self, s: _Symbol, session: int, delta: BookDelta, sync: BookSync) -> list[Event]:
-        if not s.live:
-            return []
-        if delta.seq is None or s.seq is None:  # no sequence to splice by: the owner's book only
-            return [delta] if session == s.owner else []
-        several = len(self._sessions) > 1
-        if several and (delta.first_seq, delta.seq) in s.deltas.keys:
-            self.stats.duplicates += 1
-            return []
-        verdict = self.rule.next(s.seq, delta)
-        if verdict == "drop":
-            self.stats.duplicates += 1
-            return []
-        if verdict == "apply":
-            if several:  # the recent-delta set only matters while another session may repeat this one
-                s.deltas.add((delta.first_seq, delta.seq))
-            s.seq, s.owner = delta.seq, session
-            return [delta]
-        if session != s.owner:
-            return []  # the publishing session is valid and will deliver the chain's next update
-        # The owner's own chain is sound but the published one does not continue into it.
-        self.stats.takeovers += 1
-        s.seq = delta.seq
-        return [_snapshot_of(sync, delta.seq, delta.ts_exchange, delta.ts_recv)]
 
     def _status(
         self, s: _Symbol, session: int, status: BookStatus, books: Callable[[str], dict[int, BookSync]]

@@ -29,7 +29,7 @@ import structlog
 from ingest.book.sync import BookSync, SyncStats
 from ingest.clock import now_ns
 from ingest.errors import RemoteError
-from ingest.events import Event, Trade
+from ingest.events import BookDelta, BookSnapshot, Event, Trade
 from ingest.exchanges.base import (
     Channel,
     ExchangeSpec,
@@ -80,12 +80,16 @@ class FeedConnection:
         session_life: float = 0.0,
         symbol_timeout: float = 0.0,
         tap: Tap | None = None,
+        publish_book: Callable[[Event], None] | None = None,
     ) -> None:
         """``session_life``: seconds after which a session is replaced, make before break (0: the
         exchange's own limit, `ExchangeSpec.session_life`; never longer than that).
         ``symbol_timeout``: seconds a book may be silent on a live session before it is presumed dead
         and resubscribed (0: 1.5 times the exchange's `ExchangeSpec.book_keepalive`, or never).
-        ``tap``: told every frame and REST response of every session (``tap.py``), e.g. to record them."""
+        ``tap``: told every frame and REST response of every session (``tap.py``), e.g. to record them.
+        ``publish_book``: where the book updates go, the bulk of what a feed publishes (``publish`` if
+        not given; a shard sends them to its bus publisher directly, past its bars, which need trades
+        only and read the book's clock from ``last_book``)."""
         self.spec = spec
         self.redundancy = redundancy
         limits = [x for x in (session_life, spec.session_life) if x]
@@ -113,6 +117,10 @@ class FeedConnection:
         self.trades = Trades(
             spec, self.natives, self.rest_url, self.arbiter, publish, self.rest_get, self.stats, self._log
         )
+        self.last_book: BookDelta | BookSnapshot | None = None  # the newest book update published
+        self._publish_book = publish_book or publish
+        self._arbiter_delta, self._arbiter_trade = self.arbiter.delta, self.arbiter.trade
+        self._admit = self.trades.admit
 
     def resume_trades(self, last: Mapping[str, Trade]) -> None:
         """Carry on from trades published before this process started (a restarted shard)."""
@@ -245,13 +253,25 @@ class FeedConnection:
         for out in self.arbiter.book(session.id, event, sync, self._syncs_of):
             self.publish(out)
 
+    def delta(self, sid: int, delta: BookDelta, sync: BookSync) -> None:
+        """`book_event` for an update a live book applied (the bulk of a feed's events), the short way."""
+        out = self._arbiter_delta(sid, delta, sync)
+        if out is not None:
+            self.last_book = out
+            self._publish_book(out)
+
     def _syncs_of(self, native: str) -> dict[int, BookSync]:
         """Every live session's book of ``native``, by session id."""
         return {sid: s.syncs[native] for sid, s in self.sessions.items() if native in s.syncs}
 
     def trade(self, trade: Trade) -> None:
-        if self.arbiter.trade(trade):
-            self.trades.admit(trade)
+        if self._arbiter_trade(trade):
+            self._admit(trade)
+
+    def count_frames(self) -> None:
+        """Bring ``stats.frames`` and ``stats.bytes`` up to date (sessions add theirs once a tick)."""
+        for session in self.sessions.values():
+            session.count()
 
     async def rest_get(self, url: str) -> bytes:
         """GET a REST resource, retried with backoff on network errors and 5xx/429 (callers bound

@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import uuid
 from collections.abc import Sequence
+from time import time_ns  # the wall clock as `ingest.clock.now_ns` reads it, without a call around it
 from typing import TYPE_CHECKING
 
 import aiohttp
@@ -63,7 +64,12 @@ class Session:
         self._ws: WebSocket | None = None
         self._url = ""  # where the WebSocket is connected
         self._tap = feed.tap
+        self._natives = feed.natives
+        self._delta = feed.delta
+        self._trade = feed.trade
         self._frames = 0  # frames received (the watchdog compares it with what it saw last)
+        self._bytes = 0  # ... and their bytes
+        self._counted = (0, 0)  # frames and bytes added to the feed's counters so far (`count`)
         self._greeted = not spec.greeting
         self._subscribed = False
         self._dead: str | None = None  # why the watchdog ended the session
@@ -73,6 +79,15 @@ class Session:
         self._started = asyncio.get_running_loop().time()
         self._ended = False
         self._log = feed._log.bind(session=f"{name}#{sid}")
+
+    def count(self) -> None:
+        """Add the frames and bytes received since the last count to the feed's counters (the
+        watchdog counts once a tick, a report and the end once more: no counter update per frame)."""
+        frames, size = self._frames, self._bytes
+        stats = self.feed.stats
+        stats.frames += frames - self._counted[0]
+        stats.bytes += size - self._counted[1]
+        self._counted = (frames, size)
 
     @property
     def subscribed(self) -> bool:
@@ -182,6 +197,7 @@ class Session:
         while True:
             await asyncio.sleep(tick)
             now = loop.time()
+            self.count()
             if self._frames != seen:
                 seen, last_frame_at, pinged = self._frames, now, False
             silent = now - last_frame_at
@@ -212,41 +228,56 @@ class Session:
         ws.send(frame)
 
     def _on_frame(self, data: bytes, binary: bool) -> None:
-        """One complete message, handed over by the socket's callback."""
-        self._frames += 1
-        feed = self.feed
-        feed.stats.frames += 1
-        feed.stats.bytes += len(data)
-        ts = now_ns()
+        """One complete message, handed over by the socket's callback. The items nearly every frame
+        is take the shortest way: a book update that a live book applied goes straight to the feed's
+        `FeedConnection.delta`, a trade to `FeedConnection.trade`; anything else to `_other`."""
+        frames = self._frames = self._frames + 1
+        self._bytes += len(data)
+        ts = time_ns()
         if self._tap is not None:  # a recording keeps text frames as text
             self._tap.received(ts, data if binary else data.decode("utf-8", "replace"))
         try:
             decoded = self.codec.decode(data, ts)
         except DecodeError as e:
-            feed.stats.decode_errors += 1
+            self.feed.stats.decode_errors += 1
             self._log.warning("undecodable frame", error=str(e))
             return
         for item in decoded:
-            if isinstance(item, Trade):
-                if item.native in feed.natives:
-                    feed.trade(item)
-            elif isinstance(item, BookDelta | BookSnapshot):
-                sync = self.syncs.get(item.native)
+            if type(item) is BookDelta:
+                native = item.native
+                sync = self.syncs.get(native)
                 if sync is not None:
-                    self._heard[item.native] = self._frames
-                    self._act(sync, sync.on_delta(item) if isinstance(item, BookDelta) else sync.on_snapshot(item))
-            elif isinstance(item, Reconnect):
-                if not self.announced.is_set():
-                    self._log.info("the exchange announced a close", reason=item.reason)
-                    self.announced.set()
-            elif isinstance(item, Resync):
-                self._resync(item)
-            elif isinstance(item, Greeting):
-                self._greeted = True
-                if not self._subscribed and self._ws is not None:
-                    self._subscribe(self._ws)
-            elif isinstance(item, Reply) and item.error is not None:
-                self._log.error("request refused", request=item.request_id, error=item.error)
+                    self._heard[native] = frames
+                    actions = sync.on_delta(item)
+                    if len(actions) == 1 and type(actions[0]) is BookDelta:  # applied to a live book
+                        self._delta(self.id, actions[0], sync)
+                    else:
+                        self._act(sync, actions)
+            elif type(item) is Trade:
+                if item.native in self._natives:
+                    self._trade(item)
+            else:
+                self._other(item, frames)
+
+    def _other(self, item: object, frames: int) -> None:
+        """What a frame holds besides book updates and trades."""
+        if isinstance(item, BookSnapshot):  # a stream's snapshot
+            sync = self.syncs.get(item.native)
+            if sync is not None:
+                self._heard[item.native] = frames
+                self._act(sync, sync.on_snapshot(item))
+        elif isinstance(item, Reconnect):
+            if not self.announced.is_set():
+                self._log.info("the exchange announced a close", reason=item.reason)
+                self.announced.set()
+        elif isinstance(item, Resync):
+            self._resync(item)
+        elif isinstance(item, Greeting):
+            self._greeted = True
+            if not self._subscribed and self._ws is not None:
+                self._subscribe(self._ws)
+        elif isinstance(item, Reply) and item.error is not None:
+            self._log.error("request refused", request=item.request_id, error=item.error)
 
     def _silent_books(
         self, heard: dict[str, tuple[int, float]], now: float, start: float, timeout: float
@@ -363,6 +394,7 @@ class Session:
         if self._ended:
             return
         self._ended = True
+        self.count()
         for task in self._snapshot_tasks.values():
             task.cancel()
         self._snapshot_tasks.clear()

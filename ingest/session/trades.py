@@ -76,10 +76,11 @@ class Trades:
     def admit(self, trade: Trade) -> None:
         """Publish a trade in order, or hold it behind a hole being backfilled."""
         native = trade.native
-        held = self._held.get(native)
-        if held is not None:
-            held.append(trade)
-            return
+        if self._held:  # a backfill runs (rarely): its symbol's trades wait
+            held = self._held.get(native)
+            if held is not None:
+                held.append(trade)
+                return
         last = self._last_trade.get(native)
         uncovered = False
         if self._uncovered and native in self._uncovered:

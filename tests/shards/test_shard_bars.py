@@ -10,7 +10,7 @@ import redis
 from bus import wire
 from bus.streams import StreamWriter
 from ingest.bars import MINUTE_NS, PARTIAL_END, PARTIAL_START, bar_of
-from ingest.events import Bar, Event, Trade
+from ingest.events import Bar, BookDelta, Event, Trade
 from ingest.settings import BarSettings
 from shards.bars import BarFeed, read_tails
 from shards.plan import Assignment
@@ -63,3 +63,20 @@ def test_a_revision_the_killed_shard_did_not_get_out_is_published_on_restart(red
     assert [(b.start, b.revision, b.trades, b.low, b.backfilled) for b in out if isinstance(b, Bar)] == [
         (T0, 1, 2, "8", 1)
     ]
+
+
+def test_the_book_updates_clock_moves_the_watermark_when_the_tick_reads_it() -> None:
+    """Book updates go past the bars (to the publisher): the tick takes their time as the exchange's clock
+    when they are newer than the last trade, and a bar closes on it; an older update changes nothing."""
+    out: list[Event] = []
+    feed = BarFeed(BarSettings(grace=2.0), out.append)
+    t1 = _trade(1, "50", T0 + S)
+    feed.publish(t1)
+    old = BookDelta("binance", "BTC-USDT", "BTCUSDT", (("1", "1"),), (), 1, 1, T0 + 5 * MINUTE_NS, T0)
+    feed.tick(T0 + 2 * S, [None, old])  # received before the trade: the trade's clock still holds
+    assert out == [t1]
+    new = dataclasses.replace(old, ts_exchange=T0 + MINUTE_NS + S, ts_recv=T0 + 2 * S)
+    feed.tick(T0 + 2 * S, [new])  # still within the grace
+    assert out == [t1]
+    feed.tick(T0 + 3 * S, [new])  # the exchange's clock: T0 + 1 min + 2 s
+    assert out[1:] == [dataclasses.replace(bar_of([t1]), partial=PARTIAL_START, ts_recv=T0 + 3 * S)]

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 from itertools import pairwise
 
 import orjson
+import uvloop
 
-from ingest.events import BookDelta, BookSnapshot, BookStatus, Trade
+from bus import wire
+from ingest.events import BookDelta, BookSnapshot, BookStatus, Event, Trade
 from ingest.exchanges import get_spec
 from tools.bench import bench_symbols
-from tools.bench_pipeline import Pipeline, main, make_frames
+from tools.bench_pipeline import Pipeline, ShardPath, main, make_frames
 from tools.sim.exchanges.binance import native
 
 
@@ -41,3 +44,30 @@ def test_main_prints_one_json_object() -> None:
     result = orjson.loads(out[0])
     assert result["frames"] > 0 and result["published"] >= result["frames"]
     assert result["cpu_us_per_frame"] == result["runs_us_per_frame"][0] > 0
+    assert result["shard_us_per_frame"] == result["shard_runs_us_per_frame"][0] > 0
+    assert result["shard_published"] == result["published"]
+
+
+def test_the_shard_path_publishes_what_the_pipeline_does() -> None:
+    """The session, feed, bars and publisher send the same events, in the same order, as the spelled-out glue."""
+    symbols = bench_symbols("binance", 3)
+    natives = {native(s): s for s in symbols}
+    bodies, frames = make_frames(symbols, rate=100, seconds=0.5, seed=7, levels=20, trade_ratio=0.3)
+
+    async def shard() -> list[Event]:
+        path = ShardPath(get_spec("binance"), natives, batch=4)
+        path.start(bodies, 1)
+        path.run([f.encode() for f in frames])
+        batches, cut = path.publisher.frames(1, path.publisher.seq, 1 << 30)
+        path.close()
+        assert not cut and [seq for seq, _, _ in batches] == list(range(1, path.publisher.seq + 1))
+        return [e for _, body, _ in batches for _, e in wire.decode_batch(body)]
+
+    got = uvloop.run(shard())
+    pipe = Pipeline(get_spec("binance"), natives)
+    pipe.start(bodies, 1)
+    pipe.run(frames, 1)
+    assert len(got) == len(pipe.published) > len(frames)
+    assert [dataclasses.replace(e, ts_recv=0) for e in got] == [
+        dataclasses.replace(e, ts_recv=0) for e in pipe.published
+    ]
