@@ -135,22 +135,31 @@ class Outbox:
         return out
 
     def _write(self, batch: list[Entry]) -> bool:
-        gaps = self._gap_entries()
-        marks: dict[int, str] = {}
-        for e in batch:
-            if e.shard >= 0:
-                marks[e.shard] = f"{e.epoch}:{e.seq}:end" if e.end else f"{e.epoch}:{e.seq}"
-        checkpoint = [x for shard, mark in sorted(marks.items()) for x in (str(shard), mark)]
+        bodies = self._gap_entries() if self._dropped_ranges else []
+        last: dict[int, Entry] = {}  # shard -> its last entry here: the checkpoint
+        events = 0
+        first: Entry | None = None  # the first frame, whose lag is counted
+        for x in batch:
+            if x.shard >= 0:
+                last[x.shard] = x
+                if x.end:
+                    continue
+                events += x.events
+                if first is None:
+                    first = x
+            bodies.append(x.body)
+        checkpoint: list[str] = []
+        for shard in sorted(last):
+            x = last[shard]
+            checkpoint += (str(shard), f"{x.epoch}:{x.seq}:end" if x.end else f"{x.epoch}:{x.seq}")
         started = time.perf_counter_ns()
         try:
-            n = self.writer.write([*gaps, *(e.body for e in batch if not e.end)], checkpoint)
+            n = self.writer.write(bodies, checkpoint)
         except redis.RedisError as e:
             self._failed(e)
             return False
         observe(self.write_ns, WRITE_BOUNDS_NS, time.perf_counter_ns() - started)
-        events = sum(e.events for e in batch if e.is_frame)
         observe(self.batch_sizes, BATCH_BOUNDS, events)
-        first = next((e for e in batch if e.is_frame), None)
         if first is not None and (ts := ts_recv(first.body)) is not None:
             observe(self.lag_ns, LATENCY_BOUNDS_NS, time.time_ns() - ts)
         if n < 0:

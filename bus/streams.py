@@ -22,6 +22,8 @@ from collections.abc import Sequence
 import orjson
 import redis
 
+from bus.rediscall import ScriptCall, bulk
+
 _SCRIPT = """
 local maxlen = ARGV[1]
 local marks = nil
@@ -53,11 +55,11 @@ def checkpoint_key(prefix: str) -> str:
 
 class StreamWriter:
     def __init__(self, client: redis.Redis, prefix: str, maxlen: int) -> None:
-        self._client = client
-        self._script = client.register_script(_SCRIPT)
+        """Writes over a connection of its own made from ``client``'s settings (`bus.rediscall`)."""
         self._checkpoint_key = checkpoint_key(prefix)
-        self._prefix = prefix + ":"
-        self._maxlen = str(maxlen)
+        self._script = ScriptCall(client, _SCRIPT, [self._checkpoint_key])
+        self._head = self._script.head(4) + bulk(str(maxlen).encode())  # maxlen, checkpoint, batch, prefix
+        self._tail = bulk((prefix + ":").encode())
 
     def write(self, batches: Sequence[bytes], checkpoint: Sequence[str]) -> int:
         """Append the entries of ``batches`` in order; set the checkpoint fields atomically.
@@ -67,21 +69,19 @@ class StreamWriter:
         the checkpoint alone). Returns the number of entries written, or -1 if this checkpoint was
         already in place.
         """
-        batch = b"[" + b",".join(b for b in batches if b) + b"]"
-        args: list[str | bytes] = [self._maxlen, _json_list(checkpoint), batch, self._prefix]
-        written = self._script(keys=[self._checkpoint_key], args=args)
-        return int(written)
+        parts = [b for b in batches if b]
+        size = 1 + sum(map(len, parts)) + len(parts) if parts else 2  # "[" + parts and their commas + "]"
+        parts = [self._head, bulk(orjson.dumps(list(checkpoint)) if checkpoint else b""),
+                 b"$%d\r\n[" % size, b",".join(parts), b"]\r\n", self._tail]  # fmt: skip
+        return self._script.call(b"".join(parts))
+
+    def close(self) -> None:
+        self._script.close()
 
 
 def entry(suffix: str, body: bytes) -> bytes:
     """One entry as a batch for `StreamWriter.write`: ``suffix`` is its stream key without the prefix."""
     return orjson.dumps(suffix) + b"," + body
-
-
-def _json_list(items: Sequence[str]) -> str:
-    if not items:
-        return ""
-    return orjson.dumps(list(items)).decode()
 
 
 def read_checkpoint(client: redis.Redis, prefix: str) -> dict[int, tuple[int, int, bool]]:

@@ -99,7 +99,7 @@ class RedisSettings:
     maxlen: int = _opt(1_000_000, "Approximate cap per stream (`XADD MAXLEN ~`).", _positive)
     batch_size: int = _opt(1000, "Entries per write to Redis at most.", _positive)
     batch_interval: float = _opt(
-        0.005, "Least time between two writes on a busy bus (after a quiet spell an event is written at once).",
+        0.002, "Least time between two writes on a busy bus (after a quiet spell an event is written at once).",
         _positive,
     )
     key_prefix: str = _opt("md", "Prefix of every stream key: `{prefix}:{channel}:{exchange}:{symbol}`.")
