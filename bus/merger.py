@@ -163,6 +163,7 @@ class Merger:
                     break
         self._report()
         log.info("merger stopped", **{f.name: getattr(self.stats, f.name) for f in fields(self.stats)})
+        self.outbox.writer.close()  # its own connection (`bus.rediscall`); the client's pool is the caller's
 
     def resume(self) -> bool:
         """Read the checkpoint (retrying while Redis is unreachable) and ask each shard for what
