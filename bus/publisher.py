@@ -48,7 +48,6 @@ from bisect import bisect_right
 from collections import deque
 from typing import Any, cast
 
-import orjson
 import zmq
 
 from bus import wire
@@ -63,7 +62,7 @@ _SEND = zmq.backend.Socket.send
 _MORE = zmq.SNDMORE
 _EVENTS, _POLLIN = zmq.EVENTS, zmq.POLLIN
 _MAX_PARTS = 2 * wire.BATCH_MAX_EVENTS  # two parts per event in the open batch
-_dumps, _fields = orjson.dumps, wire.encode_fields
+_body = wire.body
 REPAIR_CHUNK = 5_000  # events per repair reply at most (whole batches): a large hole takes several round trips
 LATENCY_SAMPLE = 8  # one event in this many has its latency counted (a power of two)
 # Least time between two batch sends. A shard fed smoothly turns its loop per frame or two; a batch
@@ -185,11 +184,11 @@ class Publisher:
         """Put ``event`` in the open batch without scheduling a send: the next `flush` (or `publish`)
         sends it. A batch that reaches `bus.wire.BATCH_MAX_EVENTS` or `bus.wire.BATCH_MAX_BYTES` is
         closed and queued at once."""
-        # One lookup finds the event's topic, key suffix and meter (`wire.encode`, its parts apart).
+        # One lookup finds the event's topic, key suffix and meter; the body is `wire.body` (`wire.encode`, apart).
         m = self._routes.get((type(event), event.exchange, event.symbol))
         if m is None:
             m = self._route(event)
-        raw = _dumps(_fields(event))
+        raw = _body(event)
         parts = self._parts
         parts += (m[4], raw)
         self._open_bytes += len(raw)

@@ -195,18 +195,14 @@ _ENCODERS: dict[type, Callable[[Any], list[str]]] = {Trade: _trade_fields, BookD
 _dumps = orjson.dumps
 
 
+def body(event: Event) -> bytes:
+    """An event's body: its entry's field list as JSON (what a batch carries, `bus.publisher`)."""
+    return _dumps(encode_fields(event))
+
+
 def encode(event: Event) -> tuple[bytes, bytes]:
     """(topic, body) of an event."""
-    # `topic` and `encode_fields`, inline for the two events nearly every frame is.
-    cls = type(event)
-    found = _TOPICS.get((event.channel, event.exchange, event.symbol))
-    if found is None:
-        found = topic(event)
-    if cls is BookDelta:
-        return found, _dumps(_delta_fields(event))  # type: ignore[arg-type]
-    if cls is Trade:
-        return found, _dumps(_trade_fields(event))  # type: ignore[arg-type]
-    return found, _dumps(encode_fields(event))
+    return topic(event), body(event)
 
 
 def header(shard: int, epoch: int, seq: int) -> bytes:
