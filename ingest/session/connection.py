@@ -251,7 +251,11 @@ class FeedConnection:
 
     def book_event(self, session: Session, event: Event, sync: BookSync) -> None:
         for out in self.arbiter.book(session.id, event, sync, self._syncs_of):
-            self.publish(out)
+            if type(out) is BookDelta or type(out) is BookSnapshot:  # a book update: where `delta` sends its
+                self.last_book = out
+                self._publish_book(out)
+            else:
+                self.publish(out)
 
     def delta(self, sid: int, delta: BookDelta, sync: BookSync) -> None:
         """`book_event` for an update a live book applied (the bulk of a feed's events), the short way."""
