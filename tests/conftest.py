@@ -17,6 +17,15 @@ from bus.embedded_redis import EmbeddedRedis
 settings.register_profile("loaded", deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile("loaded")
 
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Refuse to test an old build: an extension older than its source would run instead of it."""
+    from ingest.compiled import REBUILD, stale
+
+    old = stale()
+    if old:
+        pytest.exit(f"compiled modules older than their source ({', '.join(old)}): {REBUILD}", returncode=2)
+
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
 

@@ -274,12 +274,22 @@ def _positive_int(text: str) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        _check_build()
         return _dispatch(args)
     except UserError as e:
         print(f"ingest: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
+
+
+def _check_build() -> None:
+    """An edited source whose old extension would run instead of it (`ingest.compiled`) is an error."""
+    from ingest.compiled import REBUILD, stale
+
+    old = stale()
+    if old:
+        raise UserError(f"compiled modules are older than their source ({', '.join(old)}): {REBUILD}")
 
 
 def _dispatch(args: argparse.Namespace) -> int:

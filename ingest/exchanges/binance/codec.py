@@ -105,9 +105,10 @@ class BinanceCodec:
     def _decode(self, msg: dict[str, Any], ts_recv: int) -> list[Decoded]:
         stream: str | None = None
         if "stream" in msg and "data" in msg:
-            stream, payload = msg["stream"], msg["data"]
-            if not isinstance(stream, str):
+            named, payload = msg["stream"], msg["data"]
+            if not isinstance(named, str):  # checked before it is typed: compiled code checks the type on assignment
                 raise DecodeError("field 'stream' must be a string")
+            stream = named
             if not isinstance(payload, dict):
                 raise DecodeError("field 'data' must be an object")
         elif "result" in msg:

@@ -1,0 +1,67 @@
+"""The modules built as C extensions (by mypyc, in ``setup.py``), and a check that they are current.
+
+Every message a shard handles passes through these: the codec, the book and its sync, the arbiter,
+the bars, the bus encoding and the publisher. mypyc compiles the same typed source to C (direct calls
+between them, native attribute access on their classes), which cuts a shard's per-message CPU
+(BENCHMARKS.md has the figures). The source stays the truth: ``INGEST_PURE=1`` at install time builds
+nothing, and the project runs as plain Python with the same behaviour.
+
+An editable install builds the extensions next to their sources, and Python imports an extension
+before a source file of the same name: after a source is edited (or checked out anew), its old
+extension would still run. `stale` finds such modules; the CLI and the test suite refuse to start
+on them, saying how to rebuild.
+
+Only the standard library here: ``setup.py`` imports this before anything is installed.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+
+MODULES = (
+    "ingest.book.book",
+    "ingest.book.sync",
+    "ingest.exchanges.binance.codec",
+    "ingest.exchanges.binance.sequence",
+    "ingest.session.arbiter",
+    "ingest.bars",
+    "bus.wire",
+    "bus.publisher",
+    "shards.bars",
+)
+
+REBUILD = "rebuild them with `.venv/bin/pip install -e .` (or delete them, for plain Python)"
+_SLACK_S = 1.0  # an install writes a package's files within a second of each other
+
+
+def pure() -> bool:
+    """``INGEST_PURE`` is set (and not 0): install as plain Python."""
+    return os.environ.get("INGEST_PURE", "") not in ("", "0")
+
+
+def compiled() -> list[str]:
+    """The listed modules that import as an extension here."""
+    return [m for m in MODULES if _extension(m) is not None]
+
+
+def stale(modules: tuple[str, ...] = MODULES) -> list[str]:
+    """The source files (paths) newer than the extension that stands in for them."""
+    out: list[str] = []
+    for name in modules:
+        ext = _extension(name)
+        if ext is None:
+            continue
+        source = ext.parent / (name.rpartition(".")[2] + ".py")
+        if source.exists() and source.stat().st_mtime > ext.stat().st_mtime + _SLACK_S:
+            out.append(str(source))
+    return out
+
+
+def _extension(name: str) -> Path | None:
+    spec = importlib.util.find_spec(name)
+    origin = spec.origin if spec is not None else None
+    if origin is None or origin.endswith(".py"):
+        return None
+    return Path(origin)

@@ -1,0 +1,43 @@
+"""The build's compiled modules: present where the install compiled them, and never older than their source."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+from ingest import compiled
+
+
+@pytest.mark.skipif(compiled.pure(), reason="INGEST_PURE is set: the install compiled nothing")
+def test_every_listed_module_runs_compiled() -> None:
+    assert compiled.compiled() == list(compiled.MODULES)
+    for name in compiled.MODULES:
+        module = importlib.import_module(name)
+        assert not str(module.__file__).endswith(".py"), name
+
+
+def test_a_source_edited_after_its_build_is_stale(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    suffix = importlib.machinery.EXTENSION_SUFFIXES[0]
+    package = tmp_path / "stalepkg"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    ext, source = package / f"hot{suffix}", package / "hot.py"
+    ext.write_bytes(b"")  # never imported: finding it is all `stale` does
+    source.write_text("x = 1\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    built = source.stat().st_mtime
+    os.utime(ext, (built, built))
+    assert compiled.stale(("stalepkg.hot",)) == []
+    os.utime(source, (built + 60, built + 60))  # edited a minute after the build
+    assert compiled.stale(("stalepkg.hot",)) == [str(source)]
+    sys.modules.pop("stalepkg", None)
+
+
+def test_a_module_without_an_extension_is_never_stale(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "plainmod.py").write_text("x = 1\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert compiled.stale(("plainmod",)) == []
