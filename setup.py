@@ -2,22 +2,39 @@
 through compiled to C extensions by mypyc, from the same typed source (`ingest.compiled` lists them
 and checks at run time that each extension is as new as its source).
 
-``INGEST_PURE=1`` builds nothing: the project then runs as plain Python (slower, same behaviour).
+Every build first removes the extensions an earlier editable build left in the tree. ``INGEST_PURE=1``
+builds nothing: the project then runs as plain Python (slower, same behaviour).
 """
 
 from __future__ import annotations
 
-import os
 import sys
+from pathlib import Path
 from typing import Any
 
 from setuptools import setup
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from ingest.compiled import MODULES, pure  # the list lives with its run-time check
+ROOT = Path(__file__).resolve().parent
+sys.path.insert(0, str(ROOT))
+from ingest.compiled import MODULES, pure  # the list lives with its run-time check  # noqa: E402
+
+GROUP = "ingest_hot"  # the shared library of the compiled modules: ingest_hot__mypyc.<suffix>
+
+
+def remove_extensions() -> None:
+    """Delete the extensions an earlier editable build left next to their sources: Python would import
+    them before the sources, including those of modules no longer compiled (a build writes the ones
+    it compiles anew)."""
+    for package in ("ingest", "bus", "shards", "tools"):
+        for ext in (ROOT / package).rglob("*.so"):
+            if ext.with_name(ext.name.split(".")[0] + ".py").exists():
+                ext.unlink()
+    for ext in ROOT.glob(f"{GROUP}__mypyc.*.so"):
+        ext.unlink()
 
 
 def ext_modules() -> list[Any]:
+    remove_extensions()
     if pure():
         return []
     from mypyc.build import mypycify
@@ -26,7 +43,7 @@ def ext_modules() -> list[Any]:
     # which costs compiled code nothing (calls into them are generic either way).
     options = ["--config-file=", "--ignore-missing-imports", "--follow-imports=silent", "--python-version=3.11"]
     paths = [m.replace(".", "/") + ".py" for m in MODULES]
-    return mypycify(options + paths, opt_level="3", debug_level="0", group_name="ingest_hot")
+    return mypycify(options + paths, opt_level="3", debug_level="0", group_name=GROUP)
 
 
 setup(ext_modules=ext_modules())
