@@ -19,7 +19,7 @@ topic (so ZeroMQ's prefix filtering works) and the header of the batch that carr
 sent only while some subscription other than the merger's (topics starting with ``\x00``) is
 present: `drain_subscriptions` reads the XPUB socket's (un)subscribe notices (ZeroMQ reports a
 topic's first subscribe and last unsubscribe, and unsubscribes a subscriber that disconnects). The
-shard calls it every few milliseconds (`shards.worker`), so a new subscriber starts receiving
+shard calls it every 20 ms (`shards.worker.REPAIR_POLL_S`), so a new subscriber starts receiving
 within that; the events of a batch already open when it subscribed are not sent to it.
 
 Nothing dropped on the way is lost: every batch is also kept in a bounded replay buffer (a deque of
@@ -141,7 +141,7 @@ class Publisher:
     def drain_subscriptions(self) -> None:
         """Read pending (un)subscribe notices: per-event messages go out while a live subscriber is present."""
         sock = self._sock
-        # What poll(0) asks, without the poll (a shard asks every 5 ms).
+        # What poll(0) asks, without the poll (a shard asks every 20 ms).
         while cast(int, sock.getsockopt(_EVENTS)) & _POLLIN:
             self._note(sock.recv())
 

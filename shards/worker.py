@@ -6,7 +6,7 @@ symbols), and on SIGTERM stops reading, publishes the end marker after everythin
 answers the merger's last repair requests until the merger acknowledges the end, and exits.
 
 An upkeep task on the event loop answers repair requests and notes who subscribes to the bus (every
-`REPAIR_POLL_S`: per-event messages go out only while a live subscriber is present), and every
+`REPAIR_POLL_S`, 20 ms: per-event messages go out only while a live subscriber is present), and every
 ``heartbeat_interval`` beats the parent's heartbeat and sends a tick with the last seq on the bus; every
 ``[metrics] interval`` it sends the parent its report (`shards.telemetry`).
 Being on the loop is the point: a blocked loop stops beating, and the parent restarts the shard.
@@ -46,7 +46,9 @@ from shards.telemetry import shard_report
 log = structlog.get_logger("shard")
 
 SUBSCRIBER_WAIT_S = 30.0
-REPAIR_POLL_S = 0.005
+# How often the upkeep answers repairs and reads the bus's (un)subscriptions. 5 -> 20 ms: a shard's
+# loop woke 200 times a second for it; at 10k msgs/s shards 0.93x (ingest bench, interleaved, see the commit).
+REPAIR_POLL_S = 0.02
 BAR_TICK_S = 0.25
 RESUME_WAIT_S = 10.0
 
