@@ -20,7 +20,9 @@ Reported, as one JSON object on stdout (progress lines on stderr unless ``--json
   ``seconds``: from the end of the warm-up to the freeze (with ``--max-speed``: to the moment the
   cluster has caught up); ``msgs_per_s`` = messages / seconds.
 - ``cpu_us_per_msg``: user + system CPU of the cluster's processes (this parent, the shards, the
-  merger; not the simulator, not Redis) over the window, per message.
+  merger; not the simulator, not Redis) over the window, per message. The bench's own work in this
+  process (its sampling each tick, the catch-up check that reads the truth log) is left out:
+  ``harness_cpu_s`` says how much that was.
 - ``latency_ms`` (p50, p99, max): from the simulator stamping a book update to Redis committing its
   entry (Binance: ``E``, the simulator's publish time; Redis: the entry id's milliseconds), 1 ms
   resolution at both ends (see `tools.bench_measure`). ``latency_from_recv_ms``: from the shard's receive
@@ -196,8 +198,17 @@ def run_ours(
         redis_pid = [cluster.redis.proc.pid] if cluster.redis is not None and cluster.redis.proc is not None else []
         redis_group = ProcessGroup()
 
+        # The bench's own work in this process (the cluster's parent) is not the cluster's: its
+        # sampling and progress lines each tick, and the catch-up check after the freeze (which
+        # reads the simulator's truth log). It runs on this thread, measured and left out below.
+        harness_s = 0.0
+
         def tick() -> None:
+            nonlocal harness_s
+            counted, started = phase.in_window, time.thread_time()
             phase.tick()
+            if counted:
+                harness_s += time.thread_time() - started
             if phase.in_window and redis_pid and not redis_group.marked:
                 redis_group.mark(redis_pid)
 
@@ -208,8 +219,11 @@ def run_ours(
         simulator.freeze()
         frozen_at = time.monotonic()
         sim = sim_figures(simulator, build_s)
+        started = time.thread_time()
         caught_up = wait_caught_up(client, prefix, truth_path, since, settings.cluster.drain_timeout, bar_grace)
+        harness_s += time.thread_time() - started
         ended_at = time.monotonic() if sent_all.active else frozen_at
+        group.discount(os.getpid(), harness_s)
         cpu_s = group.cpu_since_mark(pids())
         redis_cpu_s = redis_group.cpu_since_mark(redis_pid)
         last_ms = redis_ms(client)
@@ -222,7 +236,7 @@ def run_ours(
         lost = int(check["lost"]) + int(check["books_mismatched"]) + int(check["bars_mismatched"])
         out = figures(stats, ended_at - phase.started_window, cpu_s, rss, group.peak_rss, lost)
         out |= {"shards": len(cluster.workers), "caught_up": caught_up, "restarts": restarts}
-        out |= {"processes": processes, "verify": check, "sim": sim}
+        out |= {"processes": processes, "harness_cpu_s": round(harness_s, 2), "verify": check, "sim": sim}
         out |= {
             "redis_cpu_s": round(redis_cpu_s, 2),
             "redis_cpu_us_per_entry": round(redis_cpu_s * 1e6 / stats.messages, 2) if stats.messages else None,

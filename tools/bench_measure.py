@@ -84,6 +84,12 @@ class ProcessGroup:
         self.poll(pids)
         self._start = {pid: self._last[pid].cpu_s for pid in pids if pid in self._last}
 
+    def discount(self, pid: int, cpu_s: float) -> None:
+        """Leave ``cpu_s`` seconds of ``pid``'s CPU since `mark` out of what it is said to have used
+        (the bench's own work in its own process, which is the cluster's parent)."""
+        if pid in self._start:
+            self._start[pid] += cpu_s
+
     @property
     def marked(self) -> bool:
         return bool(self._start)

@@ -5,6 +5,8 @@ Timings are never asserted: only shapes, counts and exactness."""
 from __future__ import annotations
 
 import importlib.util
+import os
+import time
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -14,7 +16,7 @@ import pytest
 import redis
 
 from tools.bench import bench_symbols
-from tools.bench_measure import LatencyField, percentiles, window_stats
+from tools.bench_measure import LatencyField, ProcessGroup, percentiles, window_stats
 from tools.bench_peer import rebuild_peer_book
 from tools.bench_phase import rss_summary
 from tools.cli import main
@@ -56,6 +58,7 @@ def test_bench_runs_the_cluster_and_loses_nothing(tmp_path: Path, capsys: pytest
     assert sim["frames"] >= 3000 and 0 < sim["sent"] <= sim["frames"] and sim["msgs_per_s"] == 600.0
     assert r["setup"]["market"] == "pre-built"
     assert set(r["processes"]) == {"parent", "merger", "shard-0"}
+    assert r["harness_cpu_s"] > 0  # the bench's own sampling and catch-up check, left out of the parent's CPU
     assert r["redis_cpu_s"] > 0 and r["redis_cpu_us_per_entry"] == pytest.approx(
         r["redis_cpu_s"] * 1e6 / r["messages"], rel=0.02
     )
@@ -63,6 +66,19 @@ def test_bench_runs_the_cluster_and_loses_nothing(tmp_path: Path, capsys: pytest
     assert 4 <= len(series) <= 6 and [p["t"] for p in series] == sorted(p["t"] for p in series)
     assert all(set(p["rss_mb"]) == {"parent", "merger", "shard-0"} for p in series[1:])
     assert set(r["rss_flat"]) == {"parent", "merger", "shard-0"}
+
+
+def test_discounted_cpu_is_left_out_of_what_a_process_used() -> None:
+    group, me = ProcessGroup(), os.getpid()
+    group.mark([me])
+    deadline = time.process_time() + 0.05
+    while time.process_time() < deadline:  # burn CPU in this process
+        pass
+    used = group.cpu_since_mark([me])
+    assert used >= 0.04  # os.times() counts in 10 ms clock ticks
+    group.discount(me, used)
+    assert 0 <= group.cpu_since_mark([me]) <= 0.02  # a tick or two since
+    assert group.breakdown({"me": me})["me"]["cpu_s"] <= 0.02
 
 
 def test_rss_summary_compares_the_first_and_the_last_minute() -> None:
