@@ -25,6 +25,7 @@ MODULES = (
     "ingest.book.sync",
     "ingest.exchanges.binance.codec",
     "ingest.exchanges.binance.sequence",
+    "ingest.session.frames",
     "ingest.session.arbiter",
     "ingest.bars",
     "bus.wire",

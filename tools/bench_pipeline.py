@@ -2,7 +2,7 @@
 Binance frames, two ways:
 
 - ``shard_us_per_frame``, the whole path a shard's event loop runs per frame apart from the WebSocket
-  read: ``Session._on_frame`` of a session of a real `FeedConnection` (codec -> `BookSync` -> `Arbiter`
+  read: ``Frames.on_frame`` of a session of a real `FeedConnection` (codec -> `BookSync` -> `Arbiter`
   -> `Trades`), the worker's bars and a real `Publisher` (bound on ``inproc://``: its batches are
   encoded, numbered, kept for repairs and sent, to no subscriber), a batch flushed every ``--batch``
   frames (a shard at 10k msgs/s flushes every few frames, `bus.publisher.FLUSH_GAP_S` apart);
@@ -13,7 +13,7 @@ The frames are made first (not timed) by the simulator's market model and its Bi
 (`tools.sim.exchanges.binance`, the bench's default mix: ``--symbols`` symbols, ``--rate`` events per
 second each, one depth message per symbol per 10 ms tick and one message per trade, combined-stream
 wrapped as a shard subscribes). Each symbol's book starts from the simulator's REST depth body. Then
-every frame goes through the same calls a session makes for it (``Session._on_frame``, the feed's
+every frame goes through the same calls a session makes for it (``Frames.on_frame``, the feed's
 arbiter and trade continuity, the shard's bars), and the process CPU time of each loop is reported
 per frame (the best of ``--repeat`` passes)::
 
@@ -147,7 +147,7 @@ class Pipeline:
             self._act(self.syncs[n], self.syncs[n].on_snapshot(self.codec.decode_snapshot(body, n, ts)))
 
     def run(self, frames: Sequence[str], ts: int) -> None:
-        """What ``Session._on_frame`` and the feed do for each frame (the bus send is a list append)."""
+        """What ``Frames.on_frame`` and the feed do for each frame (the bus send is a list append)."""
         decode, natives, syncs, trade, admit = self.codec.decode, self.natives, self.syncs, self.arbiter.trade, \
             self.trades.admit  # fmt: skip
         for i, frame in enumerate(frames):
@@ -180,7 +180,7 @@ class Pipeline:
 class ShardPath:
     """The shard's own objects for one feed connection (redundancy 1), its one session registered as
     `FeedConnection` registers a running one, but never connected: frames are handed to its
-    ``_on_frame`` as the WebSocket's callback hands them. What they publish goes where the worker
+    ``Frames.on_frame`` as the WebSocket's callback hands them. What they publish goes where the worker
     sends it (`shards.worker.connections_for`'s wiring), into a real `Publisher`."""
 
     _endpoints = itertools.count()
@@ -207,8 +207,8 @@ class ShardPath:
         self.publisher.flush()
 
     def run(self, frames: Sequence[bytes]) -> None:
-        """Every frame through ``Session._on_frame``; the open batch sent every `batch` frames."""
-        on_frame, flush, batch = self.session._on_frame, self.publisher.flush, self.batch
+        """Every frame through the session's ``Frames.on_frame``; the open batch sent every `batch` frames."""
+        on_frame, flush, batch = self.session.frames.on_frame, self.publisher.flush, self.batch
         for i, frame in enumerate(frames, 1):
             on_frame(frame, False)
             if not i % batch:

@@ -6,9 +6,10 @@ per symbol, and fetches (or resubscribes for) the snapshots a sync asks for; wha
 its `FeedConnection`, which arbitrates between sessions. Bad exchange data never crashes it (decode
 errors are counted and logged with context).
 
-Frames are not awaited: the WebSocket (``ws.py``, picows) hands each complete message to `_on_frame`
-from its protocol callback, so a frame costs no task wake-up, future or message object; sends are
-synchronous writes. The session's task only waits for the socket to end.
+Frames are not awaited: the WebSocket (``ws.py``, picows) hands each complete message to the
+session's `Frames` (``frames.py``) from its protocol callback, so a frame costs no task wake-up,
+future or message object; sends are synchronous writes. The session's task only waits for the
+socket to end.
 
 A watchdog task checks the session once a tick instead of a timer per frame: silence past the
 exchange's liveness timeout (after a ping where the exchange has application pings) ends it, a book
@@ -22,7 +23,6 @@ import asyncio
 import contextlib
 import uuid
 from collections.abc import Sequence
-from time import time_ns  # the wall clock as `ingest.clock.now_ns` reads it, without a call around it
 from typing import TYPE_CHECKING
 
 import aiohttp
@@ -31,9 +31,10 @@ import structlog
 from ingest.book.sync import BookSync, NeedSnapshot, sync_for
 from ingest.clock import now_ns
 from ingest.errors import ConnectionLost, DecodeError, RemoteError, is_retryable
-from ingest.events import BookDelta, BookSnapshot, BookStatus, ConnectionStatus, Event, Trade
+from ingest.events import BookSnapshot, BookStatus, ConnectionStatus, Event
 from ingest.exchanges.base import Endpoint, Greeting, Reconnect, Reply, Resync
 from ingest.session.backoff import backoff
+from ingest.session.frames import Frames
 from ingest.session.ws import WebSocket, connect
 
 if TYPE_CHECKING:
@@ -64,16 +65,13 @@ class Session:
         self._ws: WebSocket | None = None
         self._url = ""  # where the WebSocket is connected
         self._tap = feed.tap
-        self._natives = feed.natives
-        self._delta = feed.delta
-        self._trade = feed.trade
-        self._frames = 0  # frames received (the watchdog compares it with what it saw last)
-        self._bytes = 0  # ... and their bytes
+        # The watchdog compares its frame count with what it saw last; `count` adds it to the feed's.
+        self.frames = Frames(sid, self.codec, self.syncs, feed.natives, feed.tap, feed.delta, feed.trade,
+                             self._act, self._other, self._undecodable)  # fmt: skip
         self._counted = (0, 0)  # frames and bytes added to the feed's counters so far (`count`)
         self._greeted = not spec.greeting
         self._subscribed = False
         self._dead: str | None = None  # why the watchdog ended the session
-        self._heard: dict[str, int] = {}  # native -> the frame count when its book last spoke
         self._snapshot_tasks: dict[str, asyncio.Task[None]] = {}
         self._resubscribed: dict[str, tuple[int, float]] = {}  # native -> (attempts in a row, when)
         self._started = asyncio.get_running_loop().time()
@@ -83,7 +81,7 @@ class Session:
     def count(self) -> None:
         """Add the frames and bytes received since the last count to the feed's counters (the
         watchdog counts once a tick, a report and the end once more: no counter update per frame)."""
-        frames, size = self._frames, self._bytes
+        frames, size = self.frames.count, self.frames.size
         stats = self.feed.stats
         stats.frames += frames - self._counted[0]
         stats.bytes += size - self._counted[1]
@@ -136,11 +134,11 @@ class Session:
 
     async def _connect_and_read(self) -> str:
         """Connect, subscribe (at once, or once greeted) and wait until the socket ends; why it did.
-        Frames are handled as they arrive, in `_on_frame` (a picows callback: no task per frame)."""
+        Frames are handled as they arrive, by `Frames.on_frame` (a picows callback: no task per frame)."""
         spec = self.spec
         endpoint = await self._endpoint()
         ping = spec.ping_interval if spec.ws_ping else None
-        ws = await connect(endpoint.url, self._on_frame, ping, on_open=self._opened)
+        ws = await connect(endpoint.url, self.frames.on_frame, ping, on_open=self._opened)
         watchdog = asyncio.create_task(self._watch(ws, endpoint))
         try:
             # No timer per frame: the watchdog sees silence, and closes the socket on it.
@@ -191,20 +189,20 @@ class Session:
         tick = min(WATCH_TICK_S, limit / 4, every / 4 if ping is not None else WATCH_TICK_S)
         life, book_timeout = self.feed.session_life, self.feed.symbol_timeout
         start = last_frame_at = last_ping_at = loop.time()
-        seen = self._frames
+        seen = self.frames.count
         pinged = False
-        heard: dict[str, tuple[int, float]] = {}  # native -> (its mark in _heard, when it changed)
+        heard: dict[str, tuple[int, float]] = {}  # native -> (its mark in frames.heard, when it changed)
         while True:
             await asyncio.sleep(tick)
             now = loop.time()
             self.count()
-            if self._frames != seen:
-                seen, last_frame_at, pinged = self._frames, now, False
+            if self.frames.count != seen:
+                seen, last_frame_at, pinged = self.frames.count, now, False
             silent = now - last_frame_at
             if book_timeout is not None and silent <= tick:  # the session speaks: do its books?
                 for native in self._silent_books(heard, now, start, book_timeout):
                     await self._revive(ws, native, now - heard[native][1])
-                    heard[native] = (self._heard.get(native, 0), now)
+                    heard[native] = (self.frames.heard.get(native, 0), now)
             dead: str | None = None
             if silent >= limit:
                 dead = f"no message for {silent:.0f}s{' after a ping' if pinged else ''}"
@@ -227,44 +225,16 @@ class Session:
             self._tap.sent(self._url, now_ns(), frame)
         ws.send(frame)
 
-    def _on_frame(self, data: bytes, binary: bool) -> None:
-        """One complete message, handed over by the socket's callback. The items nearly every frame
-        is take the shortest way: a book update that a live book applied goes straight to the feed's
-        `FeedConnection.delta`, a trade to `FeedConnection.trade`; anything else to `_other`."""
-        frames = self._frames = self._frames + 1
-        self._bytes += len(data)
-        ts = time_ns()
-        if self._tap is not None:  # a recording keeps text frames as text
-            self._tap.received(ts, data if binary else data.decode("utf-8", "replace"))
-        try:
-            decoded = self.codec.decode(data, ts)
-        except DecodeError as e:
-            self.feed.stats.decode_errors += 1
-            self._log.warning("undecodable frame", error=str(e))
-            return
-        for item in decoded:
-            if type(item) is BookDelta:
-                native = item.native
-                sync = self.syncs.get(native)
-                if sync is not None:
-                    self._heard[native] = frames
-                    actions = sync.on_delta(item)
-                    if len(actions) == 1 and type(actions[0]) is BookDelta:  # applied to a live book
-                        self._delta(self.id, actions[0], sync)
-                    else:
-                        self._act(sync, actions)
-            elif type(item) is Trade:
-                if item.native in self._natives:
-                    self._trade(item)
-            else:
-                self._other(item, frames)
+    def _undecodable(self, error: DecodeError) -> None:
+        self.feed.stats.decode_errors += 1
+        self._log.warning("undecodable frame", error=str(error))
 
     def _other(self, item: object, frames: int) -> None:
         """What a frame holds besides book updates and trades."""
         if isinstance(item, BookSnapshot):  # a stream's snapshot
             sync = self.syncs.get(item.native)
             if sync is not None:
-                self._heard[item.native] = frames
+                self.frames.heard[item.native] = frames
                 self._act(sync, sync.on_snapshot(item))
         elif isinstance(item, Reconnect):
             if not self.announced.is_set():
@@ -285,7 +255,7 @@ class Session:
         """The live books that said nothing for ``timeout`` seconds (``heard`` is updated)."""
         out: list[str] = []
         for native, sync in self.syncs.items():
-            mark = self._heard.get(native, 0)
+            mark = self.frames.heard.get(native, 0)
             last_mark, since = heard.get(native, (0, start))
             if mark != last_mark or sync.state != "live":
                 heard[native] = (mark, now)

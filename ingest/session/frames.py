@@ -1,0 +1,83 @@
+"""A session's per-frame work: count the frame, decode it, and route what it holds.
+
+The items nearly every frame is take the shortest way: a book update that a live book applied goes
+straight to the feed (``delta``, `ingest.session.connection.FeedConnection.delta`), a trade of a
+subscribed symbol to ``trade``; a book update the sync answered otherwise goes to ``act`` with the
+sync's actions, anything else (snapshots in the stream, replies, greetings, resyncs) to ``other``.
+
+Kept apart from `ingest.session.session` so that it is compiled with the other per-message modules
+(`ingest.compiled`): the session's coroutines cannot be (mypyc loses a local of one across an await
+in a try/finally).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from time import time_ns  # the wall clock as `ingest.clock.now_ns` reads it, without a call around it
+
+from ingest.book.sync import BookSync, NeedSnapshot
+from ingest.errors import DecodeError
+from ingest.events import BookDelta, Event, Trade
+from ingest.exchanges.base import Codec
+from ingest.session.tap import Tap
+
+
+class Frames:
+    """One session's frames; ``on_frame`` is the WebSocket's callback. ``count`` and ``size`` are the
+    frames and bytes received; ``heard[native]`` is the frame count when that symbol's book last spoke."""
+
+    def __init__(
+        self,
+        session: int,
+        codec: Codec,
+        syncs: Mapping[str, BookSync],
+        natives: Mapping[str, str],
+        tap: Tap | None,
+        delta: Callable[[int, BookDelta, BookSync], None],
+        trade: Callable[[Trade], None],
+        act: Callable[[BookSync, Sequence[Event | NeedSnapshot]], None],
+        other: Callable[[object, int], None],
+        undecodable: Callable[[DecodeError], None],
+    ) -> None:
+        self.count = 0
+        self.size = 0
+        self.heard: dict[str, int] = {}
+        self._session = session
+        self._codec = codec
+        self._syncs = syncs
+        self._natives = natives
+        self._tap = tap
+        self._delta = delta
+        self._trade = trade
+        self._act = act
+        self._other = other
+        self._undecodable = undecodable
+
+    def on_frame(self, data: bytes, binary: bool) -> None:
+        """One complete message, handed over by the socket's callback."""
+        frames = self.count = self.count + 1
+        self.size += len(data)
+        ts = time_ns()
+        if self._tap is not None:  # a recording keeps text frames as text
+            self._tap.received(ts, data if binary else data.decode("utf-8", "replace"))
+        try:
+            decoded = self._codec.decode(data, ts)
+        except DecodeError as e:
+            self._undecodable(e)
+            return
+        for item in decoded:
+            if type(item) is BookDelta:
+                native = item.native
+                sync = self._syncs.get(native)
+                if sync is not None:
+                    self.heard[native] = frames
+                    actions = sync.on_delta(item)
+                    if len(actions) == 1 and type(actions[0]) is BookDelta:  # applied to a live book
+                        self._delta(self._session, actions[0], sync)
+                    else:
+                        self._act(sync, actions)
+            elif type(item) is Trade:
+                if item.native in self._natives:
+                    self._trade(item)
+            else:
+                self._other(item, frames)
