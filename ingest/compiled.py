@@ -1,7 +1,8 @@
 """The modules built as C extensions (by mypyc, in ``setup.py``), and a check that they are current.
 
-Every message a shard handles passes through these: the codec, the book and its sync, the arbiter,
-the bars, the bus encoding and the publisher. mypyc compiles the same typed source to C (direct calls
+Every message a shard handles passes through these: its exchange's codec (and the message parsers
+and sequence rule under it), the session's frame dispatch, the book and its sync, the arbiter, the
+bars, the bus encoding and the publisher. mypyc compiles the same typed source to C (direct calls
 between them, native attribute access on their classes), which cuts a shard's per-message CPU
 (BENCHMARKS.md has the figures). The source stays the truth: ``INGEST_PURE=1`` at install time builds
 nothing, and the project runs as plain Python with the same behaviour.
@@ -23,8 +24,27 @@ from pathlib import Path
 MODULES = (
     "ingest.book.book",
     "ingest.book.sync",
+    "ingest.exchanges.fields",
     "ingest.exchanges.binance.codec",
     "ingest.exchanges.binance.sequence",
+    "ingest.exchanges.bybit.codec",
+    "ingest.exchanges.bybit.messages",
+    "ingest.exchanges.bybit.sequence",
+    "ingest.exchanges.coinbase.codec",
+    "ingest.exchanges.coinbase.messages",
+    "ingest.exchanges.coinbase.sequence",
+    "ingest.exchanges.kraken.checksum",
+    "ingest.exchanges.kraken.codec",
+    "ingest.exchanges.kraken.messages",
+    "ingest.exchanges.kraken.codec_v1",
+    "ingest.exchanges.kraken.sequence",
+    "ingest.exchanges.kucoin.codec",
+    "ingest.exchanges.kucoin.messages",
+    "ingest.exchanges.kucoin.sequence",
+    "ingest.exchanges.okx.checksum",
+    "ingest.exchanges.okx.codec",
+    "ingest.exchanges.okx.messages",
+    "ingest.exchanges.okx.sequence",
     "ingest.session.frames",
     "ingest.session.arbiter",
     "ingest.bars",

@@ -132,15 +132,18 @@ def positive_decimal(msg: dict[str, Any], key: str) -> str:
     return value
 
 
-def loads_object(frame: bytes | str) -> dict[str, Any]:
+def loads_object(frame: object) -> dict[str, Any]:
     """``frame`` parsed as JSON with orjson (floats as ``float``), which must be an object.
 
     `DecodeError` carrying an excerpt of ``frame`` if it is not valid JSON (or not ``bytes``/``str``)
-    or its top level is not an object."""
+    or its top level is not an object. ``frame`` is typed ``object`` and checked here: compiled, a
+    ``bytes | str`` parameter would raise TypeError on the call for anything else."""
+    if not isinstance(frame, bytes | str):
+        raise DecodeError(f"bad JSON (a frame must be bytes or str, not {type(frame).__name__})")
     try:
         msg = orjson.loads(frame)
-    except (orjson.JSONDecodeError, TypeError) as exc:
-        raise DecodeError(f"bad JSON ({exc})", frame if isinstance(frame, bytes | str) else b"") from None
+    except orjson.JSONDecodeError as exc:
+        raise DecodeError(f"bad JSON ({exc})", frame) from None
     if not isinstance(msg, dict):
         raise DecodeError(f"expected a JSON object, got {type(msg).__name__}", frame)
     return msg
