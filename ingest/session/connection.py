@@ -37,6 +37,7 @@ from ingest.exchanges.base import (
 )
 from ingest.session.arbiter import Arbiter
 from ingest.session.backoff import backoff
+from ingest.session.frames import BookOut
 from ingest.session.session import HEALTHY_AFTER_S, Session
 from ingest.session.tap import Tap
 from ingest.session.trades import Trades
@@ -117,10 +118,16 @@ class FeedConnection:
         self.trades = Trades(
             spec, self.natives, self.rest_url, self.arbiter, publish, self.rest_get, self.stats, self._log
         )
-        self.last_book: BookDelta | BookSnapshot | None = None  # the newest book update published
-        self._publish_book = publish_book or publish
-        self._arbiter_delta, self._arbiter_trade = self.arbiter.delta, self.arbiter.trade
+        self._books = BookOut(self.arbiter, publish_book or publish)
+        # `book_event` for an update a live book applied (the bulk of a feed's events), the short way
+        self.delta = self._books.delta
+        self._arbiter_trade = self.arbiter.trade
         self._admit = self.trades.admit
+
+    @property
+    def last_book(self) -> BookDelta | BookSnapshot | None:
+        """The newest book update published."""
+        return self._books.last
 
     def resume_trades(self, last: Mapping[str, Trade]) -> None:
         """Carry on from trades published before this process started (a restarted shard)."""
@@ -252,17 +259,9 @@ class FeedConnection:
     def book_event(self, session: Session, event: Event, sync: BookSync) -> None:
         for out in self.arbiter.book(session.id, event, sync, self._syncs_of):
             if type(out) is BookDelta or type(out) is BookSnapshot:  # a book update: where `delta` sends its
-                self.last_book = out
-                self._publish_book(out)
+                self._books.publish(out)
             else:
                 self.publish(out)
-
-    def delta(self, sid: int, delta: BookDelta, sync: BookSync) -> None:
-        """`book_event` for an update a live book applied (the bulk of a feed's events), the short way."""
-        out = self._arbiter_delta(sid, delta, sync)
-        if out is not None:
-            self.last_book = out
-            self._publish_book(out)
 
     def _syncs_of(self, native: str) -> dict[int, BookSync]:
         """Every live session's book of ``native``, by session id."""

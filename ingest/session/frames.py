@@ -5,9 +5,12 @@ straight to the feed (``delta``, `ingest.session.connection.FeedConnection.delta
 subscribed symbol to ``trade``; a book update the sync answered otherwise goes to ``act`` with the
 sync's actions, anything else (snapshots in the stream, replies, greetings, resyncs) to ``other``.
 
-Kept apart from `ingest.session.session` so that it is compiled with the other per-message modules
-(`ingest.compiled`): the session's coroutines cannot be (mypyc loses a local of one across an await
-in a try/finally).
+`BookOut` is the feed's side of a book update: the arbiter's verdict, then the publish, and the
+newest update kept (the bars' clock reads it).
+
+Kept apart from `ingest.session.session` and `ingest.session.connection` so that it is compiled with
+the other per-message modules (`ingest.compiled`): their coroutines cannot be (mypyc loses a local of
+one across an await in a try/finally).
 """
 
 from __future__ import annotations
@@ -17,9 +20,32 @@ from time import time_ns  # the wall clock as `ingest.clock.now_ns` reads it, wi
 
 from ingest.book.sync import BookSync, NeedSnapshot
 from ingest.errors import DecodeError
-from ingest.events import BookDelta, Event, Trade
+from ingest.events import BookDelta, BookSnapshot, Event, Trade
 from ingest.exchanges.base import Codec
+from ingest.session.arbiter import Arbiter
 from ingest.session.tap import Tap
+
+
+class BookOut:
+    """Where a feed's book updates go: ``publish``, once the arbiter let them through; ``last`` is
+    the newest published."""
+
+    def __init__(self, arbiter: Arbiter, publish: Callable[[Event], None]) -> None:
+        self.last: BookDelta | BookSnapshot | None = None
+        self._arbiter = arbiter
+        self._publish = publish
+
+    def delta(self, session: int, delta: BookDelta, sync: BookSync) -> None:
+        """A book update a live book of ``session`` applied (the bulk of a feed's events)."""
+        out = self._arbiter.delta(session, delta, sync)
+        if out is not None:
+            self.last = out
+            self._publish(out)
+
+    def publish(self, update: BookDelta | BookSnapshot) -> None:
+        """A book update the arbiter let through another way (a snapshot, a takeover)."""
+        self.last = update
+        self._publish(update)
 
 
 class Frames:
