@@ -53,7 +53,7 @@ MODULES = (
     "shards.bars",
 )
 
-REBUILD = "rebuild them with `.venv/bin/pip install -e .` (or delete them, for plain Python)"
+_REBUILD = "rebuild them with `.venv/bin/pip install -e .` (or delete them, for plain Python)"
 _SLACK_S = 1.0  # an install writes a package's files within a second of each other
 
 
@@ -78,6 +78,12 @@ def stale(modules: tuple[str, ...] = MODULES) -> list[str]:
         if source.exists() and source.stat().st_mtime > ext.stat().st_mtime + _SLACK_S:
             out.append(str(source))
     return out
+
+
+def problem(modules: tuple[str, ...] = MODULES) -> str | None:
+    """What to say when a compiled module is older than its source (None when all are current)."""
+    old = stale(modules)
+    return f"compiled modules are older than their source ({', '.join(old)}): {_REBUILD}" if old else None
 
 
 def _extension(name: str) -> Path | None:

@@ -20,11 +20,10 @@ settings.load_profile("loaded")
 
 def pytest_sessionstart(session: pytest.Session) -> None:
     """Refuse to test an old build: an extension older than its source would run instead of it."""
-    from ingest.compiled import REBUILD, stale
+    from ingest.compiled import problem
 
-    old = stale()
-    if old:
-        pytest.exit(f"compiled modules older than their source ({', '.join(old)}): {REBUILD}", returncode=2)
+    if (said := problem()) is not None:
+        pytest.exit(said, returncode=2)
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"

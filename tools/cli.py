@@ -285,11 +285,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _check_build() -> None:
     """An edited source whose old extension would run instead of it (`ingest.compiled`) is an error."""
-    from ingest.compiled import REBUILD, stale
+    from ingest.compiled import problem
 
-    old = stale()
-    if old:
-        raise UserError(f"compiled modules are older than their source ({', '.join(old)}): {REBUILD}")
+    if (said := problem()) is not None:
+        raise UserError(said)
 
 
 def _dispatch(args: argparse.Namespace) -> int:

@@ -31,9 +31,11 @@ def test_a_source_edited_after_its_build_is_stale(tmp_path: Path, monkeypatch: p
     monkeypatch.syspath_prepend(str(tmp_path))
     built = source.stat().st_mtime
     os.utime(ext, (built, built))
-    assert compiled.stale(("stalepkg.hot",)) == []
+    assert compiled.stale(("stalepkg.hot",)) == [] and compiled.problem(("stalepkg.hot",)) is None
     os.utime(source, (built + 60, built + 60))  # edited a minute after the build
     assert compiled.stale(("stalepkg.hot",)) == [str(source)]
+    said = compiled.problem(("stalepkg.hot",))
+    assert said is not None and str(source) in said and "pip install -e ." in said
     sys.modules.pop("stalepkg", None)
 
 
