@@ -1,7 +1,7 @@
 """A session's per-frame work: count the frame, decode it, and route what it holds.
 
 The items nearly every frame is take the shortest way: a book update that a live book applied goes
-straight to the feed (``delta``, `ingest.session.connection.FeedConnection.delta`), a trade of a
+straight to the feed (``delta``: its `BookOut.delta`, below, with no interpreted call between), a trade of a
 subscribed symbol to ``trade``; a book update the sync answered otherwise goes to ``act`` with the
 sync's actions, anything else (snapshots in the stream, replies, greetings, resyncs) to ``other``.
 
