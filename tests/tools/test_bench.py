@@ -71,11 +71,11 @@ def test_bench_runs_the_cluster_and_loses_nothing(tmp_path: Path, capsys: pytest
 def test_discounted_cpu_is_left_out_of_what_a_process_used() -> None:
     group, me = ProcessGroup(), os.getpid()
     group.mark([me])
-    deadline = time.process_time() + 0.05
+    deadline = time.process_time() + 0.08
     while time.process_time() < deadline:  # burn CPU in this process
         pass
     used = group.cpu_since_mark([me])
-    assert used >= 0.04  # os.times() counts in 10 ms clock ticks
+    assert used > 0.05  # os.times() counts in 10 ms clock ticks: 80 ms burnt reads as 70 ms or more
     group.discount(me, used)
     assert 0 <= group.cpu_since_mark([me]) <= 0.02  # a tick or two since
     assert group.breakdown({"me": me})["me"]["cpu_s"] <= 0.02
