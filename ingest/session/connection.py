@@ -121,8 +121,7 @@ class FeedConnection:
         self._books = BookOut(self.arbiter, publish_book or publish)
         # `book_event` for an update a live book applied (the bulk of a feed's events), the short way
         self.delta = self._books.delta
-        self._arbiter_trade = self.arbiter.trade
-        self._admit = self.trades.admit
+        self.trade = self.trades.out.trade  # a trade a session received, the short way too
 
     @property
     def last_book(self) -> BookDelta | BookSnapshot | None:
@@ -266,10 +265,6 @@ class FeedConnection:
     def _syncs_of(self, native: str) -> dict[int, BookSync]:
         """Every live session's book of ``native``, by session id."""
         return {sid: s.syncs[native] for sid, s in self.sessions.items() if native in s.syncs}
-
-    def trade(self, trade: Trade) -> None:
-        if self._arbiter_trade(trade):
-            self._admit(trade)
 
     def count_frames(self) -> None:
         """Bring ``stats.frames`` and ``stats.bytes`` up to date (sessions add theirs once a tick)."""

@@ -6,7 +6,8 @@ subscribed symbol to ``trade``; a book update the sync answered otherwise goes t
 sync's actions, anything else (snapshots in the stream, replies, greetings, resyncs) to ``other``.
 
 `BookOut` is the feed's side of a book update: the arbiter's verdict, then the publish, and the
-newest update kept (the bars' clock reads it).
+newest update kept (the bars' clock reads it). `TradeOut` is the feed's side of a trade: the arbiter's
+verdict, then id order per symbol (a hole goes to the feed's backfill, `ingest.session.trades`).
 
 Kept apart from `ingest.session.session` and `ingest.session.connection` so that it is compiled with
 the other per-message modules (`ingest.compiled`): their coroutines cannot be (mypyc loses a local of
@@ -46,6 +47,55 @@ class BookOut:
         """A book update the arbiter let through another way (a snapshot, a takeover)."""
         self.last = update
         self._publish(update)
+
+
+class TradeOut:
+    """Where a feed's trades go: ``publish``, once the arbiter let them through, in id order per
+    symbol. ``last[native]`` is the newest trade published; a trade past a hole in the ids (where
+    they are ``contiguous``), or the first after a spell when no session carried its symbol
+    (``uncovered``; where they are not), is handed to ``gap(last, trade)`` (the backfill, which
+    publishes the trades between) and kept in ``held[native]`` with the symbol's later trades until
+    the backfill takes them back."""
+
+    def __init__(
+        self, arbiter: Arbiter, contiguous: bool, publish: Callable[[Event], None], gap: Callable[[Trade, Trade], None]
+    ) -> None:
+        self.last: dict[str, Trade] = {}
+        self.uncovered: set[str] = set()
+        self.held: dict[str, list[Trade]] = {}
+        self._arbiter = arbiter
+        self._contiguous = contiguous
+        self._publish = publish
+        self._gap = gap
+
+    def trade(self, trade: Trade) -> None:
+        """A trade a session received (every copy of it)."""
+        if self._arbiter.trade(trade):
+            self.admit(trade)
+
+    def admit(self, trade: Trade) -> None:
+        """Publish a trade in order, or hold it behind a hole being backfilled."""
+        native = trade.native
+        if self.held:  # a backfill runs (rarely): its symbol's trades wait
+            held = self.held.get(native)
+            if held is not None:
+                held.append(trade)
+                return
+        last = self.last.get(native)
+        uncovered = False
+        if self.uncovered and native in self.uncovered:
+            uncovered = True
+            self.uncovered.discard(native)
+        if last is not None and trade.trade_id.isdigit() and last.trade_id.isdigit():
+            tid, last_id = int(trade.trade_id), int(last.trade_id)
+            if tid <= last_id:  # older than what is out already (a late copy): never out of order
+                return
+            if (tid > last_id + 1 and self._contiguous) or (uncovered and not self._contiguous):
+                self.held[native] = [trade]
+                self._gap(last, trade)
+                return
+        self.last[native] = trade
+        self._publish(trade)
 
 
 class Frames:

@@ -1,6 +1,7 @@
 """Trade completeness for one feed: every trade once, in id order, or a reported gap.
 
-`Trades.admit` takes each trade the arbiter let through. Where a symbol's trade ids jump (exchanges
+Each trade the arbiter let through goes through `TradeOut.admit` (`ingest.session.frames`, compiled
+with the other per-message code; `Trades.admit` is it). Where a symbol's trade ids jump (exchanges
 that number trades consecutively), or at its first trade after a spell when no session carried it
 (`uncovered`; also a restarted shard, `resume`), the missing trades are fetched from the exchange's
 REST history (`TradeHistory`) while that symbol's later trades wait; then they are published in id
@@ -21,6 +22,7 @@ from ingest.errors import DecodeError, RemoteError
 from ingest.events import Event, Trade, TradeGap
 from ingest.exchanges.base import ExchangeSpec
 from ingest.session.arbiter import Arbiter
+from ingest.session.frames import TradeOut
 
 BACKFILL_TIMEOUT_S = 20.0  # the longest a symbol's trades wait for its history to be read
 
@@ -56,10 +58,13 @@ class Trades:
         self.get = get
         self.stats = stats
         self._log = log
-        self._last_trade: dict[str, Trade] = {}  # native -> the newest trade published
-        self._uncovered: set[str] = set()  # natives no session carried for a while
-        self._held: dict[str, list[Trade]] = {}  # native -> trades waiting for its backfill
         self._backfills: dict[str, asyncio.Task[None]] = {}
+        # The per-trade part (the arbiter's verdict, id order, holding behind a hole), compiled.
+        self.out = TradeOut(arbiter, self.contiguous, publish, self._gap)
+        self.admit = self.out.admit
+        self._last_trade = self.out.last  # native -> the newest trade published
+        self._uncovered = self.out.uncovered  # natives no session carried for a while
+        self._held = self.out.held  # native -> trades waiting for its backfill
 
     def resume(self, last: Mapping[str, Trade]) -> None:
         """Carry on from trades published before this process started: each symbol's first trade
@@ -73,32 +78,10 @@ class Trades:
         """No session carries the symbols now: trades may be missed until one does."""
         self._uncovered.update(self.natives)
 
-    def admit(self, trade: Trade) -> None:
-        """Publish a trade in order, or hold it behind a hole being backfilled."""
-        native = trade.native
-        if self._held:  # a backfill runs (rarely): its symbol's trades wait
-            held = self._held.get(native)
-            if held is not None:
-                held.append(trade)
-                return
-        last = self._last_trade.get(native)
-        uncovered = False
-        if self._uncovered and native in self._uncovered:
-            uncovered = True
-            self._uncovered.discard(native)
-        if last is not None and trade.trade_id.isdigit() and last.trade_id.isdigit():
-            tid, last_id = int(trade.trade_id), int(last.trade_id)
-            if tid <= last_id:  # older than what is out already (a late copy): never out of order
-                return
-            if (tid > last_id + 1 and self.contiguous) or (
-                uncovered and not self.contiguous
-            ):
-                self.stats.trade_gaps += 1
-                self._held[native] = [trade]
-                self._backfills[native] = asyncio.create_task(self._backfill(last, trade))
-                return
-        self._last_trade[native] = trade
-        self.publish(trade)
+    def _gap(self, last: Trade, trade: Trade) -> None:
+        """`TradeOut` found a hole between ``last`` and ``trade``: fill it from the history."""
+        self.stats.trade_gaps += 1
+        self._backfills[trade.native] = asyncio.create_task(self._backfill(last, trade))
 
     async def _backfill(self, after: Trade, before: Trade) -> None:
         """Fetch the trades between two (exclusive) from the exchange's history, publish them in

@@ -11,7 +11,8 @@ from ingest.book.sync import BookSync, NeedSnapshot, sync_for
 from ingest.errors import DecodeError
 from ingest.events import BookDelta, BookSnapshot, Event, Trade
 from ingest.exchanges import get_spec
-from ingest.session.frames import Frames
+from ingest.session.arbiter import Arbiter
+from ingest.session.frames import Frames, TradeOut
 
 SPEC = get_spec("binance")
 NATIVES = {"BTCUSDT": "BTC-USDT"}
@@ -81,3 +82,43 @@ def test_a_book_without_a_sync_is_not_routed() -> None:
     frames = routed.frames({})  # a trades-only session
     frames.on_frame(_depth("BTCUSDT", 1, 2, [["100", "1"]]), False)
     assert routed.deltas == [] and routed.acts == [] and routed.others == [] and frames.heard == {}
+
+
+def _t(tid: str, native: str = "BTCUSDT") -> Trade:
+    return Trade("binance", NATIVES.get(native, native), native, tid, "100.5", "2", "buy", 0, 0)
+
+
+def _trade_out(contiguous: bool) -> tuple[TradeOut, list[Event], list[tuple[str, str]]]:
+    """A `TradeOut`, what it published, and the (last, next) ids of the holes it handed over."""
+    published: list[Event] = []
+    gaps: list[tuple[str, str]] = []
+    out = TradeOut(
+        Arbiter(SPEC.sequence_rule), contiguous, published.append, lambda a, b: gaps.append((a.trade_id, b.trade_id))
+    )
+    return out, published, gaps
+
+
+def test_trades_go_out_once_in_id_order_and_a_hole_goes_to_the_backfill() -> None:
+    out, published, gaps = _trade_out(contiguous=True)
+
+    for tid in ("5", "6", "6", "4", "7"):  # a second copy (the arbiter's) and a late one (id order) are dropped
+        out.trade(_t(tid))
+    assert [e.trade_id for e in published if isinstance(e, Trade)] == ["5", "6", "7"]
+    assert out.last["BTCUSDT"].trade_id == "7"
+
+    out.trade(_t("10"))  # 8 and 9 are missing: the backfill is asked for them, and later trades wait
+    out.trade(_t("11"))
+    out.trade(_t("3", "ETHUSDT"))  # another symbol goes on
+    assert gaps == [("7", "10")]
+    assert [t.trade_id for t in out.held["BTCUSDT"]] == ["10", "11"]
+    assert [e.trade_id for e in published if isinstance(e, Trade)] == ["5", "6", "7", "3"]
+
+
+def test_where_ids_skip_only_an_uncovered_spell_goes_to_the_backfill() -> None:
+    out, published, gaps = _trade_out(contiguous=False)
+    out.trade(_t("5"))
+    out.trade(_t("9"))  # ids that skip are normal here
+    out.uncovered.add("BTCUSDT")
+    out.trade(_t("12"))  # but after a spell no session carried the symbol, the hole is looked into
+    assert [e.trade_id for e in published if isinstance(e, Trade)] == ["5", "9"]
+    assert gaps == [("9", "12")] and not out.uncovered
