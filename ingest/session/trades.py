@@ -62,21 +62,18 @@ class Trades:
         # The per-trade part (the arbiter's verdict, id order, holding behind a hole), compiled.
         self.out = TradeOut(arbiter, self.contiguous, publish, self._gap)
         self.admit = self.out.admit
-        self._last_trade = self.out.last  # native -> the newest trade published
-        self._uncovered = self.out.uncovered  # natives no session carried for a while
-        self._held = self.out.held  # native -> trades waiting for its backfill
 
     def resume(self, last: Mapping[str, Trade]) -> None:
         """Carry on from trades published before this process started: each symbol's first trade
         is checked against them, and the hole between backfilled."""
         for native, trade in last.items():
             if native in self.natives:
-                self._last_trade[native] = trade
-                self._uncovered.add(native)
+                self.out.last[native] = trade
+                self.out.uncovered.add(native)
 
     def uncovered(self) -> None:
         """No session carries the symbols now: trades may be missed until one does."""
-        self._uncovered.update(self.natives)
+        self.out.uncovered.update(self.natives)
 
     def _gap(self, last: Trade, trade: Trade) -> None:
         """`TradeOut` found a hole between ``last`` and ``trade``: fill it from the history."""
@@ -123,7 +120,7 @@ class Trades:
 
     def _end_backfill(self, after: Trade, before: Trade, got: dict[int, Trade], complete: bool) -> None:
         native, lo, hi = after.native, int(after.trade_id), int(before.trade_id)
-        held = sorted(self._held.pop(native, []), key=lambda t: int(t.trade_id))
+        held = sorted(self.out.held.pop(native, []), key=lambda t: int(t.trade_id))
         live = {int(t.trade_id) for t in held}
         # Where ids are consecutive, every id the history did not give is a lost trade; where they
         # skip, the range is reported only when the history could not be read to the end.
@@ -142,10 +139,10 @@ class Trades:
         for _, event in sorted(out, key=lambda x: x[0]):  # the stream stays in id order
             if isinstance(event, Trade):
                 self.arbiter.trade(event)  # a live copy arriving later is a duplicate
-                self._last_trade[native] = event
+                self.out.last[native] = event
             self.publish(event)
         # Every id below ``before`` is now published or reported: continuity resumes from there.
-        self._last_trade[native] = dataclasses.replace(self._last_trade.get(native, after), trade_id=str(hi - 1))
+        self.out.last[native] = dataclasses.replace(self.out.last.get(native, after), trade_id=str(hi - 1))
         for t in held:
             self.admit(t)
 
