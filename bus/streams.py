@@ -13,6 +13,10 @@ of, or behind, what is in the streams.
 Every batch moves the checkpoint of each shard it carries forward, so a batch whose checkpoint is
 already in place was written before (a retry after a reply lost on the way back): the script then
 writes nothing and returns -1.
+
+What the streams hold is bounded by their cap (``redis.maxlen`` entries each, trimmed by whole
+listpack nodes, so a little over it): `memory_bound` is what Redis may need once every stream is
+full, and `memory_warning` says when that is more than Redis may have.
 """
 
 from __future__ import annotations
@@ -47,6 +51,46 @@ if marks then
 end
 return n
 """
+
+
+# Redis memory per stream entry, a book delta or a trade of the bench's Binance mix: 126 and 115 bytes
+# (redis-server 6.2, ``used_memory`` after 200,000 XADDs of each over 50 streams). Snapshots weigh more
+# but are few; rounded up.
+ENTRY_BYTES = 130
+# The share of Redis's memory (its ``maxmemory``, else its host's) full streams may take without a warning.
+MEMORY_SHARE = 0.5
+
+
+def memory_bound(streams: int, maxlen: int) -> int:
+    """Bytes ``streams`` streams of ``maxlen`` entries each take in Redis, about."""
+    return streams * maxlen * ENTRY_BYTES
+
+
+def memory_warning(streams: int, maxlen: int, maxmemory: int, system_memory: int) -> str | None:
+    """Why full streams would not fit in Redis (``maxmemory``: its limit, 0 for none; ``system_memory``:
+    its host's memory, 0 if unknown), or None when they take at most `MEMORY_SHARE` of it."""
+    limit = maxmemory or system_memory
+    bound = memory_bound(streams, maxlen)
+    if not limit or bound <= limit * MEMORY_SHARE:
+        return None
+    of = "its maxmemory" if maxmemory else "the memory of its host"
+    return (f"{streams} streams of up to {maxlen:,} entries (redis.maxlen) take ~{_gb(bound)} in Redis once full, "
+            f"more than half of {of} ({_gb(limit)}); lower redis.maxlen to about "
+            f"{max(1, int(limit * MEMORY_SHARE / (streams * ENTRY_BYTES))):,}")  # fmt: skip
+
+
+def redis_memory(client: redis.Redis) -> tuple[int, int]:
+    """Redis's ``maxmemory`` (0: none) and its host's memory (0 if it does not say), from ``INFO memory``."""
+    info: dict[str, object] = client.info("memory")
+    return _int(info.get("maxmemory")), _int(info.get("total_system_memory"))
+
+
+def _int(value: object) -> int:
+    return value if isinstance(value, int) else 0
+
+
+def _gb(n: int) -> str:
+    return f"{n / 1e9:.1f} GB"
 
 
 def checkpoint_key(prefix: str) -> str:

@@ -96,7 +96,12 @@ class RedisSettings:
         '"embedded" starts a private redis-server under var_dir (append-only on); or a redis:// URL.',
         _redis_url,
     )
-    maxlen: int = _opt(1_000_000, "Approximate cap per stream (`XADD MAXLEN ~`).", _positive)
+    maxlen: int = _opt(
+        100_000,
+        "Approximate cap per stream (`XADD MAXLEN ~`); it bounds Redis's memory (~130 bytes an entry:"
+        " `ingest check-config` prints the bound, `ingest run` warns when Redis cannot hold it).",
+        _positive,
+    )
     batch_size: int = _opt(1000, "Entries per write to Redis at most.", _positive)
     batch_interval: float = _opt(
         0.002, "Least time between two writes on a busy bus (after a quiet spell an event is written at once).",
@@ -247,6 +252,15 @@ class Settings:
 
     def repair_endpoint(self, shard: int) -> str:
         return self.cluster.repair_endpoint.format(shard=shard, var=self.var_path)
+
+    def stream_count(self) -> int:
+        """The Redis streams the cluster writes: per symbol its book, its trades and its bars (as
+        subscribed), one connection-status stream per exchange, and the merger's gap records."""
+        per_symbol = 0
+        for f in self.feeds:
+            trades = "trades" in f.channels
+            per_symbol += len(f.symbols) * (("book" in f.channels) + trades + (trades and self.bars.enabled))
+        return per_symbol + len({f.exchange for f in self.feeds}) + 1
 
     def telemetry_endpoint(self) -> str | None:
         """Where the children send their reports (the parent binds it); None when metrics are off."""

@@ -17,6 +17,9 @@ While the cluster runs, `check_children` restarts:
 
 ``var/pids.json`` shows who is who and these counters.
 
+At the start the parent asks Redis how much memory it has and warns when the streams, once each holds
+``redis.maxlen`` entries, would take more than half of it (`bus.streams.memory_warning`).
+
 With ``[metrics] listen`` set, the parent serves `/metrics`, `/health`, `/ready` and `/status`
 (`shards.endpoint`) from the children's reports and the view the supervision loop hands over each tick.
 """
@@ -33,10 +36,12 @@ from typing import Any
 
 import multiprocess as mp
 import orjson
+import redis
 import structlog
 
 from bus.embedded_redis import EmbeddedRedis
 from bus.merger import run_merger
+from bus.streams import memory_bound, memory_warning, redis_memory
 from ingest.errors import UserError
 from ingest.settings import Settings
 from shards.endpoint import MetricsEndpoint
@@ -129,6 +134,7 @@ class Cluster:
             self.metrics.start()
         if self.redis is None and self.settings.redis.url == "embedded":
             self.start_redis()
+        self.check_redis_memory()
         r = self.settings.redis
         c = self.settings.cluster
         m = self.settings.metrics
@@ -152,6 +158,25 @@ class Cluster:
         self._write_pids()
         self._hand_over_view()
         log.info("cluster started", shards=len(self.workers), merger_pid=self.merger.pid)
+
+    def check_redis_memory(self) -> str | None:
+        """Log the streams' memory bound, or warn (and return why) if Redis cannot hold it. Skipped
+        while Redis does not answer (the merger waits for it and says so)."""
+        streams, maxlen = self.settings.stream_count(), self.settings.redis.maxlen
+        client = redis.Redis.from_url(self.redis_url, socket_timeout=2.0, socket_connect_timeout=2.0)
+        try:
+            maxmemory, system = redis_memory(client)
+        except redis.RedisError:
+            return None
+        finally:
+            client.close()
+        warning = memory_warning(streams, maxlen, maxmemory, system)
+        if warning is not None:
+            log.warning("redis may run out of memory", why=warning)
+        else:
+            log.info("redis streams bounded", streams=streams, maxlen=maxlen,
+                     up_to_gb=round(memory_bound(streams, maxlen) / 1e9, 2))  # fmt: skip
+        return warning
 
     def _write_pids(self) -> None:
         """``var/pids.json``: who is who, for operators and tests (rewritten on every restart)."""

@@ -34,6 +34,7 @@ Reported, as one JSON object on stdout (progress lines on stderr unless ``--json
   ``rss_flat``, per process the mean of the first and of the last minute and their difference.
 - ``redis_cpu_s``, ``redis_cpu_us_per_entry``: the embedded Redis server's own CPU over the window
   (``/proc``, not part of ``cpu_us_per_msg``) and per entry committed: what one Redis can carry.
+  ``redis_mb``: Redis's ``used_memory`` at the end (the bench's streams keep every entry: `BENCH_MAXLEN`).
 - ``lost``: from `tools.verify` against the simulator's truth log over the whole run: trades lost
   plus books that do not match, plus bars that do not match (``verify.bars_checked``: every minute's
   bar of every symbol, when ``[bars] enabled``).
@@ -72,6 +73,9 @@ _BASES = (
     "XLM", "NEAR", "FIL", "APT", "ARB", "OP", "SUI", "INJ", "UNI", "AAVE", "ALGO", "ICP", "HBAR", "VET", "SAND",
 )  # fmt: skip
 _QUOTES = {"kraken": "USD"}
+# The bench verifies every entry the run wrote, so its streams keep them all (``redis.maxlen`` trims
+# the oldest); ``-s redis.maxlen=N`` still sets it.
+BENCH_MAXLEN = 1_000_000_000
 
 
 def bench_symbols(exchange: str, count: int) -> list[str]:
@@ -88,6 +92,7 @@ def bench_settings(args: argparse.Namespace) -> Settings:
         "cluster": {"shards": args.shards, "var_dir": str(Path(args.var_dir).resolve())},
         "simulator": {"rate": args.rate, "seed": args.seed},
         "log": {"level": "warning"},
+        "redis": {"maxlen": BENCH_MAXLEN},
         "feeds": [{"exchange": args.exchange, "symbols": bench_symbols(args.exchange, args.symbols)}],
     }
     for item in getattr(args, "overrides", []):
@@ -228,6 +233,7 @@ def run_ours(
         redis_cpu_s = redis_group.cpu_since_mark(redis_pid)
         last_ms = redis_ms(client)
         rss = group.rss(pids())
+        redis_mb = round(cast(int, client.info("memory")["used_memory"]) / 2**20, 1)
         processes = group.breakdown(named())
         restarts = sum(c.restarts for c in cluster.workers) + (cluster.merger.restarts if cluster.merger else 0)
         cluster.stop()
@@ -239,6 +245,7 @@ def run_ours(
         out |= {"processes": processes, "harness_cpu_s": round(harness_s, 2), "verify": check, "sim": sim}
         out |= {
             "redis_cpu_s": round(redis_cpu_s, 2),
+            "redis_mb": redis_mb,
             "redis_cpu_us_per_entry": round(redis_cpu_s * 1e6 / stats.messages, 2) if stats.messages else None,
         }
         if rss_every:

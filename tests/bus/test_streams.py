@@ -3,7 +3,7 @@ from __future__ import annotations
 import redis
 
 from bus import wire
-from bus.streams import StreamWriter, checkpoint_key, entry
+from bus.streams import ENTRY_BYTES, StreamWriter, checkpoint_key, entry, memory_bound, memory_warning, redis_memory
 from ingest.events import BookDelta, Trade
 
 
@@ -39,3 +39,28 @@ def test_entries_go_under_the_writers_prefix_and_empty_batches_are_skipped(redis
     assert writer.write([b"", wire.batch_body([wire.encode(ev)]), b""], []) == 1
     (_, fields), = redis_client.xrange("other:trade:okx:ETH-USDT")
     assert wire.decode_fields({k.decode(): v.decode() for k, v in fields.items()}) == ev
+
+
+def test_memory_bound_and_when_it_warns() -> None:
+    assert memory_bound(302, 100_000) == 302 * 100_000 * ENTRY_BYTES
+    # 302 streams x 100k entries (~3.9 GB) fit in half of 24 GB; x 1M (~39 GB) do not.
+    assert memory_warning(302, 100_000, 0, 24 * 10**9) is None
+    why = memory_warning(302, 1_000_000, 0, 24 * 10**9)
+    assert why is not None
+    assert why.startswith("302 streams of up to 1,000,000 entries (redis.maxlen) take ~39.3 GB in Redis once full")
+    assert "the memory of its host (24.0 GB)" in why
+    assert why.endswith(f"lower redis.maxlen to about {12 * 10**9 // (302 * ENTRY_BYTES):,}")
+    # Redis's own limit comes first; nothing known, nothing said.
+    assert "its maxmemory (1.0 GB)" in (memory_warning(302, 100_000, 10**9, 24 * 10**9) or "")
+    assert memory_warning(302, 10**9, 0, 0) is None
+
+
+def test_redis_memory_reads_the_servers_limit_and_host(redis_client: redis.Redis) -> None:
+    assert redis_memory(redis_client)[0] == 0
+    redis_client.config_set("maxmemory", str(64 << 20))
+    try:
+        maxmemory, system = redis_memory(redis_client)
+    finally:
+        redis_client.config_set("maxmemory", "0")
+    assert maxmemory == 64 << 20
+    assert system > 10**9  # the test machine's memory, as Redis reads it

@@ -93,3 +93,12 @@ def test_from_dict_defaults() -> None:
 
 def test_readme_reference_is_current() -> None:
     assert reference().strip() in (ROOT / "README.md").read_text(), "run: ingest check-config --reference"
+
+
+def test_stream_count_follows_the_subscriptions_and_bars() -> None:
+    feeds = [{"exchange": "binance", "symbols": ["BTC-USDT", "ETH-USDT"]},
+             {"exchange": "okx", "symbols": ["BTC-USDT"], "channels": ["book"]}]  # fmt: skip
+    # binance: book, trades and bars per symbol; okx: its book; a conn stream per exchange; the gaps
+    assert from_dict({"feeds": feeds}).stream_count() == 2 * 3 + 1 + 2 + 1
+    assert from_dict({"feeds": feeds, "bars": {"enabled": False}}).stream_count() == 2 * 2 + 1 + 2 + 1
+    assert from_dict({}).redis.maxlen == 100_000

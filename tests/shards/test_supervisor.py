@@ -12,6 +12,7 @@ from typing import Any
 
 import orjson
 import redis
+from structlog.testing import capture_logs
 
 from ingest.settings import Settings, from_dict
 from shards.supervisor import Child, Cluster
@@ -101,3 +102,26 @@ def test_a_dead_embedded_redis_is_started_again_with_its_data(tmp_path: Path) ->
         assert client.get("kept") == b"yes"  # same port, and the append-only file had it
     finally:
         cluster.close()
+
+
+def test_the_start_warns_when_full_streams_would_not_fit_in_redis(tmp_path: Path, redis_client: redis.Redis) -> None:
+    url = redis_client.get_connection_kwargs()
+    cluster = Cluster(_settings(tmp_path, f"redis://{url['host']}:{url['port']}/0"))
+    with capture_logs() as logs:
+        assert cluster.check_redis_memory() is None  # 1 symbol: 5 streams of 100k entries, ~65 MB
+    assert [(e["event"], e["streams"], e["maxlen"]) for e in logs] == [("redis streams bounded", 5, 100_000)]
+    redis_client.config_set("maxmemory", str(64 << 20))
+    try:
+        with capture_logs() as logs:
+            why = cluster.check_redis_memory()
+    finally:
+        redis_client.config_set("maxmemory", "0")
+    assert why is not None and "more than half of its maxmemory (0.1 GB)" in why
+    assert logs == [{"event": "redis may run out of memory", "why": why, "log_level": "warning"}]
+
+
+def test_the_memory_check_is_skipped_while_redis_does_not_answer(tmp_path: Path) -> None:
+    cluster = Cluster(_settings(tmp_path, "redis://127.0.0.1:1/0"))
+    with capture_logs() as logs:
+        assert cluster.check_redis_memory() is None
+    assert logs == []

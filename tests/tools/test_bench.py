@@ -4,6 +4,7 @@ Timings are never asserted: only shapes, counts and exactness."""
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
 import os
 import time
@@ -15,7 +16,7 @@ import orjson
 import pytest
 import redis
 
-from tools.bench import bench_symbols
+from tools.bench import BENCH_MAXLEN, bench_settings, bench_symbols
 from tools.bench_measure import LatencyField, ProcessGroup, percentiles, window_stats
 from tools.bench_peer import rebuild_peer_book
 from tools.bench_phase import rss_summary
@@ -62,6 +63,7 @@ def test_bench_runs_the_cluster_and_loses_nothing(tmp_path: Path, capsys: pytest
     assert r["redis_cpu_s"] > 0 and r["redis_cpu_us_per_entry"] == pytest.approx(
         r["redis_cpu_s"] * 1e6 / r["messages"], rel=0.02
     )
+    assert r["redis_mb"] > 1  # the streams' entries, as Redis counts its memory
     series = r["rss_series"]  # one sample a second over the 5 s run: at 0, 1, .. 4 s (give or take a tick)
     assert 4 <= len(series) <= 6 and [p["t"] for p in series] == sorted(p["t"] for p in series)
     assert all(set(p["rss_mb"]) == {"parent", "merger", "shard-0"} for p in series[1:])
@@ -128,6 +130,14 @@ def test_bench_live_model_and_user_errors(tmp_path: Path, capsys: pytest.Capture
         assert main(["bench", "--var-dir", var, "--symbols", "2", *extra]) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and message in err[0] and "Traceback" not in err[0]
+
+
+def test_bench_streams_keep_every_entry_unless_told_otherwise(tmp_path: Path) -> None:
+    args = argparse.Namespace(shards=1, var_dir=str(tmp_path), rate=10.0, seed=7, exchange="binance", symbols=2,
+                              overrides=[])  # fmt: skip
+    assert bench_settings(args).redis.maxlen == BENCH_MAXLEN  # the verifier reads them all
+    args.overrides = ["redis.maxlen=5000"]
+    assert bench_settings(args).redis.maxlen == 5000
 
 
 def test_bench_symbols_are_canonical_and_distinct() -> None:
