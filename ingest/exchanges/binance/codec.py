@@ -31,7 +31,6 @@ Pure: no I/O, no clock; ``ts_recv`` (integer ns) is an argument.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -43,7 +42,7 @@ from ingest.events import BookDelta, BookSnapshot, Level, Side, Trade
 from ingest.exchanges.base import Decoded, Reconnect, Reply
 from ingest.exchanges.binance import messages as m
 from ingest.exchanges.binance.symbols import canonical_symbol
-from ingest.exchanges.fields import DECIMAL, INT64_MAX, MAX_MS, cached_symbol
+from ingest.exchanges.fields import INT64_MAX, MAX_MS, cached_symbol, plain_decimal
 from ingest.exchanges.fields import loads_object as _loads
 from ingest.units import NS_PER_MS, ms_to_ns
 
@@ -182,7 +181,9 @@ class BinanceCodec:
             return None
         if not (type(ms) is int and 0 <= ms <= MAX_MS and type(sent) is int and 0 <= sent <= MAX_MS):
             return None
-        if not (type(price) is str and type(qty) is str and _positive_pair(price + "," + qty)):
+        if not (type(price) is str and type(qty) is str and plain_decimal(price) and plain_decimal(qty)):
+            return None
+        if not (price.strip("0.") and qty.strip("0.")):  # neither is ever zero
             return None
         symbol = self._symbols.get(native) or self._canonical(native)
         side: Side = "sell" if maker else "buy"  # m: the buyer was the maker, so the taker sold
@@ -252,12 +253,6 @@ class BinanceCodec:
         return cached_symbol(self._symbols, native, canonical_symbol)
 
 
-# One match per pair instead of a match and a zero test per value. `DECIMAL` spelled out; the
-# lookahead (which stops at the comma or the end) refuses a zero: a price (a level's or a trade's) and
-# a trade's quantity are never zero, a level's quantity is (a delete). The comma is in neither value.
-_NONZERO = r"(?=[0-9.]*[1-9])"
-_level = re.compile(f"{_NONZERO}{DECIMAL.pattern},{DECIMAL.pattern}").fullmatch
-_positive_pair = re.compile(f"{_NONZERO}{DECIMAL.pattern},{_NONZERO}{DECIMAL.pattern}").fullmatch
 _json = orjson.loads
 
 
@@ -275,7 +270,9 @@ def _fast_levels(levels: Any) -> tuple[Level, ...] | None:
         if type(level) is not list or len(level) < 2:
             return None
         price, qty = level[0], level[1]
-        if type(price) is not str or type(qty) is not str or not _level(price + "," + qty):
+        if type(price) is not str or type(qty) is not str or not (plain_decimal(price) and plain_decimal(qty)):
+            return None
+        if not price.strip("0."):  # a price is never zero; a quantity is (a delete)
             return None
         out.append((price, qty if qty.strip("0.") else ZERO))
     return tuple(out)

@@ -15,13 +15,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from ingest.errors import DecodeError
-from ingest.exchanges.fields import DECIMAL as _DECIMAL
 from ingest.exchanges.fields import boolean as _bool
 from ingest.exchanges.fields import field as _field
 from ingest.exchanges.fields import integer as _int
 from ingest.exchanges.fields import is_zero as _is_zero
 from ingest.exchanges.fields import ms_time as _ms
 from ingest.exchanges.fields import natural as _nat
+from ingest.exchanges.fields import plain_decimal
 from ingest.exchanges.fields import positive_decimal as _positive
 from ingest.exchanges.fields import string as _str
 
@@ -126,7 +126,7 @@ def _levels(msg: dict[str, Any], key: str) -> tuple[Pair, ...]:
         price, qty = level[0], level[1]
         if not (isinstance(price, str) and isinstance(qty, str)):
             raise DecodeError(f"field {key!r} holds a level whose price or qty is not a string")
-        if not (_DECIMAL.fullmatch(price) and _DECIMAL.fullmatch(qty)):
+        if not (plain_decimal(price) and plain_decimal(qty)):
             raise DecodeError(f"field {key!r} holds a level that is not decimal: {_excerpt(level)}")
         if _is_zero(price):
             raise DecodeError(f"field {key!r} holds a level at price zero: {_excerpt(level)}")

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from ingest.errors import DecodeError
-from ingest.exchanges.fields import DECIMAL, INT64_MAX, MAX_MS, is_zero, ms_time, natural, positive_decimal
+from ingest.exchanges.fields import INT64_MAX, MAX_MS, is_zero, ms_time, natural, plain_decimal, positive_decimal
 from ingest.exchanges.fields import boolean as _bool
 from ingest.exchanges.fields import field as _field
 from ingest.exchanges.fields import integer as _int
@@ -163,7 +163,7 @@ def _levels(msg: dict[str, Any], key: str) -> tuple[Pair, ...]:
         px, sz = level
         if not (isinstance(px, str) and isinstance(sz, str)):
             raise DecodeError(f"field {key!r} holds a level whose price or size is not a string")
-        if not (DECIMAL.fullmatch(px) and DECIMAL.fullmatch(sz)):
+        if not (plain_decimal(px) and plain_decimal(sz)):
             raise DecodeError(f"field {key!r} holds a level that is not decimal: {[px[:40], sz[:40]]!r}")
         if is_zero(px):
             raise DecodeError(f"field {key!r} holds a level at price zero: {[px[:40], sz[:40]]!r}")

@@ -24,8 +24,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from ingest.errors import DecodeError
-from ingest.exchanges.fields import DECIMAL as _DECIMAL
-from ingest.exchanges.fields import INT64_MAX
+from ingest.exchanges.fields import INT64_MAX, plain_decimal
 from ingest.exchanges.fields import decimal as _decimal
 from ingest.exchanges.fields import field as _field
 from ingest.exchanges.fields import is_zero as _is_zero
@@ -179,7 +178,7 @@ def parse_l2_update(msg: dict[str, Any]) -> L2Update:
     if side not in ("bid", "offer"):
         raise DecodeError(f"field 'side' must be bid or offer, got {side[:40]!r}")
     price = _str(msg, "price_level")
-    if not _DECIMAL.fullmatch(price) or _is_zero(price):
+    if not plain_decimal(price) or _is_zero(price):
         raise DecodeError(f"field 'price_level' is not a positive decimal: {price[:40]!r}")
     return L2Update(
         side="bid" if side == "bid" else "offer",

@@ -38,7 +38,7 @@ from typing import Any, NoReturn
 from ingest.errors import DecodeError
 from ingest.events import Trade
 from ingest.exchanges.base import TradeHistory
-from ingest.exchanges.fields import DECIMAL, INT64_MAX, is_zero
+from ingest.exchanges.fields import INT64_MAX, is_zero, plain_decimal
 from ingest.exchanges.kraken.symbols import LEGACY_ASSETS
 from ingest.units import NS_PER_S
 
@@ -108,7 +108,7 @@ def _bad(problem: str, row: Any) -> NoReturn:
 
 def _decimal(row: list[Any], i: int, name: str) -> str:
     value = row[i]
-    if not isinstance(value, str) or not DECIMAL.fullmatch(value) or is_zero(value):
+    if not isinstance(value, str) or not plain_decimal(value) or is_zero(value):
         _bad(f"has a bad {name} (a non-zero decimal string is expected)", row)
     return value
 

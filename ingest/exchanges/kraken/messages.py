@@ -21,8 +21,7 @@ from decimal import Decimal
 from typing import Any, Literal
 
 from ingest.errors import DecodeError
-from ingest.exchanges.fields import DECIMAL as _DECIMAL
-from ingest.exchanges.fields import INT64_MAX
+from ingest.exchanges.fields import INT64_MAX, plain_decimal
 from ingest.exchanges.fields import boolean as _bool
 from ingest.exchanges.fields import field as _field
 from ingest.exchanges.fields import integer as _int
@@ -202,7 +201,7 @@ def _number(msg: dict[str, Any], key: str, positive: bool = False) -> Decimal:
 
 
 def _decimal_text(value: Any, what: str) -> str:
-    if not isinstance(value, str) or not _DECIMAL.fullmatch(value):
+    if not isinstance(value, str) or not plain_decimal(value):
         raise DecodeError(f"{what} must be a decimal string, got {str(value)[:40]!r}")
     return value
 

@@ -18,8 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from ingest.errors import DecodeError
-from ingest.exchanges.fields import DECIMAL as _DECIMAL
-from ingest.exchanges.fields import INT64_MAX, MAX_MS
+from ingest.exchanges.fields import INT64_MAX, MAX_MS, plain_decimal
 from ingest.exchanges.fields import field as _field
 from ingest.exchanges.fields import is_zero as _is_zero
 from ingest.exchanges.fields import list_value as _list
@@ -185,7 +184,7 @@ def _side(msg: dict[str, Any]) -> Side:
 
 
 def _decimal(value: Any, key: str) -> str:
-    if not isinstance(value, str) or not _DECIMAL.fullmatch(value):
+    if not isinstance(value, str) or not plain_decimal(value):
         raise DecodeError(f"field {key!r} holds a value that is not a decimal string: {_excerpt(value)}")
     return value
 

@@ -19,8 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from ingest.errors import DecodeError
-from ingest.exchanges.fields import DECIMAL as _DECIMAL
-from ingest.exchanges.fields import INT64_MAX, MAX_MS
+from ingest.exchanges.fields import INT64_MAX, MAX_MS, plain_decimal
 from ingest.exchanges.fields import field as _field
 from ingest.exchanges.fields import is_zero as _is_zero
 from ingest.exchanges.fields import list_value as _list
@@ -172,7 +171,7 @@ def _levels(msg: dict[str, Any], key: str) -> tuple[Pair, ...]:
         px, sz = level[0], level[1]
         if not (isinstance(px, str) and isinstance(sz, str)):
             raise DecodeError(f"field {key!r} holds a level whose px or sz is not a string")
-        if not (_DECIMAL.fullmatch(px) and _DECIMAL.fullmatch(sz)):
+        if not (plain_decimal(px) and plain_decimal(sz)):
             raise DecodeError(f"field {key!r} holds a level that is not decimal: {_excerpt(level)}")
         if _is_zero(px):
             raise DecodeError(f"field {key!r} holds a level at price zero: {_excerpt(level)}")

@@ -7,6 +7,8 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from ingest.errors import DecodeError
 from ingest.exchanges import fields as f
@@ -68,14 +70,14 @@ def test_boolean_refuses_integers() -> None:
 @pytest.mark.parametrize("text", ["0", "5", "0.35130000", "12345.6"])
 def test_decimal_keeps_the_text(text: str) -> None:
     assert f.decimal({"p": text}, "p") == text
-    assert f.DECIMAL.fullmatch(text)
+    assert f.DECIMAL.fullmatch(text) and f.plain_decimal(text)
 
 
 @pytest.mark.parametrize("text", ["", "-1", "+1", "1.", ".5", "1e5", "1,5", " 1", "NaN", "1.2.3"])
 def test_decimal_refuses_anything_but_plain_digits(text: str) -> None:
     with pytest.raises(DecodeError, match=r"^field 'p' is not a decimal number: "):
         f.decimal({"p": text}, "p")
-    assert f.DECIMAL.fullmatch(text) is None
+    assert f.DECIMAL.fullmatch(text) is None and not f.plain_decimal(text)
 
 
 def test_decimal_wants_a_string_and_cuts_long_values() -> None:
@@ -91,6 +93,18 @@ def test_decimal_has_at_most_40_digits_either_side_of_the_point() -> None:
     for text in ("9" * 41, "1." + "0" * 41, "9" * 5000):
         with pytest.raises(DecodeError, match=r"^field 'p' is not a decimal number: "):
             f.decimal({"p": text}, "p")
+
+
+@given(st.text(alphabet="0123456789.-+e \u00b2\u0663x", max_size=90) | st.from_regex(f.DECIMAL, fullmatch=True))
+def test_plain_decimal_is_the_decimal_pattern(text: str) -> None:
+    assert f.plain_decimal(text) == (f.DECIMAL.fullmatch(text) is not None)
+
+
+def test_plain_decimal_at_its_bounds() -> None:
+    for text, ok in [("9" * 40, True), ("9" * 41, False), ("1." + "0" * 40, True), ("1." + "0" * 41, False),
+                     ("9" * 40 + "." + "1" * 40, True), ("9" * 41 + "." + "1" * 39, False), ("1.2.3", False),
+                     ("\u0661", False), ("\u00b2", False), (".", False), ("", False)]:  # fmt: skip
+        assert f.plain_decimal(text) is ok and (f.DECIMAL.fullmatch(text) is not None) is ok, text
 
 
 def test_positive_decimal_refuses_zero_in_any_spelling() -> None:
