@@ -21,10 +21,13 @@ Contract (see `ingest.exchanges.base.Codec`):
 - ``decode_snapshot(body, native, ts_recv)`` parses a REST ``/api/v3/depth`` body into a
   `BookSnapshot` with ``seq=lastUpdateId`` and ``ts_exchange=ts_recv`` (the body has no time).
 
-Speed: depth updates and trades (nearly every frame) are read straight into the canonical events,
-with the same checks inlined (`_fast_depth_update`, `_fast_trade`); anything those checks do not
-accept goes through the typed structs of `ingest.exchanges.binance.messages`, which accept the same
-inputs and say precisely what is wrong. So the fast path changes the cost, never the result.
+Speed: a combined-stream depth update or trade (nearly every frame) is decoded by msgspec into the
+typed payloads of `ingest.exchanges.binance.payloads` (types and ranges checked in C) and made into
+its event with the rest of the checks (`_typed_depth_update`, `_typed_trade`); every other frame,
+and one those checks do not accept, is decoded by orjson and read the same way from the dict
+(`_fast_depth_update`, `_fast_trade`), and what those do not accept goes through the typed structs of
+`ingest.exchanges.binance.messages`, which accept the same inputs and say precisely what is wrong.
+So the fast paths change the cost, never the result.
 
 Pure: no I/O, no clock; ``ts_recv`` (integer ns) is an argument.
 """
@@ -41,6 +44,8 @@ from ingest.errors import DecodeError
 from ingest.events import BookDelta, BookSnapshot, Level, Side, Trade
 from ingest.exchanges.base import Decoded, Reconnect, Reply
 from ingest.exchanges.binance import messages as m
+from ingest.exchanges.binance.payloads import DepthUpdate, TradePayload
+from ingest.exchanges.binance.payloads import decode_combined as _decode_combined
 from ingest.exchanges.binance.symbols import canonical_symbol
 from ingest.exchanges.fields import INT64_MAX, MAX_MS, cached_symbol, plain_decimal
 from ingest.exchanges.fields import loads_object as _loads
@@ -77,24 +82,28 @@ class BinanceCodec:
     # -- frames ------------------------------------------------------------------------------------
 
     def decode(self, frame: bytes | str, ts_recv: int) -> list[Decoded]:
+        # Nearly every frame: a well-formed depth update or trade in a combined stream, decoded into
+        # typed objects (`payloads`) and made into its event here; the rest, and what those checks
+        # refuse, go the checked way below, which gives the same event or says what is wrong.
+        try:
+            typed = _decode_combined(frame)
+        except (ValueError, TypeError, RecursionError):  # msgspec's DecodeError, a str frame's surrogate, nesting
+            typed = None
+        if typed is not None:
+            data = typed.data
+            fast: BookDelta | Trade | None = None
+            if type(data) is DepthUpdate:
+                fast = self._typed_depth_update(data, ts_recv)
+            elif type(data) is TradePayload:
+                fast = self._typed_trade(data, ts_recv)
+            if fast is not None:
+                return [fast]
         try:
             msg = _json(frame)
         except (orjson.JSONDecodeError, TypeError):
             msg = None
         if type(msg) is not dict:
             msg = _loads(frame)  # raises the DecodeError that says what is wrong
-        # Nearly every frame: a well-formed depth update or trade in a combined stream, made into its
-        # event here; `_decode` takes it the same way, and everything else.
-        data = msg.get("data")
-        if type(data) is dict and type(msg.get("stream")) is str:
-            kind = data.get("e")
-            fast: BookDelta | Trade | None = None
-            if kind == "depthUpdate":
-                fast = self._fast_depth_update(data, ts_recv)
-            elif kind == "trade":
-                fast = self._fast_trade(data, "t", ts_recv)
-            if fast is not None:
-                return [fast]
         try:
             return self._decode(msg, ts_recv)
         except DecodeError as exc:
@@ -150,6 +159,28 @@ class BinanceCodec:
                 ts_recv=ts_recv,
             )
         ]
+
+    def _typed_depth_update(self, d: DepthUpdate, ts_recv: int) -> BookDelta | None:
+        """`_fast_depth_update` of an update whose types `payloads` checked."""
+        b, a = d.b, d.a
+        bids = () if not b else _typed_levels(b)
+        asks = () if not a else _typed_levels(a)
+        first, last = d.U, d.u
+        if bids is None or asks is None or first > last:
+            return None
+        native = d.s
+        symbol = self._symbols.get(native) or self._canonical(native)
+        return BookDelta(EXCHANGE, symbol, native, bids, asks, first, last, d.E * NS_PER_MS, ts_recv)
+
+    def _typed_trade(self, t: TradePayload, ts_recv: int) -> Trade | None:
+        """`_fast_trade` of a trade whose types `payloads` checked."""
+        price, qty = t.p, t.q
+        if not (plain_decimal(price) and plain_decimal(qty) and price.strip("0.") and qty.strip("0.")):
+            return None
+        native = t.s
+        symbol = self._symbols.get(native) or self._canonical(native)
+        side: Side = "sell" if t.m else "buy"  # m: the buyer was the maker, so the taker sold
+        return Trade(EXCHANGE, symbol, native, str(t.t), price, qty, side, t.T * NS_PER_MS, ts_recv)
 
     def _fast_depth_update(self, p: dict[str, Any], ts_recv: int) -> BookDelta | None:
         """The `BookDelta` of a well-formed update (the checks of `m.parse_depth_update`, inlined),
@@ -275,6 +306,18 @@ def _fast_levels(levels: Any) -> tuple[Level, ...] | None:
         if not price.strip("0."):  # a price is never zero; a quantity is (a delete)
             return None
         out.append((price, qty if qty.strip("0.") else ZERO))
+    return tuple(out)
+
+
+def _typed_levels(levels: list[tuple[str, str]]) -> tuple[Level, ...] | None:
+    """`_fast_levels` of levels whose shape `payloads` checked: the tuples as they came, a zero
+    quantity spelled ``"0"``, or None if a value is not a plain decimal or a price is zero."""
+    out: list[Level] = []
+    for level in levels:
+        price, qty = level
+        if not (plain_decimal(price) and plain_decimal(qty) and price.strip("0.")):
+            return None
+        out.append(level if qty.strip("0.") else (price, ZERO))
     return tuple(out)
 
 

@@ -330,7 +330,7 @@ def test_fast_path_decodes_exactly_what_the_typed_structs_accept(
     kind: str, changes: dict[str, Any], removed: set[str]
 ) -> None:
     """A valid payload with some fields replaced by edge values (good and bad) or removed: the codec
-    decodes it as the typed structs do, and refuses what they refuse."""
+    decodes it as the typed structs do, and refuses what they refuse, raw or in a combined stream."""
     payload: dict[str, Any] = dict(_VALID[kind])
     if "a_levels" in changes:  # "a" is a depth update's asks and an aggTrade's id
         changes["a" if kind == "depthUpdate" else "b"] = changes.pop("a_levels")
@@ -341,11 +341,13 @@ def test_fast_path_decodes_exactly_what_the_typed_structs_accept(
         expected: list[Any] | None = _reference(payload)
     except (DecodeError, ValueError):
         expected = None
-    try:
-        got: list[Any] | None = BinanceCodec().decode(orjson.dumps(payload), TS)
-    except DecodeError:
-        got = None
-    assert got == expected
+    # raw, and in a combined stream (the msgspec-typed way first, then the dict's)
+    for frame in (payload, {"stream": "bnbbtc@x", "data": payload}):
+        try:
+            got: list[Any] | None = BinanceCodec().decode(orjson.dumps(frame), TS)
+        except DecodeError:
+            got = None
+        assert got == expected
 
 
 def test_fast_path_decodes_a_typical_update_and_trade() -> None:
