@@ -175,7 +175,7 @@ class BinanceCodec:
     def _typed_trade(self, t: TradePayload, ts_recv: int) -> Trade | None:
         """`_fast_trade` of a trade whose types `payloads` checked."""
         price, qty = t.p, t.q
-        if not (plain_decimal(price) and plain_decimal(qty) and price.strip("0.") and qty.strip("0.")):
+        if not _trade_values(price, qty):
             return None
         native = t.s
         symbol = self._symbols.get(native) or self._canonical(native)
@@ -212,9 +212,7 @@ class BinanceCodec:
             return None
         if not (type(ms) is int and 0 <= ms <= MAX_MS and type(sent) is int and 0 <= sent <= MAX_MS):
             return None
-        if not (type(price) is str and type(qty) is str and plain_decimal(price) and plain_decimal(qty)):
-            return None
-        if not (price.strip("0.") and qty.strip("0.")):  # neither is ever zero
+        if not (type(price) is str and type(qty) is str and _trade_values(price, qty)):
             return None
         symbol = self._symbols.get(native) or self._canonical(native)
         side: Side = "sell" if maker else "buy"  # m: the buyer was the maker, so the taker sold
@@ -287,6 +285,17 @@ class BinanceCodec:
 _json = orjson.loads
 
 
+def _level_values(price: str, qty: str) -> bool:
+    """A level's price and quantity are plain decimals and the price is not zero (the quantity is, to
+    delete the level)."""
+    return plain_decimal(price) and plain_decimal(qty) and bool(price.strip("0."))
+
+
+def _trade_values(price: str, qty: str) -> bool:
+    """A trade's price and quantity are plain decimals and neither is zero."""
+    return plain_decimal(price) and plain_decimal(qty) and bool(price.strip("0.")) and bool(qty.strip("0."))
+
+
 def _natural(value: Any) -> bool:
     return type(value) is int and 0 <= value <= INT64_MAX
 
@@ -301,9 +310,7 @@ def _fast_levels(levels: Any) -> tuple[Level, ...] | None:
         if type(level) is not list or len(level) < 2:
             return None
         price, qty = level[0], level[1]
-        if type(price) is not str or type(qty) is not str or not (plain_decimal(price) and plain_decimal(qty)):
-            return None
-        if not price.strip("0."):  # a price is never zero; a quantity is (a delete)
+        if type(price) is not str or type(qty) is not str or not _level_values(price, qty):
             return None
         out.append((price, qty if qty.strip("0.") else ZERO))
     return tuple(out)
@@ -315,7 +322,7 @@ def _typed_levels(levels: list[tuple[str, str]]) -> tuple[Level, ...] | None:
     out: list[Level] = []
     for level in levels:
         price, qty = level
-        if not (plain_decimal(price) and plain_decimal(qty) and price.strip("0.")):
+        if not _level_values(price, qty):
             return None
         out.append(level if qty.strip("0.") else (price, ZERO))
     return tuple(out)
