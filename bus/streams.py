@@ -66,6 +66,12 @@ def memory_bound(streams: int, maxlen: int) -> int:
     return streams * maxlen * ENTRY_BYTES
 
 
+def memory_summary(streams: int, maxlen: int) -> str:
+    """``streams`` streams of ``maxlen`` entries and what they take in Redis once full, in words."""
+    return (f"{streams} streams of up to {maxlen:,} entries (redis.maxlen) take "
+            f"~{_gb(memory_bound(streams, maxlen))} in Redis once full")  # fmt: skip
+
+
 def memory_warning(streams: int, maxlen: int, maxmemory: int, system_memory: int) -> str | None:
     """Why full streams would not fit in Redis (``maxmemory``: its limit, 0 for none; ``system_memory``:
     its host's memory, 0 if unknown), or None when they take at most `MEMORY_SHARE` of it."""
@@ -74,8 +80,7 @@ def memory_warning(streams: int, maxlen: int, maxmemory: int, system_memory: int
     if not limit or bound <= limit * MEMORY_SHARE:
         return None
     of = "its maxmemory" if maxmemory else "the memory of its host"
-    return (f"{streams} streams of up to {maxlen:,} entries (redis.maxlen) take ~{_gb(bound)} in Redis once full, "
-            f"more than half of {of} ({_gb(limit)}); lower redis.maxlen to about "
+    return (f"{memory_summary(streams, maxlen)}, more than half of {of} ({_gb(limit)}); lower redis.maxlen to about "
             f"{max(1, int(limit * MEMORY_SHARE / (streams * ENTRY_BYTES))):,}")  # fmt: skip
 
 

@@ -15,7 +15,7 @@ import orjson
 import redis
 
 from bus import wire
-from bus.streams import memory_bound
+from bus.streams import memory_summary
 from ingest import logs
 from ingest.errors import SettingsError, UserError
 from ingest.settings import Settings, dump, load, reference
@@ -50,11 +50,9 @@ def check_config(args: argparse.Namespace) -> int:
         return 0
     settings = load_settings(args.path)
     sys.stdout.write(dump(settings))
-    streams = settings.stream_count()
     print(
         f"# ok: {len(settings.feeds)} feeds, {sum(len(f.symbols) for f in settings.feeds)} symbols, "
-        f"{settings.shard_count()} shards; {streams} Redis streams of up to {settings.redis.maxlen:,} entries: "
-        f"~{memory_bound(streams, settings.redis.maxlen) / 1e9:.1f} GB in Redis once full",
+        f"{settings.shard_count()} shards; {memory_summary(settings.stream_count(), settings.redis.maxlen)}",
         file=sys.stderr,
     )
     return 0
