@@ -7,9 +7,11 @@ the end of the warm-up to the moment the cluster has caught up with the frozen s
 
 The market is pre-built (`tools.sim.prebuilt`) before the simulator listens: enough frames for
 ``--msgs-per-s`` over ``--duration``, sent at that pace once every symbol has a subscriber, or with
-``--max-speed`` as fast as the clients read them (the run then ends when all are sent, or at
-``--duration``, and the window when the cluster has written everything sent: the kernel's socket
-buffers take megabytes of frames at once, so "all sent" is not "all taken"). ``--live`` runs the
+``--max-speed`` as fast as the clients read them once they have fetched their books (until then
+slowly, `tools.sim.playback`: the window measures a synced cluster, not a start-up in a flood).
+The run then ends when all are sent, or at ``--duration``, and the window when the cluster has
+written everything sent (the kernel's socket buffers take megabytes of frames at once, so "all
+sent" is not "all taken"). ``--live`` runs the
 simulator's live market model instead (the only one for exchanges whose simulator cannot
 pre-build), whose own CPU limits the rate to ~8-11k msgs/s here.
 ``-s KEY=VALUE`` sets a cluster setting (``redis.batch_interval=0.001``).

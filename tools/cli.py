@@ -142,7 +142,8 @@ def _bench_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     )  # fmt: skip
     bench.add_argument(
         "--max-speed", action="store_true",
-        help="send the pre-built market (sized by --msgs-per-s x --duration) as fast as the clients read it; the "
+        help="send the pre-built market (sized by --msgs-per-s x --duration) as fast as the clients read it, once "
+        "they have fetched their book snapshots (until then 2k msgs/s; sim.books_wait_s in the JSON); the "
         "window ends when the cluster has written all of it: the highest rate the cluster takes (latency then "
         "measures queueing)",
     )  # fmt: skip

@@ -49,7 +49,11 @@ class ReplaySpec:
 
 
 class FrameFormat(Protocol):
-    """An exchange's wire format for pre-built frames (the exchange module provides it)."""
+    """An exchange's wire format for pre-built frames (the exchange module provides it).
+    ``rest_books``: clients fetch each symbol's book over REST (`tools.sim.venue.Venue.books_served`
+    says which were), so an unpaced playback starts slowly until they have (`tools.sim.playback`)."""
+
+    rest_books: bool
 
     def streams(self, symbol: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
         """The stream names that carry ``symbol``'s depth payloads, and those that carry its trades."""

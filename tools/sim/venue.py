@@ -292,6 +292,8 @@ class Venue:
         self.book_depth: dict[str, int] = {}
         # Each symbol's recent trades with their times, for the exchanges' REST trade history.
         self.trades: dict[str, RecentTrades] = {s: RecentTrades(HISTORY_TRADES) for s in markets}
+        # Symbols whose book some client fetched over REST (exchange modules that serve books add them).
+        self.books_served: set[str] = set()
         self.accepted = 0
         self.slow_drops = 0
         self.pong_timeouts = 0

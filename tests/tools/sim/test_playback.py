@@ -72,6 +72,37 @@ def test_a_client_gets_every_frame_stamped_and_the_truth_is_what_was_sent(tmp_pa
     live.run(main)
 
 
+def test_an_unpaced_market_starts_slowly_until_every_subscribed_book_was_fetched(tmp_path: Path) -> None:
+    async def main() -> None:
+        sim = _simulator(tmp_path, ReplaySpec(messages=3000, msgs_per_s=0.0))
+        await sim.start()
+        rest = sim.rest_url("binance")
+        try:
+            url = f"{sim.ws_url('binance')}/stream?streams={STREAMS}"
+            async with aiohttp.ClientSession() as http, http.ws_connect(url) as ws:
+
+                async def read(n: int) -> None:
+                    for _ in range(n):
+                        assert (await asyncio.wait_for(ws.receive(), 10)).type is aiohttp.WSMsgType.TEXT
+
+                await read(10)
+                assert sim.status()["replay"]["binance"]["books_wait_s"] is None  # no book fetched: slow start
+                await (await http.get(f"{rest}/api/v3/depth?symbol=BTCUSDT&limit=50")).read()
+                await read(10)
+                status = sim.status()["replay"]["binance"]
+                assert status["books_wait_s"] is None and not status["done"]  # ETH-USDT's book is still wanted
+                await (await http.get(f"{rest}/api/v3/depth?symbol=ETHUSDT&limit=50")).read()
+                await read(len(sim._players[0].store.payloads) - 20)
+            status = sim.status()["replay"]["binance"]
+            assert status["done"] is True and status["sent"] == status["frames"]
+            assert 0 < status["books_wait_s"] < 10  # both books served: full speed from then on
+        finally:
+            await sim.freeze()
+            await sim.stop()
+
+    live.run(main)
+
+
 def test_faults_that_change_frames_are_refused_on_a_pre_built_market(tmp_path: Path) -> None:
     async def main() -> None:
         sim = _simulator(tmp_path, ReplaySpec(messages=100, msgs_per_s=1000.0))

@@ -101,6 +101,8 @@ class BinanceFrames:
     send time left to stamp. ``trade_stream``: ``trade`` or ``aggTrade``, the one trade stream built
     (a client subscribing the other gets no trades from a pre-built market)."""
 
+    rest_books = True  # GET /api/v3/depth
+
     def __init__(self, trade_stream: str) -> None:
         formats = {"trade": _trade, "aggTrade": _agg}
         if trade_stream not in formats:
@@ -344,6 +346,7 @@ class BinanceSim:
         # No await between reading the id and the book: they describe the same instant.
         bids, asks = market.book(limit)
         body = {"lastUpdateId": market.update_id, "bids": bids, "asks": asks}
+        self.venue.books_served.add(canonical)
         return web.Response(body=orjson.dumps(body), content_type="application/json")
 
 
