@@ -103,8 +103,10 @@ class Cluster:
     """``with Cluster(settings) as c: c.start(); c.supervise(until)``; leaving the block drains
     the children and stops the embedded Redis."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, check_memory: bool = True) -> None:
+        """``check_memory``: `start` checks that Redis can hold the streams at ``redis.maxlen``."""
         self.settings = settings
+        self.check_memory = check_memory
         self.plan: Plan = make_plan(settings.feeds, settings.shard_count())
         self.redis: EmbeddedRedis | None = None
         self.redis_url = settings.redis.url
@@ -134,7 +136,8 @@ class Cluster:
             self.metrics.start()
         if self.redis is None and self.settings.redis.url == "embedded":
             self.start_redis()
-        self.check_redis_memory()
+        if self.check_memory:
+            self.check_redis_memory()
         r = self.settings.redis
         c = self.settings.cluster
         m = self.settings.metrics
