@@ -3,11 +3,13 @@ Hypothesis profile every property test runs with."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import redis
+import structlog
 from hypothesis import HealthCheck, settings
 
 from bus.embedded_redis import EmbeddedRedis
@@ -24,6 +26,21 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
     if (said := problem()) is not None:
         pytest.exit(said, returncode=2)
+
+
+@pytest.fixture(autouse=True)
+def _logging_restored() -> Iterator[None]:
+    """Each test starts with the logging of the one before it undone: `ingest.logs.configure` (the
+    CLI's commands call it) writes to the ``sys.stderr`` of that moment, a stream pytest's capture
+    closes after the test, and the next test's log lines would fail on it."""
+    config, root = structlog.get_config(), logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    structlog.configure(**config)
+    root.handlers[:] = handlers
+    root.setLevel(level)
+    structlog.contextvars.clear_contextvars()
+
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
