@@ -23,7 +23,6 @@ DECIMAL = re.compile(r"[0-9]{1,40}(?:\.[0-9]{1,40})?")
 exchange sends more, and a 5000-digit "number" is garbage). Use with ``fullmatch``."""
 
 
-
 def plain_decimal(text: str) -> bool:
     """``DECIMAL.fullmatch(text)`` as a bool, without the regex engine (a few string methods, in C):
     a codec checks every price and quantity of every message."""

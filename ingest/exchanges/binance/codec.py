@@ -293,7 +293,7 @@ def _level_values(price: str, qty: str) -> bool:
 
 def _trade_values(price: str, qty: str) -> bool:
     """A trade's price and quantity are plain decimals and neither is zero."""
-    return plain_decimal(price) and plain_decimal(qty) and bool(price.strip("0.")) and bool(qty.strip("0."))
+    return _level_values(price, qty) and bool(qty.strip("0."))
 
 
 def _natural(value: Any) -> bool:
