@@ -82,7 +82,9 @@ def test_a_crash_loop_backs_off_and_a_healthy_run_resets_the_delay(tmp_path: Pat
     assert child.crash_loops == 1 and child.quick_deaths >= 5
     child.target = _live_and_beat  # the fault is gone: the next start lives
     cluster.healthy_after = 1.0
-    _supervise_until(cluster, lambda: child.alive and child.quick_deaths == 0)
+    # A start that has lived healthy_after: not one just started after a slow crash had reset the count.
+    _supervise_until(cluster, lambda: child.alive and child.quick_deaths == 0
+                     and time.monotonic() - child.started_at > cluster.healthy_after)  # fmt: skip
     child.proc.kill()
     _supervise_until(cluster, lambda: child.died_at is not None)
     assert child.delay == 0.1 and child.quick_deaths == 0
