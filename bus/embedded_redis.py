@@ -12,6 +12,12 @@ times in the first minute from an empty Redis at 20k msgs/s (`ingest bench --dur
 20000`: p99 8-9 ms, against 5 ms and one rewrite with these; once the data is large they rewrite 4x
 less often than the default). The price: the file may grow to 5x the data it holds (and to 256 MB)
 before it is rewritten, and a restart replays what it holds.
+
+Besides its TCP port (for `redis-cli` and the user's own clients, see `bus.consumer.where`), the server
+listens on a Unix socket in its data folder, and `url` names the socket: the cluster's processes run on
+the same host, and a call over it costs less than over loopback TCP (an ``EVALSHA`` round trip of the
+merger's, its client side: 42.6-48.7 -> 35.4-37.9 us of CPU). A data folder whose socket path would not
+fit a socket address (`MAX_SOCKET_PATH`) gets TCP only.
 """
 
 from __future__ import annotations
@@ -29,6 +35,8 @@ from ingest.errors import UserError
 
 REWRITE_GROWTH_PCT = 400
 REWRITE_MIN_SIZE = "256mb"
+SOCKET_NAME = "redis.sock"
+MAX_SOCKET_PATH = 107  # a Unix socket address holds 108 bytes of path, the terminating NUL included
 
 
 def find_binary() -> str:
@@ -65,9 +73,18 @@ class EmbeddedRedis:
         # is started again (by the supervisor) still has every batch the merger saw acknowledged.
         self.fsync_always = fsync_always
         self.proc: subprocess.Popen[bytes] | None = None
+        socket_path = (data_dir / SOCKET_NAME).absolute()
+        self.socket_path = socket_path if len(str(socket_path).encode()) <= MAX_SOCKET_PATH else None
 
     @property
     def url(self) -> str:
+        """Where a client on this host connects: the Unix socket, else (a data folder too deep) TCP."""
+        if self.socket_path is not None:
+            return f"unix://{self.socket_path}?db=0"
+        return self.tcp_url
+
+    @property
+    def tcp_url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self, timeout: float = 10.0) -> EmbeddedRedis:
@@ -85,11 +102,13 @@ class EmbeddedRedis:
             "--daemonize", "no",
             "--logfile", str(self.data_dir / "redis.log"),
         ]  # fmt: skip
+        if self.socket_path is not None:
+            args += ["--unixsocket", str(self.socket_path), "--unixsocketperm", "700"]
         # Its own session: a Ctrl-C at the terminal must not stop Redis before the merger has drained.
         self.proc = subprocess.Popen(
             args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, start_new_session=True
         )
-        client = redis.Redis(port=self.port)
+        client = redis.Redis.from_url(self.url)
         deadline = time.monotonic() + timeout
         while True:
             try:

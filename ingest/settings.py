@@ -93,7 +93,8 @@ class ClusterSettings:
 class RedisSettings:
     url: str = _opt(
         "embedded",
-        '"embedded" starts a private redis-server under var_dir (append-only on); or a redis:// URL.',
+        '"embedded" starts a private redis-server under var_dir (append-only on; the cluster talks to it over'
+        ' a Unix socket there); or a redis:// (or unix://) URL.',
         _redis_url,
     )
     maxlen: int = _opt(

@@ -126,7 +126,7 @@ class Cluster:
         if self.settings.redis.url == "embedded":
             self.redis = EmbeddedRedis(self.settings.var_path / "redis", fsync_always=True).start()
             self.redis_url = self.redis.url
-            log.info("embedded redis started", url=self.redis_url, dir=str(self.redis.data_dir))
+            log.info("embedded redis started", url=self.redis_url, tcp=self.redis.tcp_url, dir=str(self.redis.data_dir))
         return self.redis_url
 
     def start(self) -> None:

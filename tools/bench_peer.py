@@ -58,14 +58,14 @@ def run_peer(
     proc: subprocess.Popen[bytes] | None = None
     log_path = var / "cryptofeed.log"
     try:
-        client = redis.Redis(port=store.port)
+        client = redis.Redis.from_url(store.url)
         since_ms = redis_ms(client)
         simulator, build_s = start_simulator(settings, truth_path, replay, say)
         with log_path.open("wb") as log:
             proc = subprocess.Popen(
                 [sys.executable, "-m", "tools.peer_cryptofeed",
                  "--ws-url", simulator.urls["ws_url"]["binance"], "--rest-url", simulator.urls["rest_url"]["binance"],
-                 "--redis-port", str(store.port), "--symbols", ",".join(symbols)],
+                 "--redis-url", store.url, "--symbols", ",".join(symbols)],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
             )  # fmt: skip
         pid = proc.pid

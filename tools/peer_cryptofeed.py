@@ -1,7 +1,7 @@
 """The benchmark's peer: cryptofeed's Binance feed pointed at the simulator, writing Redis Streams.
 
 Run as its own process by `tools.bench` (``python -m tools.peer_cryptofeed --ws-url .. --rest-url ..
---redis-port .. --symbols BTC-USDT,ETH-USDT``); cryptofeed is the optional extra ``peer``
+--redis-url .. --symbols BTC-USDT,ETH-USDT``); cryptofeed is the optional extra ``peer``
 (``pip install -e '.[peer]'``). Nothing here is cryptofeed's code: only its public classes, used as its
 documentation and source describe them (cryptofeed 2.4.1):
 
@@ -13,7 +13,8 @@ documentation and source describe them (cryptofeed 2.4.1):
 - ``WSAsyncConn`` accepts only ``wss://`` addresses; see `_allow_plain_ws`.
 - ``TradeStream`` and ``BookStream`` (``cryptofeed/backends/redis.py``) XADD one entry per trade and per
   book update to ``trades-BINANCE-<symbol>`` and ``book-BINANCE-<symbol>``; ``numeric_type=str`` keeps the
-  decimal strings exact so the trades can be compared with the simulator's truth.
+  decimal strings exact so the trades can be compared with the simulator's truth. They connect to the
+  same kind of Redis as the cluster's, over the same Unix socket (`bus.embedded_redis`).
 
 cryptofeed's Binance feed subscribes ``<sym>@aggTrade`` and ``<sym>@depth@100ms`` and fetches one REST
 snapshot per symbol at the first depth update; the simulator sends one aggTrade per trade, so both
@@ -76,7 +77,7 @@ def _allow_plain_ws() -> None:
     conn.WSAsyncConn.__init__ = init
 
 
-def run(ws_url: str, rest_url: str, redis_host: str, redis_port: int, symbols: Sequence[str]) -> None:
+def run(ws_url: str, rest_url: str, redis_url: str, symbols: Sequence[str]) -> None:
     """Run cryptofeed until SIGTERM/SIGINT (its own signal handlers stop the loop)."""
     cf: Any = importlib.import_module("cryptofeed")
     defines: Any = importlib.import_module("cryptofeed.defines")
@@ -85,15 +86,19 @@ def run(ws_url: str, rest_url: str, redis_host: str, redis_port: int, symbols: S
     symbols_mod.Symbols.set(FEED_ID, {s: s.replace("-", "") for s in symbols}, {})
     _allow_plain_ws()
     feed_cls = _simulated_binance(ws_url, rest_url)
-    backend = {"host": redis_host, "port": redis_port, "numeric_type": str}
+    # cryptofeed builds its Redis URL from host and port, and for a Unix socket builds an empty one (an
+    # operator precedence slip in `RedisCallback.__init__`), so the URL goes on the callbacks it made.
+    trades = redis_backend.TradeStream(key=TRADE_KEY, numeric_type=str)
+    books = redis_backend.BookStream(key=BOOK_KEY, numeric_type=str)
+    trades.redis = books.redis = redis_url
     handler = cf.FeedHandler(config={"uvloop": True, "log": {"filename": "/dev/null", "level": "WARNING"}})
     handler.add_feed(
         feed_cls(
             symbols=list(symbols),
             channels=[defines.TRADES, defines.L2_BOOK],
             callbacks={
-                defines.TRADES: redis_backend.TradeStream(key=TRADE_KEY, **backend),
-                defines.L2_BOOK: redis_backend.BookStream(key=BOOK_KEY, **backend),
+                defines.TRADES: trades,
+                defines.L2_BOOK: books,
             },
         )
     )
@@ -107,8 +112,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m tools.peer_cryptofeed", description=__doc__.split("\n")[0])
     p.add_argument("--ws-url", required=True, help="the simulator's Binance WebSocket base")
     p.add_argument("--rest-url", required=True, help="the simulator's Binance REST base")
-    p.add_argument("--redis-host", default="127.0.0.1")
-    p.add_argument("--redis-port", type=int, required=True)
+    p.add_argument("--redis-url", required=True, help="redis://host:port/db or unix:///path?db=0")
     p.add_argument("--symbols", required=True, help="comma-separated canonical symbols")
     args = p.parse_args(argv)
     problem = available()
@@ -116,7 +120,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(problem, file=sys.stderr)
         return 3
     logging.basicConfig(level=logging.WARNING)
-    run(args.ws_url, args.rest_url, args.redis_host, args.redis_port, args.symbols.split(","))
+    run(args.ws_url, args.rest_url, args.redis_url, args.symbols.split(","))
     return 0
 
 

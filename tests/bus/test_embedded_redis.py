@@ -29,3 +29,32 @@ def test_it_runs_append_only_with_the_rewrite_thresholds_and_keeps_data_across_a
         client.close()
     finally:
         server.stop()
+
+
+def test_its_url_is_a_unix_socket_and_its_port_answers_too(tmp_path: Path) -> None:
+    server = EmbeddedRedis(tmp_path / "redis").start()
+    try:
+        assert server.url == f"unix://{tmp_path / 'redis' / 'redis.sock'}?db=0"
+        over_socket = redis.Redis.from_url(server.url)
+        over_socket.set("k", "v")
+        over_tcp = redis.Redis.from_url(server.tcp_url)
+        assert over_tcp.get("k") == b"v"
+        assert "U" in over_socket.client_info()["flags"]  # Redis's flag for a Unix socket client
+        assert "U" not in over_tcp.client_info()["flags"]
+        over_socket.close()
+        over_tcp.close()
+    finally:
+        server.stop()
+
+
+def test_a_data_folder_too_deep_for_a_socket_address_gets_tcp_only(tmp_path: Path) -> None:
+    deep = tmp_path / ("d" * 120)
+    server = EmbeddedRedis(deep).start()
+    try:
+        assert server.socket_path is None and server.url == server.tcp_url
+        client = redis.Redis.from_url(server.url)
+        assert client.ping() is True
+        client.close()
+        assert not (deep / "redis.sock").exists()
+    finally:
+        server.stop()

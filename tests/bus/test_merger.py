@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import redis
+from conftest import url_of
 
 from bus import wire
 from bus.consumer import subscribe
@@ -65,7 +66,7 @@ class Shard(threading.Thread):
 
 
 def _merger(tmp: Path, client: redis.Redis, shards: int, **kw: object) -> Merger:
-    url = f"redis://127.0.0.1:{client.connection_pool.connection_kwargs['port']}/0"
+    url = url_of(client)
     return Merger([f"ipc://{tmp}/bus-{i}.sock" for i in range(shards)], redis.Redis.from_url(url), "md", 100_000,
                   100, 0.005, repair_endpoints=[f"ipc://{tmp}/rep-{i}.sock" for i in range(shards)],
                   **kw)  # type: ignore[arg-type]  # fmt: skip
@@ -137,7 +138,7 @@ def test_batches_no_longer_in_the_replay_buffer_are_a_reported_gap(tmp_path: Pat
 def test_merger_without_repair_channel_still_writes_and_counts(tmp_path: Path, redis_client: redis.Redis) -> None:
     endpoint = f"ipc://{tmp_path}/bus-0.sock"
     pub = Publisher(endpoint, 0)
-    url = f"redis://127.0.0.1:{redis_client.connection_pool.connection_kwargs['port']}/0"
+    url = url_of(redis_client)
     merger = Merger([endpoint], redis.Redis.from_url(url), "md", 10_000, 100, 0.005)
     thread = threading.Thread(target=merger.run, args=(10.0,))
     thread.start()

@@ -13,6 +13,7 @@ from pathlib import Path
 import multiprocess as mp
 import pytest
 import redis
+from conftest import url_of
 
 from bus.embedded_redis import EmbeddedRedis
 from bus.merger import Merger, run_merger
@@ -97,7 +98,7 @@ def _checkpoint_seq(client: redis.Redis) -> int:
 def test_a_killed_merger_resumes_from_its_checkpoint_with_no_loss_and_no_duplicate(
     tmp_path: Path, redis_client: redis.Redis
 ) -> None:
-    url = f"redis://127.0.0.1:{redis_client.connection_pool.connection_kwargs['port']}/0"
+    url = url_of(redis_client)
     shard = Shard(tmp_path, total=20_000)
     merger = _merger_process(tmp_path, url)
     assert shard.pub.wait_for_subscriber(30)

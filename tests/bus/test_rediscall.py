@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import redis
+from conftest import url_of
 
 from bus.embedded_redis import EmbeddedRedis, find_binary, free_port
 from bus.rediscall import ScriptCall, bulk
@@ -91,12 +92,12 @@ def test_a_redis_that_is_down_fails_the_call_at_once_and_a_later_call_connects(t
 
 
 def test_a_reply_that_does_not_come_in_time_is_a_timeout_and_the_call_may_have_run(redis_client: redis.Redis) -> None:
-    port = redis_client.connection_pool.connection_kwargs["port"]
-    call = ScriptCall(redis.Redis(port=port, socket_timeout=0.2), SCRIPT, ["l"])
+    url = url_of(redis_client)
+    call = ScriptCall(redis.Redis.from_url(url, socket_timeout=0.2), SCRIPT, ["l"])
     assert _push(call, b"a") == 1
     with pytest.raises(redis.TimeoutError):
         _push(call, b"b", spin=100_000_000)  # seconds of Lua
-    redis.Redis(port=port, socket_timeout=60).ping()  # answered once the script has run
+    redis.Redis.from_url(url, socket_timeout=60).ping()  # answered once the script has run
     assert _push(call, b"c") == 3  # on a new connection; callers make a repeated call harmless
     assert redis_client.lrange("l", 0, -1) == [b"a", b"b", b"c"]
 

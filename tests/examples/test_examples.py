@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import redis
-from conftest import ROOT
+from conftest import ROOT, url_of
 
 from bus import wire
 from bus.consumer import redis_url
@@ -35,8 +35,7 @@ def _python(*args: str, **kw: object) -> subprocess.Popen[str]:
 def cluster(tmp_path: Path, redis_client: redis.Redis) -> Iterator[tuple[Path, subprocess.Popen[str]]]:
     """The cluster writes to the tests' Redis (it outlives the cluster: the group worker finishes
     the streams after the cluster stopped)."""
-    kw = redis_client.connection_pool.connection_kwargs
-    url = f"redis://{kw['host']}:{kw['port']}/0"
+    url = url_of(redis_client)
     settings = tmp_path / "settings.toml"
     symbols = ", ".join(f'"{s}"' for s in SYMBOLS)
     settings.write_text(f"""

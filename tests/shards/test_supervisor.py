@@ -12,6 +12,7 @@ from typing import Any
 
 import orjson
 import redis
+from conftest import url_of
 from structlog.testing import capture_logs
 
 from ingest.settings import Settings, from_dict
@@ -50,7 +51,7 @@ def _live_and_beat(heartbeat: Any) -> None:
 
 
 def test_a_hung_worker_is_killed_and_restarted(tmp_path: Path, redis_client: redis.Redis) -> None:
-    url = f"redis://127.0.0.1:{redis_client.connection_pool.connection_kwargs['port']}/0"
+    url = url_of(redis_client)
     with Cluster(_settings(tmp_path, url)) as cluster:
         cluster.start()
         worker = cluster.workers[0]
@@ -107,8 +108,7 @@ def test_a_dead_embedded_redis_is_started_again_with_its_data(tmp_path: Path) ->
 
 
 def test_the_start_warns_when_full_streams_would_not_fit_in_redis(tmp_path: Path, redis_client: redis.Redis) -> None:
-    url = redis_client.get_connection_kwargs()
-    cluster = Cluster(_settings(tmp_path, f"redis://{url['host']}:{url['port']}/0"))
+    cluster = Cluster(_settings(tmp_path, url_of(redis_client)))
     with capture_logs() as logs:
         assert cluster.check_redis_memory() is None  # 1 symbol: 5 streams of 100k entries, ~65 MB
     assert [(e["event"], e["streams"], e["maxlen"]) for e in logs] == [("redis streams bounded", 5, 100_000)]

@@ -14,6 +14,8 @@ import pytest
 import redis
 from conftest import ROOT, SHARED
 
+from bus.embedded_redis import EmbeddedRedis
+
 BASES = ("BTC", "ETH", "BNB", "SOL", "XRP", "ADA", "DOGE", "TRX", "LINK", "DOT", "LTC", "BCH", "AVAX", "ATOM")
 SYMBOLS = [f"{b}-USDT" for b in (*BASES, "ETC", "XLM", "NEAR", "FIL")]
 SYMBOLS += ["ETH-BTC", "BNB-BTC"]
@@ -186,9 +188,8 @@ def test_unreachable_external_redis_is_a_clear_error(tmp_path: Path, url: str) -
     assert r.returncode == 2 and "cannot reach Redis" in r.stderr and "Traceback" not in r.stderr
 
 
-def test_external_redis_url_is_used(tmp_path: Path, redis_client: redis.Redis) -> None:
-    port = redis_client.connection_pool.connection_kwargs["port"]
-    settings = _settings(tmp_path, extra=f'[redis]\nurl = "redis://127.0.0.1:{port}/0"\n')
+def test_external_redis_url_is_used(tmp_path: Path, redis_server: EmbeddedRedis, redis_client: redis.Redis) -> None:
+    settings = _settings(tmp_path, extra=f'[redis]\nurl = "{redis_server.tcp_url}"\n')
     r = _run("run", "--simulate", "--duration", "4", "--verify", "--settings", str(settings))
     assert r.returncode == 0, r.stderr[-3000:]
     assert _last_json(r.stdout)["verified"] is True
