@@ -12,7 +12,7 @@ from bus import wire
 from ingest.events import BookDelta, BookSnapshot, BookStatus, Event, Trade
 from ingest.exchanges import get_spec
 from tools.bench import bench_symbols
-from tools.bench_pipeline import Pipeline, ShardPath, main, make_frames
+from tools.bench_pipeline import Pipeline, ShardPath, evictor, main, make_frames
 from tools.sim.exchanges.binance import native
 
 
@@ -46,6 +46,38 @@ def test_main_prints_one_json_object() -> None:
     assert result["cpu_us_per_frame"] == result["runs_us_per_frame"][0] > 0
     assert result["shard_us_per_frame"] == result["shard_runs_us_per_frame"][0] > 0
     assert result["shard_published"] == result["published"]
+
+
+def test_main_times_the_shard_path_with_and_without_the_caches_when_asked() -> None:
+    out: list[str] = []
+    assert main(["--symbols", "2", "--seconds", "0.2", "--repeat", "1", "--cold", "3"], out=out.append) == 0
+    cold = orjson.loads(out[0])["cold"]
+    assert cold["every"] == 3 and cold["us_per_frame"] > 0 and cold["warm_us_per_frame"] > 0
+    out.clear()
+    assert main(["--symbols", "2", "--seconds", "0.2", "--repeat", "1"], out=out.append) == 0
+    assert orjson.loads(out[0])["cold"] is None
+
+
+def test_turns_publish_what_one_pass_does() -> None:
+    """Frames handed over a few at a time (caches evicted or not) publish the same events as one pass."""
+    symbols = bench_symbols("binance", 3)
+    natives = {native(s): s for s in symbols}
+    bodies, frames = make_frames(symbols, rate=100, seconds=0.3, seed=7, levels=20, trade_ratio=0.3)
+    raw = [f.encode() for f in frames]
+
+    async def published(turns: bool) -> list[Event]:
+        path = ShardPath(get_spec("binance"), natives, batch=5)
+        path.start(bodies, 1)
+        if turns:
+            path.run_turns(raw, 5, evictor())
+        else:
+            path.run(raw)
+        batches, _ = path.publisher.frames(1, path.publisher.seq, 1 << 30)
+        path.close()
+        return [dataclasses.replace(e, ts_recv=0) for _, body, _ in batches for _, e in wire.decode_batch(body)]
+
+    one_pass = uvloop.run(published(False))
+    assert uvloop.run(published(True)) == one_pass and len(one_pass) > len(raw)
 
 
 def test_the_shard_path_publishes_what_the_pipeline_does() -> None:
