@@ -212,42 +212,32 @@ class ShardPath:
             session._act(sync, sync.on_snapshot(session.codec.decode_snapshot(body, n, ts)))
         self.publisher.flush()
 
-    def run(self, frames: Sequence[bytes]) -> None:
-        """Every frame through the session's ``Frames.on_frame``; the open batch sent every `batch` frames."""
+    def run(self, frames: Sequence[bytes], evict: Callable[[], None] | None = None) -> float:
+        """Every frame through the session's ``Frames.on_frame``, `batch` frames a turn, the open batch
+        sent at the end of each; returns the process CPU seconds of the turns. ``evict``, if given, is
+        called before each turn, untimed (`evictor`)."""
         on_frame, flush, batch = self.session.frames.on_frame, self.publisher.flush, self.batch
-        for i, frame in enumerate(frames, 1):
-            on_frame(frame, False)
-            if not i % batch:
-                flush()
-        flush()
-
-    def run_turns(self, frames: Sequence[bytes], every: int, evict: Callable[[], None] | None) -> float:
-        """Process CPU seconds of the frames handed over ``every`` at a time, each turn's batch sent at
-        its end, the caches evicted (``evict``, not timed) before each turn."""
-        on_frame, flush = self.session.frames.on_frame, self.publisher.flush
-        cpu = 0.0
-        for i in range(0, len(frames), every):
-            if evict is not None:
+        cpu, t0 = 0.0, time.process_time()
+        for i in range(0, len(frames), batch):
+            if evict is not None:  # the clock stops around it
+                cpu += time.process_time() - t0
                 evict()
-            t0 = time.process_time()
-            for frame in frames[i:i + every]:
+                t0 = time.process_time()
+            for frame in frames[i:i + batch]:
                 on_frame(frame, False)
             flush()
-            cpu += time.process_time() - t0
-        return cpu
+        return cpu + time.process_time() - t0
 
     def close(self) -> None:
         self.publisher.close(0)
 
 
-async def _timed_shard(bodies: dict[str, bytes], frames: Sequence[bytes], natives: dict[str, str],
-                       batch: int) -> tuple[float, int]:  # fmt: skip
-    """CPU seconds of one pass of the shard path, and the events it published."""
+async def _timed_shard(bodies: dict[str, bytes], frames: Sequence[bytes], natives: dict[str, str], batch: int,
+                       evict: Callable[[], None] | None = None) -> tuple[float, int]:  # fmt: skip
+    """CPU seconds of one pass of the shard path (``evict``: see `ShardPath.run`), and the events it published."""
     path = ShardPath(get_spec(EXCHANGE), natives, batch)
     path.start(bodies, START_NS)
-    t0 = time.process_time()
-    path.run(frames)
-    cpu = time.process_time() - t0
+    cpu = path.run(frames, evict)
     path.close()
     return cpu, path.publisher.published
 
@@ -264,15 +254,6 @@ def evictor() -> Callable[[], None]:
         buf[::64] = ones
 
     return evict
-
-
-async def _timed_turns(bodies: dict[str, bytes], frames: Sequence[bytes], natives: dict[str, str], every: int,
-                       evict: Callable[[], None] | None) -> float:  # fmt: skip
-    path = ShardPath(get_spec(EXCHANGE), natives, every)
-    path.start(bodies, START_NS)
-    cpu = path.run_turns(frames, every, evict)
-    path.close()
-    return cpu
 
 
 async def _no_history(url: str) -> bytes:
@@ -321,8 +302,8 @@ def main(argv: Sequence[str] | None = None, out: Callable[[str], Any] = print) -
         evict = evictor()
         cold_runs, warm_runs = [], []
         for _ in range(args.repeat):
-            cold_runs.append(uvloop.run(_timed_turns(bodies, raw, natives, args.cold, evict)))
-            warm_runs.append(uvloop.run(_timed_turns(bodies, raw, natives, args.cold, None)))
+            cold_runs.append(uvloop.run(_timed_shard(bodies, raw, natives, args.cold, evict))[0])
+            warm_runs.append(uvloop.run(_timed_shard(bodies, raw, natives, args.cold))[0])
         cold = {"every": args.cold, "us_per_frame": round(min(cold_runs) * 1e6 / len(raw), 3),
                 "warm_us_per_frame": round(min(warm_runs) * 1e6 / len(raw), 3)}  # fmt: skip
     if args.profile:

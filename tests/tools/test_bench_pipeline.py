@@ -58,20 +58,16 @@ def test_main_times_the_shard_path_with_and_without_the_caches_when_asked() -> N
     assert orjson.loads(out[0])["cold"] is None
 
 
-def test_turns_publish_what_one_pass_does() -> None:
-    """Frames handed over a few at a time (caches evicted or not) publish the same events as one pass."""
+def test_a_pass_with_the_caches_evicted_publishes_what_one_without_does() -> None:
     symbols = bench_symbols("binance", 3)
     natives = {native(s): s for s in symbols}
     bodies, frames = make_frames(symbols, rate=100, seconds=0.3, seed=7, levels=20, trade_ratio=0.3)
     raw = [f.encode() for f in frames]
 
-    async def published(turns: bool) -> list[Event]:
+    async def published(evicted: bool) -> list[Event]:
         path = ShardPath(get_spec("binance"), natives, batch=5)
         path.start(bodies, 1)
-        if turns:
-            path.run_turns(raw, 5, evictor())
-        else:
-            path.run(raw)
+        path.run(raw, evictor() if evicted else None)
         batches, _ = path.publisher.frames(1, path.publisher.seq, 1 << 30)
         path.close()
         return [dataclasses.replace(e, ts_recv=0) for _, body, _ in batches for _, e in wire.decode_batch(body)]
