@@ -53,12 +53,6 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedR
     server.stop()
 
 
-def url_of(client: redis.Redis) -> str:
-    """The URL ``client`` was made from (the fixtures' server: its Unix socket, `bus.embedded_redis`)."""
-    kw = client.connection_pool.connection_kwargs
-    return f"unix://{kw['path']}?db=0" if "path" in kw else f"redis://{kw['host']}:{kw['port']}/0"
-
-
 @pytest.fixture
 def redis_client(redis_server: EmbeddedRedis) -> Iterator[redis.Redis]:
     client = redis.Redis.from_url(redis_server.url)

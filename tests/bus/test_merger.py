@@ -10,10 +10,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import redis
-from conftest import url_of
 
 from bus import wire
 from bus.consumer import subscribe
+from bus.embedded_redis import EmbeddedRedis
 from bus.merger import Merger
 from bus.publisher import Publisher
 from ingest.events import Trade
@@ -65,8 +65,7 @@ class Shard(threading.Thread):
         self.done.set()
 
 
-def _merger(tmp: Path, client: redis.Redis, shards: int, **kw: object) -> Merger:
-    url = url_of(client)
+def _merger(tmp: Path, url: str, shards: int, **kw: object) -> Merger:
     return Merger([f"ipc://{tmp}/bus-{i}.sock" for i in range(shards)], redis.Redis.from_url(url), "md", 100_000,
                   100, 0.005, repair_endpoints=[f"ipc://{tmp}/rep-{i}.sock" for i in range(shards)],
                   **kw)  # type: ignore[arg-type]  # fmt: skip
@@ -86,7 +85,7 @@ def _run(merger: Merger, shards: list[Shard]) -> None:
 
 
 def test_withheld_batches_are_fetched_from_the_replay_buffer_in_order(
-    tmp_path: Path, redis_client: redis.Redis
+    tmp_path: Path, redis_server: EmbeddedRedis, redis_client: redis.Redis
 ) -> None:
     def withholding(symbol: str) -> Callable[[Publisher], None]:
         def script(pub: Publisher) -> None:
@@ -96,7 +95,7 @@ def test_withheld_batches_are_fetched_from_the_replay_buffer_in_order(
 
         return script
 
-    merger = _merger(tmp_path, redis_client, 2)
+    merger = _merger(tmp_path, redis_server.url, 2)
     shards = [Shard(tmp_path, 0, withholding("BTC-USDT")), Shard(tmp_path, 1, withholding("ETH-USDT"))]
     _run(merger, shards)
     assert _ids(redis_client, "md:trade:binance:BTC-USDT") == list(range(1, 501))
@@ -112,7 +111,9 @@ def test_withheld_batches_are_fetched_from_the_replay_buffer_in_order(
     assert not redis_client.exists("md:gaps")
 
 
-def test_batches_no_longer_in_the_replay_buffer_are_a_reported_gap(tmp_path: Path, redis_client: redis.Redis) -> None:
+def test_batches_no_longer_in_the_replay_buffer_are_a_reported_gap(
+    tmp_path: Path, redis_server: EmbeddedRedis, redis_client: redis.Redis
+) -> None:
     def script(pub: Publisher) -> None:
         for b in range(1, 101):  # 100 batches of 2 trades
             # batches 25..44 withheld; the shard answers the merger only after 10 more batches (20
@@ -122,7 +123,7 @@ def test_batches_no_longer_in_the_replay_buffer_are_a_reported_gap(tmp_path: Pat
                 pub.serve_repairs()
         pub.seq += 3  # three batches never existed: the end marker says 103
 
-    merger = _merger(tmp_path, redis_client, 1)
+    merger = _merger(tmp_path, redis_server.url, 1)
     shard = Shard(tmp_path, 0, script, replay_buffer=20)
     _run(merger, [shard])
     ids = _ids(redis_client, "md:trade:binance:BTC-USDT")
@@ -135,11 +136,12 @@ def test_batches_no_longer_in_the_replay_buffer_are_a_reported_gap(tmp_path: Pat
     assert {g["shard"] for g in gaps} == {"0"} and all(g["reason"] for g in gaps)
 
 
-def test_merger_without_repair_channel_still_writes_and_counts(tmp_path: Path, redis_client: redis.Redis) -> None:
+def test_merger_without_repair_channel_still_writes_and_counts(
+    tmp_path: Path, redis_server: EmbeddedRedis, redis_client: redis.Redis
+) -> None:
     endpoint = f"ipc://{tmp_path}/bus-0.sock"
     pub = Publisher(endpoint, 0)
-    url = url_of(redis_client)
-    merger = Merger([endpoint], redis.Redis.from_url(url), "md", 10_000, 100, 0.005)
+    merger = Merger([endpoint], redis.Redis.from_url(redis_server.url), "md", 10_000, 100, 0.005)
     thread = threading.Thread(target=merger.run, args=(10.0,))
     thread.start()
     assert pub.wait_for_subscriber(5.0)
@@ -155,13 +157,15 @@ def test_merger_without_repair_channel_still_writes_and_counts(tmp_path: Path, r
     assert redis_client.hgetall("md:checkpoint") == {b"0": f"{pub.epoch}:12:end".encode()}
 
 
-def test_a_new_run_after_a_clean_end_starts_afresh(tmp_path: Path, redis_client: redis.Redis) -> None:
+def test_a_new_run_after_a_clean_end_starts_afresh(
+    tmp_path: Path, redis_server: EmbeddedRedis, redis_client: redis.Redis
+) -> None:
     def script(pub: Publisher) -> None:
         for i in range(1, 51):
             pub.publish(_trade(i))
 
     for run in (1, 2):  # the second merger reads the first one's checkpoint: every shard had ended
-        merger = _merger(tmp_path, redis_client, 1)
+        merger = _merger(tmp_path, redis_server.url, 1)
         _run(merger, [Shard(tmp_path, 0, script)])
         st = merger.stats
         assert (st.restarts_seen, st.unended_epochs, st.lost, st.written) == (0, 0, 0, 50)
@@ -169,7 +173,7 @@ def test_a_new_run_after_a_clean_end_starts_afresh(tmp_path: Path, redis_client:
 
 
 def test_malformed_messages_are_counted_and_skipped_and_what_they_hid_is_repaired(
-    tmp_path: Path, redis_client: redis.Redis
+    tmp_path: Path, redis_server: EmbeddedRedis, redis_client: redis.Redis
 ) -> None:
     """Messages on the merger's topics that are not a batch or a control message: two frames (so the
     next message is read out of step), four frames with a short header, a short header, a body that
@@ -191,14 +195,14 @@ def test_malformed_messages_are_counted_and_skipped_and_what_they_hid_is_repaire
             pub.publish(_trade(i))
             pub.serve_repairs()
 
-    merger = _merger(tmp_path, redis_client, 1)
+    merger = _merger(tmp_path, redis_server.url, 1)
     _run(merger, [Shard(tmp_path, 0, script)])
     assert _ids(redis_client, "md:trade:binance:BTC-USDT") == list(range(1, 201))
     assert merger.stats.bad_frames >= 5
 
 
 def test_a_live_subscriber_gets_each_event_while_the_merger_gets_batches(
-    tmp_path: Path, redis_client: redis.Redis
+    tmp_path: Path, redis_server: EmbeddedRedis, redis_client: redis.Redis
 ) -> None:
     """Both complete, on real sockets: the subscriber one message per event with its topic (its
     prefix filter applied by ZeroMQ) and the header of the batch that carried it; Redis every event."""
@@ -215,7 +219,7 @@ def test_a_live_subscriber_gets_each_event_while_the_merger_gets_batches(
             pub.flush()
             pub.serve_repairs()
 
-    merger = _merger(tmp_path, redis_client, 1)
+    merger = _merger(tmp_path, redis_server.url, 1)
     shard = Shard(tmp_path, 0, script)
     with subscribe(shard.pub.endpoint, "trade.binance.ETH") as sub:
         _run(merger, [shard])

@@ -13,7 +13,6 @@ from pathlib import Path
 import multiprocess as mp
 import pytest
 import redis
-from conftest import url_of
 
 from bus.embedded_redis import EmbeddedRedis
 from bus.merger import Merger, run_merger
@@ -96,9 +95,9 @@ def _checkpoint_seq(client: redis.Redis) -> int:
 
 
 def test_a_killed_merger_resumes_from_its_checkpoint_with_no_loss_and_no_duplicate(
-    tmp_path: Path, redis_client: redis.Redis
+    tmp_path: Path, redis_server: EmbeddedRedis, redis_client: redis.Redis
 ) -> None:
-    url = url_of(redis_client)
+    url = redis_server.url
     shard = Shard(tmp_path, total=20_000)
     merger = _merger_process(tmp_path, url)
     assert shard.pub.wait_for_subscriber(30)

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 import redis
-from conftest import url_of
 
 from bus.embedded_redis import EmbeddedRedis, find_binary, free_port
 from bus.rediscall import ScriptCall, bulk
@@ -91,8 +90,10 @@ def test_a_redis_that_is_down_fails_the_call_at_once_and_a_later_call_connects(t
         server.stop()
 
 
-def test_a_reply_that_does_not_come_in_time_is_a_timeout_and_the_call_may_have_run(redis_client: redis.Redis) -> None:
-    url = url_of(redis_client)
+def test_a_reply_that_does_not_come_in_time_is_a_timeout_and_the_call_may_have_run(
+    redis_server: EmbeddedRedis, redis_client: redis.Redis
+) -> None:
+    url = redis_server.url
     call = ScriptCall(redis.Redis.from_url(url, socket_timeout=0.2), SCRIPT, ["l"])
     assert _push(call, b"a") == 1
     with pytest.raises(redis.TimeoutError):

@@ -14,10 +14,11 @@ from pathlib import Path
 
 import pytest
 import redis
-from conftest import ROOT, url_of
+from conftest import ROOT
 
 from bus import wire
 from bus.consumer import redis_url
+from bus.embedded_redis import EmbeddedRedis
 from ingest.book.book import OrderBook
 from ingest.errors import UserError
 from ingest.events import BookDelta, BookSnapshot
@@ -32,10 +33,12 @@ def _python(*args: str, **kw: object) -> subprocess.Popen[str]:
 
 
 @pytest.fixture
-def cluster(tmp_path: Path, redis_client: redis.Redis) -> Iterator[tuple[Path, subprocess.Popen[str]]]:
+def cluster(
+    tmp_path: Path, redis_server: EmbeddedRedis, redis_client: redis.Redis
+) -> Iterator[tuple[Path, subprocess.Popen[str]]]:
     """The cluster writes to the tests' Redis (it outlives the cluster: the group worker finishes
     the streams after the cluster stopped)."""
-    url = url_of(redis_client)
+    url = redis_server.url
     settings = tmp_path / "settings.toml"
     symbols = ", ".join(f'"{s}"' for s in SYMBOLS)
     settings.write_text(f"""

@@ -12,9 +12,9 @@ from typing import Any
 
 import orjson
 import redis
-from conftest import url_of
 from structlog.testing import capture_logs
 
+from bus.embedded_redis import EmbeddedRedis
 from ingest.settings import Settings, from_dict
 from shards.supervisor import Child, Cluster
 
@@ -50,8 +50,10 @@ def _live_and_beat(heartbeat: Any) -> None:
         time.sleep(0.05)
 
 
-def test_a_hung_worker_is_killed_and_restarted(tmp_path: Path, redis_client: redis.Redis) -> None:
-    url = url_of(redis_client)
+def test_a_hung_worker_is_killed_and_restarted(
+    tmp_path: Path, redis_server: EmbeddedRedis, redis_client: redis.Redis
+) -> None:
+    url = redis_server.url
     with Cluster(_settings(tmp_path, url)) as cluster:
         cluster.start()
         worker = cluster.workers[0]
@@ -107,8 +109,10 @@ def test_a_dead_embedded_redis_is_started_again_with_its_data(tmp_path: Path) ->
         cluster.close()
 
 
-def test_the_start_warns_when_full_streams_would_not_fit_in_redis(tmp_path: Path, redis_client: redis.Redis) -> None:
-    cluster = Cluster(_settings(tmp_path, url_of(redis_client)))
+def test_the_start_warns_when_full_streams_would_not_fit_in_redis(
+    tmp_path: Path, redis_server: EmbeddedRedis, redis_client: redis.Redis
+) -> None:
+    cluster = Cluster(_settings(tmp_path, redis_server.url))
     with capture_logs() as logs:
         assert cluster.check_redis_memory() is None  # 1 symbol: 5 streams of 100k entries, ~65 MB
     assert [(e["event"], e["streams"], e["maxlen"]) for e in logs] == [("redis streams bounded", 5, 100_000)]
