@@ -47,6 +47,22 @@ def _shards(v: int | str) -> str | None:
     return 'must be "auto" or a whole number from 1 to 256'
 
 
+def auto_shards(cpus: int) -> int:
+    """``cluster.shards = "auto"``: a shard per core but one, which the merger and Redis need.
+
+    On 2 cores one shard carried as much as two at full load and cost a quarter less CPU per message at
+    10k and 20k msgs/s: the second shard had no core of its own (BENCHMARKS.md, session 12)."""
+    return max(1, cpus - 1)
+
+
+def usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity: a container's or ``taskset``'s share), else all."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not on Linux
+        return os.cpu_count() or 1
+
+
 def _endpoint(v: str) -> str | None:
     if not v.startswith(("ipc://", "tcp://")):
         return "must start with ipc:// or tcp://"
@@ -63,7 +79,10 @@ def _redis_url(v: str) -> str | None:
 
 @dataclass(frozen=True)
 class ClusterSettings:
-    shards: int | str = _opt("auto", 'Worker processes: "auto" (one per core) or a number.', _shards)
+    shards: int | str = _opt(
+        "auto", 'Worker processes: "auto" (one per core, less one for the merger and Redis; at least 1) or a number.',
+        _shards,
+    )
     var_dir: str = _opt("var", "Runtime files (sockets, embedded Redis data, logs), relative to the settings file.")
     bus_endpoint: str = _opt(
         "ipc://{var}/bus-{shard}.sock",
@@ -243,7 +262,7 @@ class Settings:
 
     def shard_count(self) -> int:
         s = self.cluster.shards
-        return (os.cpu_count() or 1) if s == "auto" else int(s)
+        return auto_shards(usable_cpus()) if s == "auto" else int(s)
 
     def bus_endpoints(self) -> list[str]:
         return [self.bus_endpoint(i) for i in range(self.shard_count())]

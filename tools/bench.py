@@ -91,7 +91,7 @@ def bench_settings(args: argparse.Namespace) -> Settings:
     """The bench's own settings: nothing read from settings.toml, runtime files under ``--var-dir``,
     then the ``-s KEY=VALUE`` overrides."""
     raw: dict[str, Any] = {
-        "cluster": {"shards": args.shards, "var_dir": str(Path(args.var_dir).resolve())},
+        "cluster": {"shards": args.shards or "auto", "var_dir": str(Path(args.var_dir).resolve())},
         "simulator": {"rate": args.rate, "seed": args.seed},
         "log": {"level": "warning"},
         "redis": {"maxlen": BENCH_MAXLEN},

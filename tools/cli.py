@@ -13,7 +13,7 @@ from ingest.errors import UserError
 
 DESCRIPTION = """\
 Market-data ingestion cluster: exchange WebSocket feeds -> correct order books -> a ZeroMQ bus ->
-Redis Streams, one worker process per core, with proof that nothing was lost.
+Redis Streams, a worker process per core, with proof that nothing was lost.
 
 Try it with no exchange account and no network:
   ingest run --simulate --duration 30 --verify   run against the built-in exchange simulator
@@ -39,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser(
         "run",
         help="run the cluster: shards, merger, Redis",
-        description="Start Redis (embedded by default), the merger and one shard per core; supervise them "
+        description="Start Redis (embedded by default), the merger and a shard per core but one; supervise them "
         "until stopped (Ctrl-C or SIGTERM drain everything received into Redis first).",
     )
     _settings_arg(run)
@@ -133,7 +133,10 @@ def _bench_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "--warmup", type=_positive_float, default=5.0, metavar="S",
         help="first seconds left out of the measurement (default: 5)",
     )  # fmt: skip
-    bench.add_argument("--shards", type=_positive_int, default=2, metavar="N", help="worker processes (default: 2)")
+    bench.add_argument(
+        "--shards", type=_positive_int, metavar="N",
+        help='worker processes (default: cluster.shards "auto", one per core less one: 1 on 2 cores)',
+    )  # fmt: skip
     bench.add_argument(
         "--msgs-per-s", type=_positive_float, default=10_000.0, metavar="M",
         help="messages per second the simulator sends (default: 10000). The market is built from the seed before "

@@ -1,12 +1,13 @@
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 from conftest import ROOT
 
 from ingest.errors import SettingsError
-from ingest.settings import Settings, dump, from_dict, load, reference
+from ingest.settings import Settings, auto_shards, dump, from_dict, load, reference, usable_cpus
 
 FEED = '[[feeds]]\nexchange = "binance"\nsymbols = ["BTC-USDT"]\n'
 
@@ -30,6 +31,18 @@ def test_defaults_and_types(tmp_path: Path) -> None:
     assert s.feeds[0].channels == ("trades", "book")
     assert s.var_path == (tmp_path / "var").resolve()
     assert s.bus_endpoints() == [f"ipc://{tmp_path.resolve()}/var/bus-{i}.sock" for i in range(2)]
+
+
+@pytest.mark.parametrize(("cpus", "shards"), [(1, 1), (2, 1), (3, 2), (8, 7), (64, 63)])
+def test_auto_is_a_shard_per_core_less_one_for_the_merger_and_redis(cpus: int, shards: int) -> None:
+    assert auto_shards(cpus) == shards
+
+
+def test_auto_counts_the_cpus_this_process_may_use(tmp_path: Path) -> None:
+    s = load(_write(tmp_path, FEED))
+    assert s.cluster.shards == "auto"
+    assert s.shard_count() == auto_shards(usable_cpus())
+    assert 1 <= usable_cpus() <= (os.cpu_count() or 1)
 
 
 @pytest.mark.parametrize(
