@@ -13,7 +13,8 @@ from ingest.errors import UserError
 
 DESCRIPTION = """\
 Market-data ingestion cluster: exchange WebSocket feeds -> correct order books -> a ZeroMQ bus ->
-Redis Streams, a worker process per core, with proof that nothing was lost.
+Redis Streams, a worker process per core (less one, for the merger and Redis), with proof that
+nothing was lost.
 
 Try it with no exchange account and no network:
   ingest run --simulate --duration 30 --verify   run against the built-in exchange simulator
