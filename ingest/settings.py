@@ -264,6 +264,14 @@ class Settings:
         s = self.cluster.shards
         return auto_shards(usable_cpus()) if s == "auto" else int(s)
 
+    def shards_summary(self) -> str:
+        """``"3 shards"``; for ``"auto"`` also why (``"1 shard (auto: 2 CPUs, one left for the merger and Redis)"``)."""
+        n = self.shard_count()
+        text = f"{n} shard{'s' if n != 1 else ''}"
+        if self.cluster.shards == "auto":
+            text += f" (auto: {usable_cpus()} CPUs, one left for the merger and Redis)"
+        return text
+
     def bus_endpoints(self) -> list[str]:
         return [self.bus_endpoint(i) for i in range(self.shard_count())]
 

@@ -141,7 +141,7 @@ def bench(args: argparse.Namespace) -> int:
     pace = "live model" if replay is None else "max speed" if args.max_speed else f"{args.msgs_per_s:g} msgs/s"
     say(
         f"# bench: {args.exchange} {args.symbols} symbols x {args.rate:g} events/s ({pace}), "
-        f"{settings.shard_count()} shards, {args.duration:g}s ({args.warmup:g}s warm-up), seed {args.seed}"
+        f"{settings.shards_summary()}, {args.duration:g}s ({args.warmup:g}s warm-up), seed {args.seed}"
     )
     result = run_ours(settings, args.duration, args.warmup, say, rss_every=getattr(args, "rss_every", 0.0),
                       replay=replay)  # fmt: skip

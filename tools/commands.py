@@ -52,7 +52,7 @@ def check_config(args: argparse.Namespace) -> int:
     sys.stdout.write(dump(settings))
     print(
         f"# ok: {len(settings.feeds)} feeds, {sum(len(f.symbols) for f in settings.feeds)} symbols, "
-        f"{settings.shard_count()} shards; {memory_summary(settings.stream_count(), settings.redis.maxlen)}",
+        f"{settings.shards_summary()}; {memory_summary(settings.stream_count(), settings.redis.maxlen)}",
         file=sys.stderr,
     )
     return 0

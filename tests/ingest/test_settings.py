@@ -43,6 +43,11 @@ def test_auto_counts_the_cpus_this_process_may_use(tmp_path: Path) -> None:
     assert s.cluster.shards == "auto"
     assert s.shard_count() == auto_shards(usable_cpus())
     assert 1 <= usable_cpus() <= (os.cpu_count() or 1)
+    n = auto_shards(usable_cpus())
+    assert s.shards_summary() == (f"{n} shard{'s' if n != 1 else ''} (auto: {usable_cpus()} CPUs, one left for the "
+                                  "merger and Redis)")  # fmt: skip
+    assert load(_write(tmp_path, "[cluster]\nshards = 1\n" + FEED)).shards_summary() == "1 shard"
+    assert load(_write(tmp_path, "[cluster]\nshards = 3\n" + FEED)).shards_summary() == "3 shards"
 
 
 @pytest.mark.parametrize(
