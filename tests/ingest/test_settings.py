@@ -38,14 +38,18 @@ def test_auto_is_a_shard_per_core_less_one_for_the_merger_and_redis(cpus: int, s
     assert auto_shards(cpus) == shards
 
 
-def test_auto_counts_the_cpus_this_process_may_use(tmp_path: Path) -> None:
+def test_auto_counts_the_cpus_this_process_may_use(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     s = load(_write(tmp_path, FEED))
     assert s.cluster.shards == "auto"
-    assert s.shard_count() == auto_shards(usable_cpus())
-    assert 1 <= usable_cpus() <= (os.cpu_count() or 1)
-    n = auto_shards(usable_cpus())
-    assert s.shards_summary() == (f"{n} shard{'s' if n != 1 else ''} (auto: {usable_cpus()} CPUs, one left for the "
-                                  "merger and Redis)")  # fmt: skip
+    if hasattr(os, "sched_getaffinity"):
+        assert usable_cpus() == len(os.sched_getaffinity(0))
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: {0, 1, 2, 3}, raising=False)  # a 4-CPU cpuset
+    assert usable_cpus() == 4
+    assert s.shard_count() == 3
+    assert s.bus_endpoints() == [f"ipc://{tmp_path.resolve()}/var/bus-{i}.sock" for i in range(3)]
+    assert s.shards_summary() == "3 shards (auto: 4 CPUs, one left for the merger and Redis)"
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: {0, 1}, raising=False)
+    assert s.shards_summary() == "1 shard (auto: 2 CPUs, one left for the merger and Redis)"
     assert load(_write(tmp_path, "[cluster]\nshards = 1\n" + FEED)).shards_summary() == "1 shard"
     assert load(_write(tmp_path, "[cluster]\nshards = 3\n" + FEED)).shards_summary() == "3 shards"
 
