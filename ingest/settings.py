@@ -55,6 +55,10 @@ def auto_shards(cpus: int) -> int:
     return max(1, cpus - 1)
 
 
+def _shards_text(n: int) -> str:
+    return f"{n} shard{'s' if n != 1 else ''}"
+
+
 def usable_cpus() -> int:
     """The CPUs this process may run on (its affinity: a container's or ``taskset``'s share), else all."""
     try:
@@ -266,11 +270,10 @@ class Settings:
 
     def shards_summary(self) -> str:
         """``"3 shards"``; for ``"auto"`` also why (``"1 shard (auto: 2 CPUs, one left for the merger and Redis)"``)."""
-        n = self.shard_count()
-        text = f"{n} shard{'s' if n != 1 else ''}"
-        if self.cluster.shards == "auto":
-            text += f" (auto: {usable_cpus()} CPUs, one left for the merger and Redis)"
-        return text
+        if self.cluster.shards != "auto":
+            return _shards_text(int(self.cluster.shards))
+        cpus = usable_cpus()
+        return f"{_shards_text(auto_shards(cpus))} (auto: {cpus} CPUs, one left for the merger and Redis)"
 
     def bus_endpoints(self) -> list[str]:
         return [self.bus_endpoint(i) for i in range(self.shard_count())]
