@@ -44,6 +44,7 @@ from bus import wire
 from bus.outbox import Entry, Outbox, gap_body
 from bus.repair import RepairClient
 from bus.report import Reporter, usage
+from bus.sched import batch_io_threads
 from bus.sequencer import Effects, Sequencer
 from bus.streams import StreamWriter, entry, read_checkpoint
 from ingest import logs
@@ -385,6 +386,7 @@ def run_merger(
     reports go to ``telemetry_endpoint`` (if any) every ``telemetry_interval`` seconds."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when we stop
     logs.configure(log_level, log_format, process="merger")
+    batch_io_threads(zmq.Context.instance())  # before the first socket starts them
     # Timeouts: a Redis that hangs must not hang the merger (which would stop reading and beating).
     client = redis.Redis.from_url(redis_url, socket_timeout=5.0, socket_connect_timeout=2.0)
     merger = Merger(

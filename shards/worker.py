@@ -28,10 +28,12 @@ from typing import Any, cast
 
 import redis
 import structlog
+import zmq
 
 from bus import wire
 from bus.publisher import Publisher
 from bus.report import Reporter
+from bus.sched import batch_io_threads
 from ingest import logs
 from ingest.clock import now_ns
 from ingest.events import Event, Trade
@@ -252,6 +254,7 @@ def run_worker(
     backfills the trades it missed while it was down."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the parent, which drains us
     logs.configure(settings.log.level, settings.log.format, shard=shard)
+    batch_io_threads(zmq.Context.instance())  # before the first socket starts them
     try:
         import uvloop
 
