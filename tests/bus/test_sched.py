@@ -1,46 +1,50 @@
-"""`bus.sched`: the I/O threads of a context really run under SCHED_BATCH, the caller's thread is left as it was."""
+"""`bus.sched`: the I/O threads of a context really run under SCHED_BATCH, the caller's thread is left as it was.
+
+Each case runs in a fresh interpreter, so that the only ZeroMQ threads in it are those of the context under test."""
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
 import sys
-from pathlib import Path
 
 import pytest
-import zmq
-
-from bus.sched import batch_io_threads
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="scheduling policies are Linux's")
 
+_PROBE = """
+import json, os, sys, time
+from pathlib import Path
+import zmq
+from bus.sched import batch_io_threads
 
-def _io_threads() -> set[int]:
-    return {int(t.name) for t in Path("/proc/self/task").iterdir()
-            if (t / "comm").read_text().startswith("ZMQbg/IO")}  # fmt: skip
+ctx = zmq.Context()
+asked = batch_io_threads(ctx) if sys.argv[1] == "batch" else False
+sock = ctx.socket(zmq.PUB)  # the first socket starts the context's threads
+sock.bind("tcp://127.0.0.1:*")
+deadline = time.monotonic() + 10
+while True:  # a thread names itself once it runs
+    io = [int(t.name) for t in Path("/proc/self/task").iterdir() if (t / "comm").read_text().startswith("ZMQbg/IO")]
+    if io or time.monotonic() > deadline:
+        break
+    time.sleep(0.01)
+policies = [os.sched_getscheduler(tid) for tid in io]
+print(json.dumps({"asked": asked, "io": policies, "caller": os.sched_getscheduler(0)}))
+sock.close(linger=0)
+ctx.term()
+"""
 
 
-def _policies_of_new_io_threads(batch: bool) -> list[int]:
-    before = _io_threads()
-    ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
-    try:
-        if batch:
-            assert batch_io_threads(ctx)
-        sock = ctx.socket(zmq.PUB)  # the first socket starts the context's threads
-        sock.bind("tcp://127.0.0.1:*")
-        new = _io_threads() - before
-        assert new
-        policies = [os.sched_getscheduler(tid) for tid in sorted(new)]
-        sock.close(linger=0)
-    finally:
-        ctx.term()
-    return policies
+def _probe(mode: str) -> dict[str, object]:
+    out = subprocess.run([sys.executable, "-c", _PROBE, mode], capture_output=True, text=True, timeout=60, check=True)
+    result: dict[str, object] = json.loads(out.stdout)
+    return result
 
 
-def test_the_io_threads_of_the_context_run_under_sched_batch() -> None:
-    main_policy = os.sched_getscheduler(0)
-    assert _policies_of_new_io_threads(batch=True) == [os.SCHED_BATCH]
-    assert os.sched_getscheduler(0) == main_policy  # the probe on the calling thread was undone
+def test_the_io_threads_of_the_context_run_under_sched_batch_and_the_caller_is_left_as_it_was() -> None:
+    assert _probe("batch") == {"asked": True, "io": [os.SCHED_BATCH], "caller": os.SCHED_OTHER}
 
 
 def test_without_it_they_run_under_the_normal_policy() -> None:
-    assert _policies_of_new_io_threads(batch=False) == [os.SCHED_OTHER]
+    assert _probe("normal") == {"asked": False, "io": [os.SCHED_OTHER], "caller": os.SCHED_OTHER}
