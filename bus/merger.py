@@ -20,11 +20,7 @@ A frame here is a batch: the sequence numbers, holes, repairs and checkpoint cou
   on a busy bus writes are at least ``batch_interval`` apart (the merger sleeps out the rest of the
   interval after a write, then reads whatever the bus holds), so a write carries what arrived since
   the last one and a partial batch waits at most ``batch_interval``. ``batch_size`` (events) bounds
-  one write. Where the shards' batches come further apart than that (one shard at 10k msgs/s sends
-  one every ~2 ms), sleeping out the interval would only add a wake-up before the wait for the next
-  batch: there the merger waits for the batch itself, and sleeps out the rest of the interval only
-  if it came early after all (`step`). With nothing to write, it wakes only for the bus, a repair
-  answer, or every `IDLE_WAIT_S` for its chores (heartbeat, reports, repair timeouts, a stop).
+  one write.
 
 On SIGTERM the merger drains: it keeps reading until every shard it was told about has sent its end
 marker and every frame up to it is accounted for (or ``drain_timeout`` passes), writes everything,
@@ -57,11 +53,6 @@ from ingest.errors import DecodeError
 log = structlog.get_logger("merger")
 
 REPORT_EVERY_S = 5.0
-# The longest wait for the bus with nothing to write: the heartbeat (every half `heartbeat_interval`),
-# the reports, the repair timeouts and a stop request need the loop no more often than this.
-IDLE_WAIT_S = 0.05
-# A poll for the bus that returned later than this after the write's interval ended found it quiet.
-QUIET_S = 0.0002
 REPAIR_TIMEOUT_S = 3.0
 REPAIR_ATTEMPTS = 3
 
@@ -141,8 +132,6 @@ class Merger:
         self._beat_interval = beat_interval
         self._last_beat = 0.0
         self._next_write = 0.0  # a write before this waits (see `step`)
-        self._sparse = False  # the bus was quiet when the last interval ended: wait for a batch, not the interval
-        self._idle_wait = min(IDLE_WAIT_S, beat_interval)
         self._resume_errors = 0
         self._unwritten = 0
         self.reporter = reporter
@@ -223,28 +212,20 @@ class Merger:
                 "batch_sizes": ob.batch_sizes, "write_ns": ob.write_ns, "lag_ns": ob.lag_ns}  # fmt: skip
 
     def step(self) -> int:
-        """Wait for batches or answers (with nothing to write, at most `IDLE_WAIT_S`), take them in,
-        write what is ready; returns the number of events read off the bus.
-
-        Less than ``batch_interval`` after a write, the next one waits for the rest of the interval,
-        so a busy bus gathers one write's worth per wake instead of waking (and writing) per shard
-        message; after a quiet spell an event is written at once. How it waits depends on what the
-        last interval's end found: batches waiting (a busy bus) and it sleeps out the interval, then
-        reads; nothing yet (a sparse bus) and it waits for the next batch, which is then written at
-        once if the interval has passed, or after sleeping out the rest of it (the bus is busy
-        again). A sparse bus thus costs one wake-up a batch, not two."""
+        """Wait (at most ``batch_interval``) for batches or answers, take them in, write what is ready;
+        returns the number of events read off the bus. Less than ``batch_interval`` after a write,
+        it first sleeps out the rest of that interval, so a busy bus gathers one write's worth per
+        wake instead of waking (and writing) per shard message; after a quiet spell an event is
+        written at once."""
         self.beat()
         now = time.monotonic()
-        hold = self._next_write - now
-        if hold > 0 and not self._sparse:
+        if (hold := self._next_write - now) > 0:
             time.sleep(hold)
             now = time.monotonic()
-        timeout = self._idle_wait
+        timeout = self.batch_interval
         if self.outbox.queue:
-            timeout = min(self.batch_interval, self.outbox.wait_s(now))
+            timeout = min(timeout, self.outbox.wait_s(now))
         events = dict(self.poller.poll(max(1, int(timeout * 1000))))
-        if hold > 0:
-            self._pace(now, bool(events))
         got = self._read_bus() if self.sock in events else 0
         fx = Effects()
         for shard, s in enumerate(self.repair.socks):
@@ -264,18 +245,6 @@ class Merger:
             self._next_write = now + self.batch_interval
         self._sync_outbox_stats()
         return got
-
-    def _pace(self, polled_at: float, woken: bool) -> None:
-        """After a poll that began inside a write's interval (at ``polled_at``): on a sparse bus,
-        a batch that came before the interval's end waits for it (and the bus counts as busy); on a
-        busy bus, a poll that had to wait for a batch after sleeping out the interval makes it sparse."""
-        now = time.monotonic()
-        if self._sparse:
-            if woken and now < self._next_write:
-                self._sparse = False
-                time.sleep(self._next_write - now)
-        elif now - polled_at > QUIET_S:
-            self._sparse = True
 
     def _read_bus(self) -> int:
         """What the bus has now, up to a few writes' worth of events, without waiting; returns the

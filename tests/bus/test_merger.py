@@ -231,35 +231,3 @@ def test_a_live_subscriber_gets_each_event_while_the_merger_gets_batches(
     assert _ids(redis_client, "md:trade:binance:BTC-USDT") == list(range(1, 401, 2))
     assert merger.stats.written == 400 and merger.stats.bad_frames == 0
     assert redis_client.hget("md:checkpoint", "0") == f"{shard.pub.epoch}:40:end".encode()
-
-
-def test_batches_that_come_within_a_writes_interval_share_the_next_write_on_a_busy_and_on_a_quiet_bus(
-    tmp_path: Path, redis_server: EmbeddedRedis, redis_client: redis.Redis
-) -> None:
-    endpoint = f"ipc://{tmp_path}/bus-0.sock"
-    pub = Publisher(endpoint, 0)
-    merger = Merger([endpoint], redis.Redis.from_url(redis_server.url), "md", 10_000, 100, 0.5)
-    assert pub.wait_for_subscriber(5.0)
-
-    def step_until_written(n: int) -> None:
-        deadline = time.monotonic() + 10
-        while merger.stats.written < n and time.monotonic() < deadline:
-            merger.step()
-
-    pub.publish(_trade(1))  # after a quiet spell: written as soon as it is read
-    step_until_written(1)
-    assert merger.stats.batches == 1
-    pub.publish(_trade(2))  # two batches inside the write's interval: one write once it has passed
-    pub.publish(_trade(3))
-    step_until_written(3)
-    assert merger.stats.batches == 2
-    merger.step()  # nothing comes: the bus is quiet at the interval's end
-    pub.publish(_trade(4))
-    step_until_written(4)
-    assert merger.stats.batches == 3
-    pub.publish(_trade(5))  # the first batch inside the interval, on a quiet bus, waits for a second
-    threading.Timer(0.1, pub.publish, (_trade(6),)).start()
-    step_until_written(6)
-    assert merger.stats.batches == 4
-    assert _ids(redis_client, "md:trade:binance:BTC-USDT") == list(range(1, 7))
-    pub.close(1.0)
