@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import os
 import socket
 import time
 import urllib.error
@@ -67,6 +68,11 @@ def _samples(text: str) -> dict[str, float]:
     return out
 
 
+def _io_thread_policies(pid: int) -> list[int]:
+    tasks = Path(f"/proc/{pid}/task").iterdir()
+    return [os.sched_getscheduler(int(t.name)) for t in tasks if (t / "comm").read_text().startswith("ZMQbg/IO")]
+
+
 def _until(cluster: Cluster, cond: Callable[[], bool], timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     cluster.supervise(lambda: cond() or time.monotonic() > deadline, tick=0.1)
@@ -116,6 +122,8 @@ def test_metrics_ready_health_and_status_on_a_live_cluster(tmp_path: Path) -> No
             assert status["version"] == 1 and status["ready"] is True and status["not_ready"] == []
             assert [p["name"] for p in status["processes"]] == ["parent", "merger", "shard-0", "shard-1"]
             assert all(p["alive"] and p["pid"] and p["report_age_s"] < 1.0 for p in status["processes"])
+            for p in status["processes"][1:]:  # the merger's and the shards' ZeroMQ I/O threads (`bus.sched`)
+                assert _io_thread_policies(p["pid"]) == [os.SCHED_BATCH], p["name"]
             assert status["merger"]["redis_up"] is True and status["merger"]["entries_per_s"] > 0
             assert status["merger"]["lag_p50_ms"] is not None and status["merger"]["write_p99_ms"] is not None
             feeds = {(f["exchange"], f["symbol"]): f for f in status["feeds"]}
