@@ -15,8 +15,11 @@ then put back as it was). It must be asked for before the context's first socket
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import zmq
+
+IO_THREAD_NAME = "ZMQbg/IO"  # how libzmq names its I/O threads (``/proc/<pid>/task/<tid>/comm``)
 
 
 def batch_io_threads(ctx: zmq.Context[zmq.Socket[bytes]]) -> bool:
@@ -32,3 +35,9 @@ def batch_io_threads(ctx: zmq.Context[zmq.Socket[bytes]]) -> bool:
         return False
     ctx.set(zmq.THREAD_SCHED_POLICY, policy)
     return True
+
+
+def io_thread_policies(pid: int) -> list[int]:
+    """The scheduling policy of each ZeroMQ I/O thread of process ``pid`` (Linux), to check the above."""
+    tasks = Path(f"/proc/{pid}/task").iterdir()
+    return [os.sched_getscheduler(int(t.name)) for t in tasks if (t / "comm").read_text().startswith(IO_THREAD_NAME)]

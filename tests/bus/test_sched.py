@@ -15,21 +15,16 @@ pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="sc
 
 _PROBE = """
 import json, os, sys, time
-from pathlib import Path
 import zmq
-from bus.sched import batch_io_threads
+from bus.sched import batch_io_threads, io_thread_policies
 
 ctx = zmq.Context()
 asked = batch_io_threads(ctx) if sys.argv[1] == "batch" else False
 sock = ctx.socket(zmq.PUB)  # the first socket starts the context's threads
 sock.bind("tcp://127.0.0.1:*")
 deadline = time.monotonic() + 10
-while True:  # a thread names itself once it runs
-    io = [int(t.name) for t in Path("/proc/self/task").iterdir() if (t / "comm").read_text().startswith("ZMQbg/IO")]
-    if io or time.monotonic() > deadline:
-        break
-    time.sleep(0.01)
-policies = [os.sched_getscheduler(tid) for tid in io]
+while not (policies := io_thread_policies(os.getpid())) and time.monotonic() < deadline:
+    time.sleep(0.01)  # a thread names itself once it runs
 print(json.dumps({"asked": asked, "io": policies, "caller": os.sched_getscheduler(0)}))
 sock.close(linger=0)
 ctx.term()

@@ -18,6 +18,7 @@ from typing import Any
 import orjson
 import pytest
 
+from bus.sched import io_thread_policies
 from ingest.errors import UserError
 from ingest.settings import MetricsSettings, Settings, from_dict
 from shards.endpoint import MetricsEndpoint
@@ -66,11 +67,6 @@ def _samples(text: str) -> dict[str, float]:
             key, value = line.rsplit(" ", 1)
             out[key] = float(value)
     return out
-
-
-def _io_thread_policies(pid: int) -> list[int]:
-    tasks = Path(f"/proc/{pid}/task").iterdir()
-    return [os.sched_getscheduler(int(t.name)) for t in tasks if (t / "comm").read_text().startswith("ZMQbg/IO")]
 
 
 def _until(cluster: Cluster, cond: Callable[[], bool], timeout: float = 30.0) -> None:
@@ -123,7 +119,7 @@ def test_metrics_ready_health_and_status_on_a_live_cluster(tmp_path: Path) -> No
             assert [p["name"] for p in status["processes"]] == ["parent", "merger", "shard-0", "shard-1"]
             assert all(p["alive"] and p["pid"] and p["report_age_s"] < 1.0 for p in status["processes"])
             for p in status["processes"][1:]:  # the merger's and the shards' ZeroMQ I/O threads (`bus.sched`)
-                assert _io_thread_policies(p["pid"]) == [os.SCHED_BATCH], p["name"]
+                assert io_thread_policies(p["pid"]) == [os.SCHED_BATCH], p["name"]
             assert status["merger"]["redis_up"] is True and status["merger"]["entries_per_s"] > 0
             assert status["merger"]["lag_p50_ms"] is not None and status["merger"]["write_p99_ms"] is not None
             feeds = {(f["exchange"], f["symbol"]): f for f in status["feeds"]}
