@@ -20,8 +20,7 @@ A frame here is a batch: the sequence numbers, holes, repairs and checkpoint cou
   on a busy bus writes are at least ``batch_interval`` apart (the merger sleeps out the rest of the
   interval after a write, then reads whatever the bus holds), so a write carries what arrived since
   the last one and a partial batch waits at most ``batch_interval``. ``batch_size`` (events) bounds
-  one write; with a backlog, the next write goes as soon as Redis has answered the last one. The
-  merger never waits for Redis's reply: one write is in flight while it reads the bus (`bus.outbox`).
+  one write.
 
 On SIGTERM the merger drains: it keeps reading until every shard it was told about has sent its end
 marker and every frame up to it is accounted for (or ``drain_timeout`` passes), writes everything,
@@ -213,29 +212,20 @@ class Merger:
                 "batch_sizes": ob.batch_sizes, "write_ns": ob.write_ns, "lag_ns": ob.lag_ns}  # fmt: skip
 
     def step(self) -> int:
-        """Wait (at most ``batch_interval``) for batches, answers or Redis's reply, take them in, send
-        the next write when it is due; returns the number of events read off the bus. Less than
-        ``batch_interval`` after a write was sent, it first sleeps out the rest of that interval
-        (unless a full write is waiting), so a busy bus gathers one write's worth per wake instead of
-        waking (and writing) per shard message; after a quiet spell an event is written at once.
-        Redis's reply is read at the next wake that finds it there, not waited for."""
+        """Wait (at most ``batch_interval``) for batches or answers, take them in, write what is ready;
+        returns the number of events read off the bus. Less than ``batch_interval`` after a write,
+        it first sleeps out the rest of that interval, so a busy bus gathers one write's worth per
+        wake instead of waking (and writing) per shard message; after a quiet spell an event is
+        written at once."""
         self.beat()
-        ob = self.outbox
         now = time.monotonic()
-        if (hold := self._next_write - now) > 0 and not ob.full():
+        if (hold := self._next_write - now) > 0:
             time.sleep(hold)
             now = time.monotonic()
         timeout = self.batch_interval
-        if (wait := ob.wait_s(now)) is not None:
-            timeout = min(timeout, wait)
-        reply = ob.writer.call.fileno() if ob.in_flight else None  # readable: the write in flight is done
-        if reply is not None:
-            self.poller.register(reply, zmq.POLLIN)
-        try:
-            events = dict(self.poller.poll(max(1, int(timeout * 1000))))
-        finally:
-            if reply is not None:
-                self.poller.unregister(reply)
+        if self.outbox.queue:
+            timeout = min(timeout, self.outbox.wait_s(now))
+        events = dict(self.poller.poll(max(1, int(timeout * 1000))))
         got = self._read_bus() if self.sock in events else 0
         fx = Effects()
         for shard, s in enumerate(self.repair.socks):
@@ -250,11 +240,8 @@ class Merger:
         for shard in self.repair.expired(now):
             self.sequencer.give_up(shard, "the shard did not answer the repair request", fx)
         self._apply(fx)
-        if reply is not None and reply in events:
-            ob.finish()
-        ob.expire(now)
-        if ob.ready(now) and (now >= self._next_write or ob.full()):
-            ob.send()
+        if self.outbox.ready(now):
+            self.outbox.flush(now, budget_s=0.02)
             self._next_write = now + self.batch_interval
         self._sync_outbox_stats()
         return got

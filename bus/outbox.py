@@ -10,16 +10,12 @@ batches are dropped whole, and never silently: each shard's dropped range of bat
 number of events are counted, logged and written to the ``{prefix}:gaps`` stream ahead of the
 entries that follow it.
 
-One write is in flight at a time, and the merger does not wait for it: `send` sends it, `finish`
-reads Redis's reply once the merger's poll finds it there, and what arrives meanwhile goes into the
-next write. A write whose outcome is unknown (the connection broke after Redis ran the script, or
-the reply did not come within the connection's timeout) is sent again unchanged; the script sees
-that its checkpoint is already in place and writes nothing twice (`bus.streams`).
+A write whose outcome is unknown (the connection broke after Redis ran the script) is retried; the
+script sees that its checkpoint is already in place and writes nothing twice (`bus.streams`).
 
-For the metrics, each committed write is counted once (not per entry): its size, how long it took
-from its sending to its commit, and the receive-to-commit lag of the first event of its oldest
-batch, whose ``ts_recv`` alone is read from its body (histograms of `bus.meter`). The commit time is
-Redis's clock, returned by the script, bounded by the merger's clock when the reply was read.
+For the metrics, each committed batch is counted once (not per entry): its size, how long its write
+took, and the receive-to-Redis lag of the first event of its oldest batch, whose ``ts_recv`` alone is
+read from its body (histograms of `bus.meter`).
 """
 
 from __future__ import annotations
@@ -55,17 +51,6 @@ class Entry:
 
 
 @dataclass
-class _Write:
-    """A write: the first ``entries`` entries of the queue (``events`` events), packed."""
-
-    command: bytes
-    entries: int
-    events: int
-    first_ts: int | None  # the ``ts_recv`` of its first frame (the lag metric)
-    sent_ns: int = 0  # when it was last sent, wall clock
-
-
-@dataclass
 class _Dropped:
     epoch: int
     first: int
@@ -92,10 +77,7 @@ class Outbox:
         self.outages = 0
         self._dropped_ranges: dict[int, _Dropped] = {}
         self._retry_at = 0.0
-        # The write sent and not known to be in Redis: in flight, or failed and to be sent again unchanged
-        # (its write may have landed with only the reply lost; only the same checkpoint lets the script
-        # recognise it). Its entries stay at the head of the queue until it lands.
-        self._write: _Write | None = None
+        self._retry_size = 0  # entries of the batch whose write failed (0: none pending)
         self._delay = 0.05
         self._down_since = 0.0
         self._last_outage_log = 0.0
@@ -112,90 +94,57 @@ class Outbox:
         if self.events > self.limit:
             self._drop_oldest()
 
-    @property
-    def in_flight(self) -> bool:
-        """A write was sent and its reply not read yet."""
-        return self.writer.call.waiting
-
     def ready(self, now: float) -> bool:
-        """Something to write, no write in flight and no back-off pending."""
-        return bool(self.queue) and not self.in_flight and now >= self._retry_at
+        """Something to write and no back-off pending."""
+        return bool(self.queue) and now >= self._retry_at
 
-    def full(self) -> bool:
-        """At least ``batch_size`` events wait to be sent (a backlog: no reason to wait for more)."""
-        return self.events - (self._write.events if self._write is not None else 0) >= self.batch_size
-
-    def wait_s(self, now: float) -> float | None:
-        """How long until `ready`, unless something arrives first; None: only an arrival (an entry, a
-        reply) makes it ready."""
-        if not self.queue or self.in_flight:
-            return None
+    def wait_s(self, now: float) -> float:
         return max(0.0, self._retry_at - now)
 
-    def send(self) -> bool:
-        """Send the next write without waiting for Redis (`finish` reads its outcome); False if it
-        could not be sent (the next attempt waits for the back-off)."""
-        w = self._write
-        if w is None:
-            w = self._write = self._next_write()
-        w.sent_ns = time.time_ns()
-        try:
-            self.writer.send(w.command)
-        except redis.RedisError as e:
-            self._failed(e)
-            return False
-        return True
-
-    def finish(self) -> bool:
-        """Read the outcome of the write in flight, waiting for it if it has not come; False if it
-        failed (the same write is sent again after the back-off)."""
-        try:
-            n, commit_ns = self.writer.receive()
-        except redis.RedisError as e:
-            self._failed(e)
-            return False
-        self._done(n, commit_ns)
-        return True
-
-    def expire(self, now: float) -> None:
-        """Give up on a reply that has not come within the connection's timeout: a failed write."""
-        call = self.writer.call
-        if call.waiting and call.timeout_s is not None and now - call.sent_at > call.timeout_s:
-            call.abandon()
-            self._failed(redis.TimeoutError(f"no reply from redis within {call.timeout_s:g} s"))
-
     def flush(self, now: float, budget_s: float) -> bool:
-        """Write, waiting for each reply, until the outbox is empty, a write fails or ``budget_s`` is
-        spent; False after a failure (the next attempt waits for the back-off). A write in flight
-        is finished first."""
+        """Write batches until the outbox is empty, a write fails or ``budget_s`` is spent; False
+        after a failure (the next attempt waits for the back-off)."""
         deadline = now + budget_s
-        if self.in_flight and not self.finish():
-            return False
         while self.queue and now >= self._retry_at:
-            if not (self.send() and self.finish()):
+            # A failed batch is retried exactly as it was: its write may have landed with only the
+            # reply lost, and only the same checkpoint lets the script recognise it.
+            batch = self._next_batch()
+            if not self._write(batch):
+                self._retry_size = len(batch)
                 return False
+            self._retry_size = 0
+            for e in batch:
+                self.queue.popleft()
+                self.events -= e.events
             now = time.monotonic()
             if now >= deadline:
                 break
         return True
 
-    def _next_write(self) -> _Write:
-        """Whole batches from the head up to ``batch_size`` events (at least one), with the gap records
-        of what was dropped since the last write ahead of them."""
-        bodies = self._gap_entries() if self._dropped_ranges else []
-        self._dropped_ranges.clear()  # they go with this write, which is sent until it lands
-        last: dict[int, Entry] = {}  # shard -> its last entry here: the checkpoint
-        events = entries = 0
-        first: Entry | None = None  # the first frame, whose lag is counted
-        for x in self.queue:
-            if entries and events + x.events > self.batch_size:
+    def _next_batch(self) -> list[Entry]:
+        """The retried entries, or whole batches from the head up to ``batch_size`` events (at least one)."""
+        if self._retry_size:
+            return [self.queue[i] for i in range(min(self._retry_size, len(self.queue)))]
+        out: list[Entry] = []
+        events = 0
+        for e in self.queue:
+            if out and events + e.events > self.batch_size:
                 break
-            entries += 1
-            events += x.events
+            out.append(e)
+            events += e.events
+        return out
+
+    def _write(self, batch: list[Entry]) -> bool:
+        bodies = self._gap_entries() if self._dropped_ranges else []
+        last: dict[int, Entry] = {}  # shard -> its last entry here: the checkpoint
+        events = 0
+        first: Entry | None = None  # the first frame, whose lag is counted
+        for x in batch:
             if x.shard >= 0:
                 last[x.shard] = x
                 if x.end:
                     continue
+                events += x.events
                 if first is None:
                     first = x
             bodies.append(x.body)
@@ -203,27 +152,23 @@ class Outbox:
         for shard in sorted(last):
             x = last[shard]
             checkpoint += (str(shard), f"{x.epoch}:{x.seq}:end" if x.end else f"{x.epoch}:{x.seq}")
-        ts = ts_recv(first.body) if first is not None else None
-        return _Write(self.writer.command(bodies, checkpoint), entries, events, ts)
-
-    def _done(self, n: int, commit_ns: int) -> None:
-        """The write in flight is in Redis (``n`` < 0: it was already)."""
-        w = self._write
-        assert w is not None
-        self._write = None
-        for _ in range(w.entries):
-            self.events -= self.queue.popleft().events
-        # Redis's clock at the commit, bounded by ours when the reply was read (two hosts' clocks may differ)
-        committed = min(commit_ns, time.time_ns())
-        observe(self.write_ns, WRITE_BOUNDS_NS, max(0, committed - w.sent_ns))
-        observe(self.batch_sizes, BATCH_BOUNDS, w.events)
-        if w.first_ts is not None:
-            observe(self.lag_ns, LATENCY_BOUNDS_NS, committed - w.first_ts)
+        started = time.perf_counter_ns()
+        try:
+            n = self.writer.write(bodies, checkpoint)
+        except redis.RedisError as e:
+            self._failed(e)
+            return False
+        observe(self.write_ns, WRITE_BOUNDS_NS, time.perf_counter_ns() - started)
+        observe(self.batch_sizes, BATCH_BOUNDS, events)
+        if first is not None and (ts := ts_recv(first.body)) is not None:
+            observe(self.lag_ns, LATENCY_BOUNDS_NS, time.time_ns() - ts)
         if n < 0:
             self.skipped_rewrites += 1
             log.warning("batch was already in redis (an earlier write's reply was lost); not written again",
-                        entries=w.events)  # fmt: skip
-        self.written += w.events
+                        entries=events)  # fmt: skip
+        # Either way the batch and its gap records are in Redis now.
+        self._dropped_ranges.clear()
+        self.written += events
         self.batches += 1
         if not self.up:
             log.warning("redis reachable again; writing what was buffered",
@@ -232,6 +177,7 @@ class Outbox:
         self.up = True
         self._delay = 0.05
         self._retry_at = 0.0
+        return True
 
     def _failed(self, error: redis.RedisError) -> None:
         self.errors += 1
@@ -251,9 +197,8 @@ class Outbox:
 
     def _drop_oldest(self) -> None:
         """Drop the oldest whole batches down to 1 % under the limit (a chunk, so a long outage logs a
-        line per chunk, not per batch), remembering each shard's dropped range for the gaps stream. The
-        entries of the write sent stay: it may have landed."""
-        sent = [self.queue.popleft() for _ in range(self._write.entries)] if self._write is not None else []
+        line per chunk, not per batch), remembering each shard's dropped range for the gaps stream."""
+        self._retry_size = 0  # the failed batch loses its head: it can no longer be recognised
         target = self.limit - self.limit // 100
         per_shard: dict[int, _Dropped] = {}
         while self.queue and self.events > target:
@@ -268,7 +213,6 @@ class Outbox:
             d.last = e.seq
             d.count += 1
             d.events += e.events
-        self.queue.extendleft(reversed(sent))
         for shard, d in per_shard.items():
             log.error("outage buffer full; oldest batches dropped", shard=shard, epoch=d.epoch, dropped_from=d.first,
                       dropped_to=d.last, count=d.count, events=d.events, limit=self.limit)  # fmt: skip

@@ -14,9 +14,6 @@ Every batch moves the checkpoint of each shard it carries forward, so a batch wh
 already in place was written before (a retry after a reply lost on the way back): the script then
 writes nothing and returns -1.
 
-The script also returns Redis's clock (``TIME``, after its writes), the commit time the merger's
-metrics read: the merger reads the reply a while after Redis sent it (`bus.rediscall`).
-
 What the streams hold is bounded by their cap (``redis.maxlen`` entries each, trimmed by whole
 listpack nodes, so a little over it): `memory_bound` is what Redis may need once every stream is
 full, and `memory_warning` says when that is more than Redis may have.
@@ -32,17 +29,13 @@ import redis
 from bus.rediscall import ScriptCall, bulk
 
 _SCRIPT = """
-local function now_us()
-  local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000000 + tonumber(t[2])
-end
 local maxlen = ARGV[1]
 local marks = nil
 if ARGV[2] ~= '' then
   marks = cjson.decode(ARGV[2])
   for i = 1, #marks, 2 do
     if redis.call('HGET', KEYS[1], marks[i]) == marks[i + 1] then
-      return {-1, now_us()}
+      return -1
     end
   end
 end
@@ -56,7 +49,7 @@ end
 if marks then
   redis.call('HSET', KEYS[1], unpack(marks))
 end
-return {n, now_us()}
+return n
 """
 
 
@@ -125,31 +118,11 @@ class StreamWriter:
         the checkpoint alone). Returns the number of entries written, or -1 if this checkpoint was
         already in place.
         """
-        self.send(self.command(batches, checkpoint))
-        return self.receive()[0]
-
-    def command(self, batches: Sequence[bytes], checkpoint: Sequence[str]) -> bytes:
-        """The packed script call of `write`, for `send` (and, unchanged, for a retry)."""
         parts = [b for b in batches if b]
         size = 1 + sum(map(len, parts)) + len(parts) if parts else 2  # "[" + parts and their commas + "]"
         parts = [self._head, bulk(orjson.dumps(list(checkpoint)) if checkpoint else b""),
                  b"$%d\r\n[" % size, b",".join(parts), b"]\r\n", self._tail]  # fmt: skip
-        return b"".join(parts)
-
-    def send(self, command: bytes) -> None:
-        """Send a `command` without waiting for Redis to run it."""
-        self._script.send(command)
-
-    def receive(self) -> tuple[int, int]:
-        """The outcome of the command sent: the entries written (-1: it had been written before) and
-        Redis's clock when it committed them, in ns since the epoch. Waits for it if it has not come."""
-        n, now_us = self._script.receive()
-        return n, now_us * 1000
-
-    @property
-    def call(self) -> ScriptCall:
-        """The connection: whether a reply is awaited, its socket, when it was sent."""
-        return self._script
+        return self._script.call(b"".join(parts))
 
     def close(self) -> None:
         self._script.close()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from pathlib import Path
 
@@ -10,7 +9,6 @@ import orjson
 import redis
 
 from bus.embedded_redis import EmbeddedRedis
-from bus.meter import LATENCY_BOUNDS_NS
 from bus.outbox import Entry, Outbox
 from bus.streams import StreamWriter, entry
 
@@ -64,67 +62,3 @@ def test_writes_take_whole_batches_up_to_batch_size_events(redis_client: redis.R
     assert _ids(redis_client) == [*range(100, 104), *range(200, 204), *range(300, 304), *range(400, 430), 5]
     assert redis_client.hget("md:checkpoint", "0") == b"9:5"
     assert outbox.batch_sizes[:3] == [0, 3, 1]  # events per write: 8, 4 and 1 in [1, 10), 30 in [10, 50)
-
-
-def test_a_write_in_flight_keeps_its_entries_until_redis_answers_and_what_comes_meanwhile_goes_next(
-    redis_client: redis.Redis,
-) -> None:
-    outbox = Outbox(StreamWriter(redis_client, "md", 10_000), batch_size=100, limit=1000)
-    ts = str(time.time_ns() - 3_000_000_000).encode()  # received 3 s ago
-    body = b'["type","trade","trade_id","1","ts_recv","%b"]' % ts
-    outbox.add(Entry(entry("trade:binance:BTC-USDT", body), 0, 9, 1, 1))
-    outbox.add(_entry(2))
-    assert outbox.send()
-    assert outbox.in_flight and not outbox.ready(time.monotonic()) and outbox.wait_s(time.monotonic()) is None
-    outbox.add(_entry(3))  # arrives while Redis runs the write
-    assert outbox.events == 3 and outbox.written == 0
-    assert outbox.finish()
-    assert outbox.written == 2 and outbox.events == 1 and _ids(redis_client) == [1, 2]
-    assert redis_client.hget("md:checkpoint", "0") == b"9:2"
-    assert outbox.send() and outbox.finish()
-    assert _ids(redis_client) == [1, 2, 3] and outbox.batches == 2
-    assert sum(outbox.write_ns) == 2  # each write counted once
-    assert outbox.lag_ns[LATENCY_BOUNDS_NS.index(2_500_000_000) + 1] == 1  # receipt to Redis's commit: 2.5-5 s
-    assert sum(outbox.lag_ns) == 1  # the second write's frame has no ts_recv
-
-
-def test_the_outage_limit_never_drops_the_entries_of_the_write_in_flight(redis_client: redis.Redis) -> None:
-    outbox = Outbox(StreamWriter(redis_client, "md", 10_000), batch_size=2, limit=5)
-    for seq in (1, 2):
-        outbox.add(_entry(seq))
-    assert outbox.send()  # 1 and 2 in flight
-    for seq in range(3, 9):
-        outbox.add(_entry(seq))  # past the limit: the oldest not in flight go (3, 4, 5)
-    assert outbox.dropped == 3
-    assert outbox.flush(time.monotonic(), budget_s=5.0)
-    assert _ids(redis_client) == [1, 2, 6, 7, 8]
-    ((_, gap),) = redis_client.xrange("md:gaps")
-    assert (gap[b"first_seq"], gap[b"last_seq"], gap[b"count"], gap[b"events"]) == (b"3", b"5", b"3", b"3")
-
-
-def test_a_reply_that_does_not_come_in_time_fails_the_write_and_the_same_write_is_sent_again(
-    redis_server: EmbeddedRedis, redis_client: redis.Redis
-) -> None:
-    """Redis is busy (another client's ``DEBUG SLEEP``) past the connection's timeout; the write runs
-    after it, so the resend finds it there and writes nothing twice."""
-    client = redis.Redis.from_url(redis_server.url, socket_timeout=0.2)
-    outbox = Outbox(StreamWriter(client, "md", 10_000), batch_size=100, limit=1000)
-    outbox.add(_entry(1))
-    assert outbox.flush(time.monotonic(), budget_s=5.0)  # connected, script loaded
-    outbox.add(_entry(2))
-    busy = threading.Thread(target=redis_client.execute_command, args=("DEBUG", "SLEEP", "0.5"))
-    busy.start()
-    time.sleep(0.1)
-    assert outbox.send()
-    outbox.expire(time.monotonic() + 0.1)  # not yet overdue
-    assert outbox.in_flight
-    outbox.expire(time.monotonic() + 0.3)
-    assert not outbox.in_flight and not outbox.up and outbox.errors == 1
-    outbox.add(_entry(3))
-    deadline = time.monotonic() + 10
-    while outbox.queue and time.monotonic() < deadline:
-        outbox.flush(time.monotonic(), budget_s=1.0)
-        time.sleep(0.05)
-    busy.join()
-    assert _ids(client) == [1, 2, 3]
-    assert outbox.skipped_rewrites == 1 and outbox.up and outbox.batches == 3

@@ -3,7 +3,6 @@ connections, a reply that never came, error replies."""
 
 from __future__ import annotations
 
-import select
 import subprocess
 import time
 from collections.abc import Iterator
@@ -20,12 +19,7 @@ SCRIPT = "redis.call('RPUSH', KEYS[1], ARGV[1]) for _ = 1, tonumber(ARGV[2]) do 
 
 
 def _push(call: ScriptCall, value: bytes, spin: int = 0) -> int:
-    (length,) = call.call(_command(call, value, spin))
-    return length
-
-
-def _command(call: ScriptCall, value: bytes, spin: int = 0) -> bytes:
-    return call.head(2) + bulk(value) + bulk(b"%d" % spin)
+    return call.call(call.head(2) + bulk(value) + bulk(b"%d" % spin))
 
 
 @pytest.fixture
@@ -116,34 +110,3 @@ def test_an_error_reply_is_redis_pys_exception_and_the_connection_stays_usable(r
         _push(call, b"a")
     redis_client.delete("l")
     assert _push(call, b"b") == 1
-
-
-def test_the_reply_is_read_when_the_socket_says_it_is_there_and_one_call_is_in_flight_at_a_time(
-    redis_client: redis.Redis,
-) -> None:
-    call = ScriptCall(redis_client, SCRIPT, ["l"])
-    _push(call, b"a")  # connected, script loaded
-    call.send(_command(call, b"b", spin=2_000_000))  # a few ms of Lua
-    assert call.waiting
-    with pytest.raises(RuntimeError, match="already waiting"):
-        call.send(_command(call, b"c"))
-    assert select.select([call.fileno()], [], [], 10)[0] == [call.fileno()]
-    assert call.receive() == (2,)
-    assert not call.waiting
-    with pytest.raises(RuntimeError, match="no script call"):
-        call.receive()
-
-
-def test_an_array_of_integers_is_the_reply_as_a_tuple(redis_client: redis.Redis) -> None:
-    call = ScriptCall(redis_client, "return {tonumber(ARGV[1]), -7, 2 ^ 52}", [])
-    assert call.call(call.head(1) + bulk(b"12345678901")) == (12345678901, -7, 2**52)
-
-
-def test_an_abandoned_call_leaves_a_connection_that_the_next_call_replaces(redis_client: redis.Redis) -> None:
-    call = ScriptCall(redis_client, SCRIPT, ["l"])
-    _push(call, b"a")
-    call.send(_command(call, b"b", spin=20_000_000))
-    call.abandon()  # its reply would have come on the old connection
-    assert not call.waiting
-    assert _push(call, b"c") == 3  # the abandoned call ran: callers make a repeated call harmless
-    assert redis_client.lrange("l", 0, -1) == [b"a", b"b", b"c"]
