@@ -15,7 +15,9 @@ While the cluster runs, `check_children` restarts:
 - the embedded Redis, if it died: on the same port and data folder (append-only), so the merger,
   which buffers meanwhile, reconnects on its own.
 
-``var/pids.json`` shows who is who and these counters.
+``var/pids.json`` shows who is who and these counters. ``var/cluster.lock`` is held while a cluster
+lives: a second cluster on the same ``var_dir`` would take over its sockets and its embedded Redis's
+folder, so it stops at once with a one-line error instead (`lock_var_dir`).
 
 At the start the parent asks Redis how much memory it has and warns when the streams, once each holds
 ``redis.maxlen`` entries, would take more than half of it (`bus.streams.memory_warning`).
@@ -26,11 +28,13 @@ With ``[metrics] listen`` set, the parent serves `/metrics`, `/health`, `/ready`
 
 from __future__ import annotations
 
+import fcntl
 import os
 import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -104,7 +108,9 @@ class Cluster:
     the children and stops the embedded Redis."""
 
     def __init__(self, settings: Settings, *, check_memory: bool = True) -> None:
-        """``check_memory``: `start` checks that Redis can hold the streams at ``redis.maxlen``."""
+        """``check_memory``: `start` checks that Redis can hold the streams at ``redis.maxlen``. Takes
+        ``var_dir``'s lock (`lock_var_dir`) until `close`."""
+        self._lock: int | None = lock_var_dir(settings.var_path)
         self.settings = settings
         self.check_memory = check_memory
         self.plan: Plan = make_plan(settings.feeds, settings.shard_count())
@@ -319,12 +325,32 @@ class Cluster:
         if self.redis is not None:
             self.redis.stop()
             self.redis = None
+        if self._lock is not None:
+            os.close(self._lock)
+            self._lock = None
 
     def __enter__(self) -> Cluster:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def lock_var_dir(var: Path) -> int:
+    """Lock ``var/cluster.lock`` for this process (released when the returned descriptor is closed, or
+    the process ends, however it ends); a UserError if another process holds it."""
+    var.mkdir(parents=True, exist_ok=True)
+    fd = os.open(var / "cluster.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
+        os.close(fd)
+        raise UserError(f"{var} is in use by another cluster (pid {holder}): stop it, or give this one a "
+                        "cluster.var_dir of its own (ingest bench: --var-dir)") from None  # fmt: skip
+    os.ftruncate(fd, 0)
+    os.write(fd, str(os.getpid()).encode())
+    return fd
 
 
 def _join_all(children: list[Child], timeout: float) -> None:

@@ -175,9 +175,9 @@ def run_ours(
     from tools.verify import verify, wait_caught_up
 
     logs.configure(settings.log.level, settings.log.format, process="parent")
-    shutil.rmtree(settings.var_path / "redis", ignore_errors=True)  # every bench starts from an empty Redis
     # Its streams hold what the pre-built market sends (``redis_mb``), not ``redis.maxlen`` entries each.
-    cluster = Cluster(settings, check_memory=False)
+    cluster = Cluster(settings, check_memory=False)  # first: it fails if another bench uses this var dir
+    shutil.rmtree(settings.var_path / "redis", ignore_errors=True)  # every bench starts from an empty Redis
     cluster.install_signal_handlers()
     truth_path = settings.var_path / "sim" / "truth.jsonl"
     prefix = settings.redis.key_prefix

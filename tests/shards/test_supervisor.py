@@ -1,20 +1,24 @@
 """The supervisor with real child processes: a hung worker (SIGSTOP) is killed and restarted, a crash
-loop backs off, a dead embedded Redis is started again with its data."""
+loop backs off, a dead embedded Redis is started again with its data; one cluster per var_dir."""
 
 from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 import redis
 from structlog.testing import capture_logs
 
 from bus.embedded_redis import EmbeddedRedis
+from ingest.errors import UserError
 from ingest.settings import Settings, from_dict
 from shards.supervisor import Child, Cluster
 
@@ -70,8 +74,7 @@ def test_a_hung_worker_is_killed_and_restarted(
 
 
 def test_a_crash_loop_backs_off_and_a_healthy_run_resets_the_delay(tmp_path: Path) -> None:
-    cluster = Cluster(_settings(tmp_path))
-    cluster.settings.var_path.mkdir()
+    cluster = Cluster(_settings(tmp_path))  # it makes var_dir (its lock is there)
     cluster.healthy_after = 20.0  # generous: a spawn on a loaded machine takes seconds to crash
     child = Child("crashy", _crash, ())
     cluster.workers = [child]
@@ -131,3 +134,25 @@ def test_the_memory_check_is_skipped_while_redis_does_not_answer(tmp_path: Path)
     with capture_logs() as logs:
         assert cluster.check_redis_memory() is None
     assert logs == []
+
+
+def test_a_second_cluster_on_the_same_var_dir_is_refused_until_the_first_is_closed(tmp_path: Path) -> None:
+    settings = _settings(tmp_path)
+    holder = subprocess.Popen(  # another process's cluster, as far as the lock goes
+        [sys.executable, "-c", "import sys, time; from pathlib import Path; from shards.supervisor import lock_var_dir;"
+         f"lock_var_dir(Path({str(settings.var_path)!r})); print('held', flush=True); time.sleep(60)"],
+        stdout=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == b"held\n"
+        with pytest.raises(UserError, match=rf"is in use by another cluster \(pid {holder.pid}\).*cluster.var_dir"):
+            Cluster(settings)
+    finally:
+        holder.kill()
+        holder.wait()
+    first = Cluster(settings)  # the holder's lock went with its process
+    with pytest.raises(UserError, match=rf"pid {os.getpid()}"):
+        Cluster(settings)
+    first.close()
+    Cluster(settings).close()
+    assert (settings.var_path / "cluster.lock").read_text() == str(os.getpid())
