@@ -34,7 +34,7 @@ import signal
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import Any, cast
 
 import redis
 import structlog
@@ -112,7 +112,7 @@ class Merger:
         self.batch_interval = batch_interval
         self.client = client
         self.outbox = Outbox(StreamWriter(client, prefix, maxlen), batch_size, outage_buffer)
-        self.stats = MergerStats()
+        self._stats = MergerStats()  # the outbox's counters are copied in when read (`stats`)
         self.sequencer = Sequencer()
         self.expected_shards = set(range(len(endpoints)))
         ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
@@ -135,6 +135,12 @@ class Merger:
         self._resume_errors = 0
         self._unwritten = 0
         self.reporter = reporter
+
+    @property
+    def stats(self) -> MergerStats:
+        """The counters, the outbox's and the repair client's included, as of now."""
+        self._sync_outbox_stats()
+        return self._stats
 
     def request_stop(self) -> None:
         self._stop_requested = True
@@ -163,7 +169,8 @@ class Merger:
                     self._give_up_drain()
                     break
         self._report()
-        log.info("merger stopped", **{f.name: getattr(self.stats, f.name) for f in fields(self.stats)})
+        stats = self.stats
+        log.info("merger stopped", **{f.name: getattr(stats, f.name) for f in fields(stats)})
         self.outbox.writer.close()  # its own connection (`bus.rediscall`); the client's pool is the caller's
 
     def resume(self) -> bool:
@@ -205,10 +212,9 @@ class Merger:
 
     def report(self) -> dict[str, Any]:
         """The merger's report to the parent's metrics endpoint: its counters and its outbox's histograms."""
-        self._sync_outbox_stats()
-        ob = self.outbox
+        ob, stats = self.outbox, self.stats
         return {"kind": "merger", "name": "merger", **usage(),
-                "stats": {f.name: getattr(self.stats, f.name) for f in fields(self.stats)},
+                "stats": {f.name: getattr(stats, f.name) for f in fields(stats)},
                 "batch_sizes": ob.batch_sizes, "write_ns": ob.write_ns, "lag_ns": ob.lag_ns}  # fmt: skip
 
     def step(self) -> int:
@@ -226,25 +232,30 @@ class Merger:
         if self.outbox.queue:
             timeout = min(timeout, self.outbox.wait_s(now))
         events = dict(self.poller.poll(max(1, int(timeout * 1000))))
-        got = self._read_bus() if self.sock in events else 0
+        bus = self.sock in events
+        got = self._read_bus() if bus else 0
+        now = time.monotonic()
+        if len(events) > bus or self.repair.pending:  # repair answers, or requests waiting for one
+            self._repairs(events, now)
+        if self.outbox.ready(now):
+            self.outbox.flush(now, budget_s=0.02)
+            self._next_write = now + self.batch_interval
+        return got
+
+    def _repairs(self, events: dict[Any, int], now: float) -> None:
+        """Take in the shards' repair answers, and give up on requests that went unanswered."""
         fx = Effects()
         for shard, s in enumerate(self.repair.socks):
             if s in events:
                 for a in self.repair.answers(shard):
                     if a.status == wire.REPLY_OK:
-                        self.stats.repaired += sum(1 for f in a.frames if f[0] >= a.first)
+                        self._stats.repaired += sum(1 for f in a.frames if f[0] >= a.first)
                         self.sequencer.repaired(shard, a.epoch, a.first, a.covered_to, a.last_published, a.frames, fx)
                     else:
                         self.sequencer.other_epoch(shard, a.epoch, fx)
-        now = time.monotonic()
         for shard in self.repair.expired(now):
             self.sequencer.give_up(shard, "the shard did not answer the repair request", fx)
         self._apply(fx)
-        if self.outbox.ready(now):
-            self.outbox.flush(now, budget_s=0.02)
-            self._next_write = now + self.batch_interval
-        self._sync_outbox_stats()
-        return got
 
     def _read_bus(self) -> int:
         """What the bus has now, up to a few writes' worth of events, without waiting; returns the
@@ -255,18 +266,23 @@ class Merger:
         limit = self.batch_size * (10 if self.outbox.queue else 1)
         recv = self.sock.recv
         batch_head, control_head = wire.BATCH_HEADER.size, wire.HEADER.size
+        sockopt = cast(Callable[[int], int], self.sock.getsockopt)  # of zmq.EVENTS: an int
         while n < limit:
             # Three plain recvs, not recv_multipart: its RCVMORE checks cost 7 times the reads
             # (a getsockopt each). A message that is not (topic, header, body) of a batch or a
             # control message is counted and skipped to its end; only the shards publish here.
+            # Whether one is there is asked first: a recv that finds nothing raises zmq.Again, whose
+            # Python-level construction cost more than the batch it ended (one per wake at 10k msgs/s).
+            if not sockopt(zmq.EVENTS) & zmq.POLLIN:  # nothing more now: write what there is (natural batching)
+                break
             try:
                 topic = recv(zmq.NOBLOCK)
-            except zmq.Again:  # nothing more now: write what there is (natural batching)
+            except zmq.Again:
                 break
             try:
                 head, body = recv(zmq.NOBLOCK), recv(zmq.NOBLOCK)
             except zmq.Again:  # fewer than three frames, and nothing after them
-                self.stats.bad_frames += 1
+                self._stats.bad_frames += 1
                 continue
             if topic == wire.BATCH_TOPIC and len(head) == batch_head and body[:1] == b'"':
                 shard, epoch, seq, events = wire.BATCH_HEADER.unpack(head)
@@ -274,7 +290,7 @@ class Merger:
                 self.sequencer.frame(shard, epoch, seq, (events, body), fx)
                 continue
             if topic != wire.CONTROL_TOPIC or len(head) != control_head or body[:2] != b'["':
-                self.stats.bad_frames += 1
+                self._stats.bad_frames += 1
                 while self.sock.getsockopt(zmq.RCVMORE):
                     recv()
                 continue
@@ -282,15 +298,15 @@ class Merger:
                 shard, epoch, seq = wire.parse_header(head)
                 self.sequencer.control(shard, epoch, wire.control_kind(body), seq, fx)
             except DecodeError:
-                self.stats.bad_frames += 1
-        self.stats.received += n
+                self._stats.bad_frames += 1
+        self._stats.received += n
         self._apply(fx)
         return n
 
     # -- carrying out the sequencer's effects -------------------------------------------------
 
     def _apply(self, fx: Effects) -> None:
-        st = self.stats
+        st = self._stats
         for shard, old_epoch, last, ended in fx.restarts:
             st.restarts_seen += 1
             if (ask := self.repair.pending.get(shard)) is not None and ask.epoch == old_epoch:
@@ -308,8 +324,8 @@ class Merger:
                       count=gap.count, reason=gap.reason)  # fmt: skip
             body = gap_body(gap.shard, gap.epoch, gap.first, gap.last, gap.count, gap.reason, None)
             self.outbox.add(Entry(entry(self.outbox.gaps_suffix, body), -1, gap.epoch, 0))
-        now = time.monotonic()
-        unreachable = Effects()
+        unreachable: Effects | None = None
+        now = time.monotonic() if fx.ask else 0.0
         for shard, epoch, first, last in fx.ask:
             if last != wire.UNBOUNDED:
                 log.warning("bus hole; asking the shard", shard=shard, epoch=epoch, missing_from=first,
@@ -317,6 +333,7 @@ class Merger:
             if shard < len(self.repair.socks):
                 self.repair.ask(shard, epoch, first, last, now)
             else:  # no repair channel to this shard (a merger built without one)
+                unreachable = unreachable or Effects()
                 self.sequencer.give_up(shard, "no repair channel to the shard", unreachable)
         for shard, epoch in fx.finished:
             self.outbox.add(Entry(b"", shard, epoch, self.sequencer.tracks[shard].last, end=True))
@@ -325,7 +342,7 @@ class Merger:
         st.holes += fx.holes
         st.missing += fx.missing
         st.duplicates += fx.duplicates
-        if unreachable.accept or unreachable.lost or unreachable.ask or unreachable.finished:
+        if unreachable is not None:
             self._apply(unreachable)
 
     def _give_up_drain(self) -> None:
@@ -337,11 +354,9 @@ class Merger:
         fx.ask.clear()
         self._apply(fx)
         self.outbox.flush(time.monotonic() + 3600, budget_s=5.0)  # ignore any back-off: this is the last chance
-        self._sync_outbox_stats()
         log.warning("drain timed out", shards_not_ended=sorted(self._not_ended()), unwritten=self.outbox.events)
         if self.outbox.queue:
             self._unwritten = sum(e.events for e in self.outbox.queue if e.is_frame)
-            self._sync_outbox_stats()
             log.error("entries never written: redis unreachable until the drain deadline",
                       events=self._unwritten)  # fmt: skip
 
@@ -349,7 +364,7 @@ class Merger:
         return {s for s in self.expected_shards if not self.sequencer.finished(s)}
 
     def _sync_outbox_stats(self) -> None:
-        st, ob = self.stats, self.outbox
+        st, ob = self._stats, self.outbox
         st.written, st.batches, st.redis_errors = ob.written, ob.batches, ob.errors + self._resume_errors
         st.dropped = ob.dropped + self._unwritten
         st.buffered = ob.events
@@ -358,7 +373,6 @@ class Merger:
         st.repair_requests, st.repair_timeouts = self.repair.requests, self.repair.timeouts
 
     def _report(self) -> None:
-        self._sync_outbox_stats()
         if not self.outbox.up:
             return
         with contextlib.suppress(redis.RedisError):
