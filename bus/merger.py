@@ -34,7 +34,7 @@ import signal
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
-from typing import Any, cast
+from typing import Any
 
 import redis
 import structlog
@@ -51,6 +51,9 @@ from ingest import logs
 from ingest.errors import DecodeError
 
 log = structlog.get_logger("merger")
+
+# pyzmq's constants are IntFlag members: ``int & zmq.POLLIN`` runs enum.Flag's Python __rand__. Plain ints.
+_EVENTS, _POLLIN, _NOBLOCK = int(zmq.EVENTS), int(zmq.POLLIN), int(zmq.NOBLOCK)
 
 REPORT_EVERY_S = 5.0
 REPAIR_TIMEOUT_S = 3.0
@@ -266,21 +269,21 @@ class Merger:
         limit = self.batch_size * (10 if self.outbox.queue else 1)
         recv = self.sock.recv
         batch_head, control_head = wire.BATCH_HEADER.size, wire.HEADER.size
-        sockopt = cast(Callable[[int], int], self.sock.getsockopt)  # of zmq.EVENTS: an int
+        sockopt: Callable[[int], int] = self.sock.getsockopt  # type: ignore[assignment]  # (of _EVENTS: an int)
         while n < limit:
             # Three plain recvs, not recv_multipart: its RCVMORE checks cost 7 times the reads
             # (a getsockopt each). A message that is not (topic, header, body) of a batch or a
             # control message is counted and skipped to its end; only the shards publish here.
             # Whether one is there is asked first: a recv that finds nothing raises zmq.Again, whose
             # Python-level construction cost more than the batch it ended (one per wake at 10k msgs/s).
-            if not sockopt(zmq.EVENTS) & zmq.POLLIN:  # nothing more now: write what there is (natural batching)
+            if not sockopt(_EVENTS) & _POLLIN:  # nothing more now: write what there is (natural batching)
                 break
             try:
-                topic = recv(zmq.NOBLOCK)
+                topic = recv(_NOBLOCK)
             except zmq.Again:
                 break
             try:
-                head, body = recv(zmq.NOBLOCK), recv(zmq.NOBLOCK)
+                head, body = recv(_NOBLOCK), recv(_NOBLOCK)
             except zmq.Again:  # fewer than three frames, and nothing after them
                 self._stats.bad_frames += 1
                 continue
