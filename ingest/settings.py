@@ -87,7 +87,10 @@ class ClusterSettings:
         "auto", 'Worker processes: "auto" (one per core, less one for the merger and Redis; at least 1) or a number.',
         _shards,
     )
-    var_dir: str = _opt("var", "Runtime files (sockets, embedded Redis data, logs), relative to the settings file.")
+    var_dir: str = _opt(
+        "var",
+        "Runtime files (sockets, embedded Redis data, logs), relative to the settings file; one cluster at a time.",
+    )
     bus_endpoint: str = _opt(
         "ipc://{var}/bus-{shard}.sock",
         "Each shard's ZeroMQ PUB endpoint; `{shard}` is the shard number, `{var}` the var_dir.",
