@@ -60,7 +60,7 @@ SEND_HWM = 1_000_000
 # group options): calling it directly saves ~0.8 us of the ~1.9 us three frames cost.
 _SEND = zmq.backend.Socket.send
 _MORE = zmq.SNDMORE
-_EVENTS, _POLLIN = int(zmq.EVENTS), int(zmq.POLLIN)  # plain ints: `int & zmq.POLLIN` runs enum.Flag's Python
+_EVENTS, _POLLIN = int(zmq.EVENTS), int(zmq.POLLIN)  # plain ints: `int & zmq.POLLIN` would run enum.Flag's __rand__
 _MAX_PARTS = 2 * wire.BATCH_MAX_EVENTS  # two parts per event in the open batch
 _body = wire.body
 REPAIR_CHUNK = 5_000  # events per repair reply at most (whole batches): a large hole takes several round trips
