@@ -32,6 +32,7 @@ from pathlib import Path
 import redis
 
 from ingest.errors import UserError
+from ingest.lifetime import at_exec
 
 REWRITE_GROWTH_PCT = 400
 REWRITE_MIN_SIZE = "256mb"
@@ -105,8 +106,9 @@ class EmbeddedRedis:
         if self.socket_path is not None:
             args += ["--unixsocket", str(self.socket_path), "--unixsocketperm", "700"]
         # Its own session: a Ctrl-C at the terminal must not stop Redis before the merger has drained.
+        # But it ends with its parent (`ingest.lifetime`): an orphan would keep the folder.
         self.proc = subprocess.Popen(
-            args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, start_new_session=True
+            args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, start_new_session=True, preexec_fn=at_exec
         )
         client = redis.Redis.from_url(self.url)
         deadline = time.monotonic() + timeout

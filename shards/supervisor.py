@@ -17,7 +17,8 @@ While the cluster runs, `check_children` restarts:
 
 ``var/pids.json`` shows who is who and these counters. ``var/cluster.lock`` is held while a cluster
 lives: a second cluster on the same ``var_dir`` would take over its sockets and its embedded Redis's
-folder, so it stops at once with a one-line error instead (`lock_var_dir`).
+folder, so it stops at once with a one-line error instead (`lock_var_dir`). The children, Redis
+included, get SIGTERM if the parent dies without stopping them (`ingest.lifetime`).
 
 At the start the parent asks Redis how much memory it has and warns when the streams, once each holds
 ``redis.maxlen`` entries, would take more than half of it (`bus.streams.memory_warning`).
@@ -47,6 +48,7 @@ from bus.embedded_redis import EmbeddedRedis
 from bus.merger import run_merger
 from bus.streams import memory_bound, memory_warning, redis_memory
 from ingest.errors import UserError
+from ingest.lifetime import run_child
 from ingest.settings import Settings
 from shards.endpoint import MetricsEndpoint
 from shards.heartbeat import Heartbeat
@@ -85,7 +87,8 @@ class Child:
         kwargs = {**self.kwargs, "heartbeat": self.heartbeat}
         if self.tell_restarts:
             kwargs["restarts"] = self.restarts
-        self.proc = _ctx.Process(target=self.target, args=self.args, kwargs=kwargs, name=self.name, daemon=False)
+        self.proc = _ctx.Process(target=run_child, args=(os.getpid(), self.target, self.args, kwargs), name=self.name,
+                                 daemon=False)  # fmt: skip
         self.proc.start()
         self.started_at = time.monotonic()
         self.died_at = None

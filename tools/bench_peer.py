@@ -23,6 +23,7 @@ import redis
 
 from bus.embedded_redis import EmbeddedRedis
 from ingest.errors import UserError
+from ingest.lifetime import at_exec
 from ingest.settings import Settings
 from tools import peer_cryptofeed as peer
 from tools.bench_measure import LatencyField, ProcessGroup, redis_ms, streams, window_stats
@@ -66,7 +67,7 @@ def run_peer(
                 [sys.executable, "-m", "tools.peer_cryptofeed",
                  "--ws-url", simulator.urls["ws_url"]["binance"], "--rest-url", simulator.urls["rest_url"]["binance"],
                  "--redis-url", store.url, "--symbols", ",".join(symbols)],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, preexec_fn=at_exec,
             )  # fmt: skip
         pid = proc.pid
         group = ProcessGroup()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import os
 import signal
 import sys
 import time
@@ -17,6 +18,7 @@ import multiprocess as mp
 import orjson
 
 from ingest.errors import UserError
+from ingest.lifetime import run_child
 from ingest.settings import Settings, SimulatorSettings
 from tools.sim.prebuilt import ReplaySpec
 from tools.sim.server import run_process, serve_forever
@@ -50,7 +52,8 @@ class SimulatorProcess:
         self.truth_path.parent.mkdir(parents=True, exist_ok=True)
         self.ready_file.unlink(missing_ok=True)
         self.progress_file.unlink(missing_ok=True)
-        self.proc = mp.get_context("spawn").Process(target=run_process, args=self._args, name="simulator")
+        self.proc = mp.get_context("spawn").Process(target=run_child, args=(os.getpid(), run_process, self._args, {}),
+                                                    name="simulator")  # fmt: skip
         self.proc.start()
         deadline = time.monotonic() + timeout
         last = b""
