@@ -35,20 +35,20 @@ def _find_prctl() -> Callable[..., int] | None:
 _prctl = _find_prctl()
 
 
+def at_exec() -> None:
+    """SIGTERM when the parent dies. Also ``preexec_fn`` of a `subprocess.Popen` child that is not
+    Python (redis-server): between fork and exec only this C call runs; the request survives the exec."""
+    if _prctl is not None:
+        _prctl(_PR_SET_PDEATHSIG, _SIGTERM, 0, 0, 0)
+
+
 def stop_with_parent(parent: int) -> None:
     """In a child of ``parent``: SIGTERM when it dies, or now if it already has."""
     if _prctl is None:
         return
-    _prctl(_PR_SET_PDEATHSIG, _SIGTERM, 0, 0, 0)
+    at_exec()
     if os.getppid() != parent:  # it died before the request: nothing would signal us
         os.kill(os.getpid(), _SIGTERM)
-
-
-def at_exec() -> None:
-    """``preexec_fn`` of a `subprocess.Popen` child that is not Python (redis-server): SIGTERM when the
-    parent dies. Between fork and exec only this C call runs; the request survives the exec."""
-    if _prctl is not None:
-        _prctl(_PR_SET_PDEATHSIG, _SIGTERM, 0, 0, 0)
 
 
 def run_child(parent: int, target: Callable[..., None], args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
