@@ -231,3 +231,29 @@ def test_a_live_subscriber_gets_each_event_while_the_merger_gets_batches(
     assert _ids(redis_client, "md:trade:binance:BTC-USDT") == list(range(1, 401, 2))
     assert merger.stats.written == 400 and merger.stats.bad_frames == 0
     assert redis_client.hget("md:checkpoint", "0") == f"{shard.pub.epoch}:40:end".encode()
+
+
+def test_an_event_after_a_quiet_spell_is_written_at_once_and_a_busy_bus_gathers_one_write_per_interval(
+    tmp_path: Path, redis_server: EmbeddedRedis, redis_client: redis.Redis
+) -> None:
+    endpoint = f"ipc://{tmp_path}/bus-0.sock"
+    pub = Publisher(endpoint, 0)  # no loop: each publish is a bus batch of one, sent at once
+    merger = Merger([endpoint], redis.Redis.from_url(redis_server.url), "md", 10_000, 100, 0.3)
+    assert pub.wait_for_subscriber(5.0) and merger.resume()
+    key = "md:trade:binance:BTC-USDT"
+    pub.publish(_trade(1))
+    deadline = time.monotonic() + 5
+    while merger.stats.batches == 0 and time.monotonic() < deadline:  # the step that reads it writes it
+        merger.step()
+    assert _ids(redis_client, key) == [1]
+    # Within the interval after that write: what is on the bus, and what comes before the interval is
+    # over, goes out in one write.
+    pub.publish(_trade(2))
+    later = threading.Timer(0.1, pub.publish, args=(_trade(3),))
+    later.start()
+    assert merger.step() == 2
+    later.join()
+    assert merger.stats.batches == 2 and merger.stats.written == 3
+    assert _ids(redis_client, key) == [1, 2, 3]
+    pub.close(1.0)
+    merger.outbox.writer.close()
