@@ -113,7 +113,6 @@ class Cluster:
     def __init__(self, settings: Settings, *, check_memory: bool = True) -> None:
         """``check_memory``: `start` checks that Redis can hold the streams at ``redis.maxlen``. Takes
         ``var_dir``'s lock (`lock_var_dir`) until `close`."""
-        self._lock: int | None = lock_var_dir(settings.var_path)
         self.settings = settings
         self.check_memory = check_memory
         self.plan: Plan = make_plan(settings.feeds, settings.shard_count())
@@ -128,6 +127,8 @@ class Cluster:
         self._redis_died_at: float | None = None
         self._redis_delay = settings.cluster.restart_delay
         self.metrics: MetricsEndpoint | None = None
+        # Last: an __init__ that raised after taking it would hold the folder for the rest of the process.
+        self._lock: int | None = lock_var_dir(settings.var_path)
 
     # -- lifecycle ------------------------------------------------------------------------------
 
