@@ -37,8 +37,11 @@ def _alive(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    # A zombie (dead, not yet reaped by init) counts as gone.
-    return Path(f"/proc/{pid}/stat").read_text().split(") ")[-1][:1] != "Z"
+    # A zombie (dead, not yet reaped by init) counts as gone; so does one reaped since the kill above.
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[-1][:1] != "Z"
+    except FileNotFoundError:
+        return False
 
 
 def test_the_children_and_redis_stop_when_the_parent_is_killed(tmp_path: Path) -> None:
