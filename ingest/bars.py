@@ -66,10 +66,10 @@ def scaled(text: str) -> Scaled:
     """A decimal string as an exact scaled integer, with the places `Decimal(text)` has:
     ``"12.50"`` -> ``(1250, 2)``, ``"7"`` -> ``(7, 0)``. Plain decimals (all the codecs hand out) are read
     directly; anything else `Decimal` accepts goes through it (and what it refuses raises as it does)."""
-    whole, _, frac = text.partition(".")
-    digits = whole + frac
+    point = text.find(".")
+    digits = text if point < 0 else text.replace(".", "", 1)  # one new string (partition and + made four)
     if digits.isdigit() and digits.isascii():
-        return int(digits), len(frac)
+        return int(digits), 0 if point < 0 else len(text) - point - 1
     sign, nums, exponent = Decimal(text).as_tuple()
     if not isinstance(exponent, int):
         raise InvalidOperation(f"not a finite number: {text[:40]!r}")
@@ -87,6 +87,11 @@ def _less(a: int, a_places: int, b: int, b_places: int) -> bool:
         return a < b
     top = max(a_places, b_places)
     return _at(a, a_places, top) < _at(b, b_places, top)
+
+
+def _before(a: Key, b: Key) -> bool:
+    """``a < b``, spelled out: compiled, a comparison of two tuples boxes both (four allocations a trade)."""
+    return a[0] < b[0] or (a[0] == b[0] and a[1] < b[1])
 
 
 def _decimal(n: int, places: int) -> Decimal:
@@ -193,24 +198,24 @@ class _Acc:
             self.first_id = self.last_id = tid
             self.high, self.high_places, self.low, self.low_places = price, pp, price, pp
         else:
-            if key < self.open_key:
+            if _before(key, self.open_key):
                 self.open_key, self.open, self.first_id = key, price_s, tid
-            if key > self.close_key:
+            if _before(self.close_key, key):
                 self.close_key, self.close, self.last_id = key, price_s, tid
             # Equal prices spelled differently: the spelling of the earlier trade wins. (Prices at the
             # same places, nearly always, compare as they are.)
             high, hp = self.high, self.high_places
             if (
-                (price > high or (price == high and key < self.high_key))
+                (price > high or (price == high and _before(key, self.high_key)))
                 if pp == hp
-                else _less(high, hp, price, pp) or (key < self.high_key and not _less(price, pp, high, hp))
+                else _less(high, hp, price, pp) or (_before(key, self.high_key) and not _less(price, pp, high, hp))
             ):
                 self.high, self.high_places, self.high_s, self.high_key = price, pp, price_s, key
             low, lp = self.low, self.low_places
             if (
-                (price < low or (price == low and key < self.low_key))
+                (price < low or (price == low and _before(key, self.low_key)))
                 if pp == lp
-                else _less(price, pp, low, lp) or (key < self.low_key and not _less(low, lp, price, pp))
+                else _less(price, pp, low, lp) or (_before(key, self.low_key) and not _less(low, lp, price, pp))
             ):
                 self.low, self.low_places, self.low_s, self.low_key = price, pp, price_s, key
         # The sums at the finest places seen (nearly always the places every trade has: no scaling).
