@@ -67,7 +67,7 @@ def scaled(text: str) -> Scaled:
     ``"12.50"`` -> ``(1250, 2)``, ``"7"`` -> ``(7, 0)``. Plain decimals (all the codecs hand out) are read
     directly; anything else `Decimal` accepts goes through it (and what it refuses raises as it does)."""
     point = text.find(".")
-    digits = text if point < 0 else text.replace(".", "", 1)  # one new string (partition and + made four)
+    digits = text if point < 0 else text.replace(".", "", 1)  # one new object (partition and + made four)
     if digits.isdigit() and digits.isascii():
         return int(digits), 0 if point < 0 else len(text) - point - 1
     sign, nums, exponent = Decimal(text).as_tuple()
@@ -90,7 +90,7 @@ def _less(a: int, a_places: int, b: int, b_places: int) -> bool:
 
 
 def _before(a: Key, b: Key) -> bool:
-    """``a < b``, spelled out: compiled, a comparison of two tuples boxes both (four allocations a trade)."""
+    """``a < b``, spelled out: compiled, a comparison of two tuples boxes both."""
     return a[0] < b[0] or (a[0] == b[0] and a[1] < b[1])
 
 
