@@ -220,6 +220,40 @@ def test_scaled_integers_give_the_decimal_results(rows: list[tuple[str, str, int
     assert (b.volume, b.notional, b.vwap, b.high, b.low) == _decimal_bar(trades)
 
 
+def _decimal_scaled(text: str) -> tuple[int, int] | str:
+    """(n, places) of ``text`` the `decimal` way, or the name of the error it raises."""
+    from decimal import Decimal
+
+    try:
+        sign, digits, exponent = Decimal(text).as_tuple()
+    except Exception as e:
+        return type(e).__name__
+    if not isinstance(exponent, int):
+        return "InvalidOperation"
+    n = int("".join(map(str, digits)) or "0")
+    return (-n if sign else n), -exponent
+
+
+@given(st.text(alphabet="0123456789.-+eE_ \u0661", max_size=10))
+def test_scaled_reads_a_string_as_decimal_does(text: str) -> None:
+    """The fast path (plain digits with at most one point) and the `Decimal` one agree with `decimal`,
+    points at either end and stray characters included."""
+    from ingest.bars import scaled
+
+    try:
+        got: tuple[int, int] | str = scaled(text)
+    except Exception as e:
+        got = type(e).__name__
+    assert got == _decimal_scaled(text)
+
+
+def test_scaled_keeps_the_places_as_written() -> None:
+    from ingest.bars import scaled
+
+    for text, want in ((".5", (5, 1)), ("5.", (5, 0)), ("00.100", (100, 3)), ("7", (7, 0)), ("1E+2", (1, -2))):
+        assert scaled(text) == want
+
+
 _IDS = st.integers(0, 40).map(str) | st.sampled_from(["007", "0", "00", "a1", "x", "\u0661", "12"])
 
 
