@@ -1,6 +1,7 @@
 """The build: plain setuptools (pyproject.toml says the rest), plus the modules every message passes
-through compiled to C extensions by mypyc, from the same typed source (`ingest.compiled` lists them
-and checks at run time that each extension is as new as its source).
+through compiled to C extensions by mypyc, from the same typed source, and the WebSocket's per-frame
+listener by Cython, from its ``.pyx`` (`ingest.compiled` lists them and checks at run time that each
+extension is as new as its source).
 
 Every build first removes the extensions an earlier editable build left in the tree. ``INGEST_PURE=1``
 builds nothing: the project then runs as plain Python (slower, same behaviour).
@@ -16,7 +17,7 @@ from setuptools import setup
 
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT))
-from ingest.compiled import MODULES, pure  # the list lives with its run-time check  # noqa: E402
+from ingest.compiled import CYTHON, MODULES, pure  # the lists live with their run-time check  # noqa: E402
 
 GROUP = "ingest_hot"  # the shared library of the compiled modules: ingest_hot__mypyc.<suffix>
 
@@ -43,7 +44,17 @@ def ext_modules() -> list[Any]:
     # which costs compiled code nothing (calls into them are generic either way).
     options = ["--config-file=", "--ignore-missing-imports", "--follow-imports=silent", "--python-version=3.11"]
     paths = [m.replace(".", "/") + ".py" for m in MODULES]
-    return mypycify(options + paths, opt_level="3", debug_level="0", group_name=GROUP)
+    return mypycify(options + paths, opt_level="3", debug_level="0", group_name=GROUP) + cython_modules()
+
+
+def cython_modules() -> list[Any]:
+    """The Cython extensions: each extends picows's C classes, found through the picows the build
+    requires (the same release as the one installed: pyproject pins it for both)."""
+    from Cython.Build import cythonize
+    from setuptools import Extension
+
+    exts = [Extension(m, [m.replace(".", "/") + ".pyx"]) for m in CYTHON]
+    return list(cythonize(exts, build_dir="build/cython", compiler_directives={"language_level": 3}, quiet=True))
 
 
 setup(ext_modules=ext_modules())

@@ -3,7 +3,9 @@
 Built on picows: the library parses frames in Cython and calls ``on_ws_frame`` once per frame, with no
 coroutine, future or message object per frame (aiohttp's ``ws.receive()`` costs one of each, and was a
 third of a shard's CPU with the event loop). Complete text and binary messages go to the owner's
-synchronous ``on_message(data, binary)`` as ``bytes`` (text is not decoded here: the codecs read bytes).
+synchronous ``on_message(data, binary)`` as ``bytes`` (text is not decoded here: the codecs read bytes),
+straight from `ingest.session.listener.FrameListener` (compiled: no Python between picows and the owner);
+every other frame comes to `WebSocket._other_frame`.
 
 What the socket does on its own:
 - reassembles fragmented messages (a first frame without ``fin``, then CONTINUATION frames), up to
@@ -29,6 +31,7 @@ from collections.abc import Callable
 import picows
 
 from ingest.errors import ConnectionLost
+from ingest.session.listener import FrameListener
 
 MAX_MESSAGE = 16 * 2**20  # the largest frame or reassembled message (a full order book snapshot fits)
 CLOSE_TIMEOUT_S = 2.0  # a closing socket waits this long for the server's close frame (a dead one sends none)
@@ -37,7 +40,7 @@ CONNECT_TIMEOUT_S = 30.0  # TCP, TLS and the upgrade together
 OnMessage = Callable[[bytes, bool], None]  # (payload, binary): one complete message
 OnOpen = Callable[["WebSocket"], None]  # the socket is up; called before its first message is handed over
 
-_TEXT, _BINARY = picows.WSMsgType.TEXT, picows.WSMsgType.BINARY
+_TEXT, _BINARY = picows.WSMsgType.TEXT, picows.WSMsgType.BINARY  # (other frames only: see FrameListener)
 _CONTINUATION, _CLOSE = picows.WSMsgType.CONTINUATION, picows.WSMsgType.CLOSE
 
 # picows logs every connect and disconnect at INFO; a session logs its own, with context.
@@ -48,15 +51,17 @@ def _drop(data: bytes, binary: bool) -> None:
     pass
 
 
-class WebSocket(picows.WSListener):
+class WebSocket(FrameListener):
     """One client connection (made by `connect`). Single writer: the session that owns it."""
 
     def __init__(self, url: str, on_message: OnMessage, on_open: OnOpen | None = None) -> None:
         super().__init__()
         self.url = url
-        self._on_message = on_message
+        self.deliver = on_message  # whole messages, from FrameListener.on_ws_frame
+        self.other = self._other_frame  # every other frame
+        self.in_pieces = False
         self._on_open = on_open
-        self._parts: list[bytes] | None = None  # a fragmented message being reassembled
+        self._parts: list[bytes] = []  # a fragmented message being reassembled (while in_pieces)
         self._binary = False  # ... and whether it is binary
         self._size = 0
         self._closing = False  # we sent the close frame (close(), or an answer to the server's)
@@ -72,18 +77,6 @@ class WebSocket(picows.WSListener):
         if self._on_open is not None:
             self._on_open(self)
 
-    def on_ws_frame(self, transport: picows.WSTransport, frame: picows.WSFrame) -> None:
-        # The common case first, with nothing but the two attribute reads it needs.
-        if frame.fin and self._parts is None:
-            kind = frame.msg_type
-            if kind is _TEXT:
-                self._on_message(frame.get_payload_as_bytes(), False)
-                return
-            if kind is _BINARY:
-                self._on_message(frame.get_payload_as_bytes(), True)
-                return
-        self._other_frame(transport, frame)
-
     def _other_frame(self, transport: picows.WSTransport, frame: picows.WSFrame) -> None:
         kind = frame.msg_type
         if kind is _CLOSE:
@@ -93,11 +86,11 @@ class WebSocket(picows.WSListener):
             transport.disconnect()
             return
         if kind is _TEXT or kind is _BINARY:  # the first frame of a fragmented message
-            if self._parts is not None:
+            if self.in_pieces:
                 raise picows.WSProtocolError(picows.WSCloseCode.PROTOCOL_ERROR, "a new message inside a fragmented one")
-            self._parts, self._binary, self._size = [], kind is _BINARY, 0
+            self.in_pieces, self._parts, self._binary, self._size = True, [], kind is _BINARY, 0
         elif kind is _CONTINUATION:
-            if self._parts is None:
+            if not self.in_pieces:
                 raise picows.WSProtocolError(picows.WSCloseCode.PROTOCOL_ERROR, "a continuation frame without a start")
         else:  # an unsolicited pong: nothing to do (pings are answered by picows)
             return
@@ -107,8 +100,8 @@ class WebSocket(picows.WSListener):
         self._parts.append(frame.get_payload_as_bytes())
         if frame.fin:
             data, binary = b"".join(self._parts), self._binary
-            self._parts = None
-            self._on_message(data, binary)
+            self.in_pieces, self._parts = False, []
+            self.deliver(data, binary)
 
     # -- the owner's side --------------------------------------------------------------------------
 
@@ -128,7 +121,7 @@ class WebSocket(picows.WSListener):
         t = self._transport
         if t is None or t.is_disconnected:
             return
-        self._on_message = _drop  # what arrives from now on is not the owner's any more
+        self.deliver = _drop  # what arrives from now on is not the owner's any more
         self._closed_by_us = True
         if not self._closing:
             self._closing = True
