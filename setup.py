@@ -54,7 +54,7 @@ def cython_modules() -> list[Any]:
     from setuptools import Extension
 
     exts = [Extension(m, [m.replace(".", "/") + ".pyx"]) for m in CYTHON]
-    return list(cythonize(exts, build_dir="build/cython", compiler_directives={"language_level": 3}, quiet=True))
+    return list(cythonize(exts, build_dir="build/cython", quiet=True))  # each .pyx sets its language_level
 
 
 setup(ext_modules=ext_modules())

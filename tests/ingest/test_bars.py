@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import random
+from decimal import Decimal
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ingest.bars import MINUTE_NS, PARTIAL_END, BarBuilder, bar_of, content
+from ingest.bars import MINUTE_NS, PARTIAL_END, BarBuilder, TradeIds, bar_of, content, scaled
 from ingest.events import Bar, Trade, TradeGap
 
 T0 = 1_700_000_040_000_000_000  # a minute's first nanosecond
@@ -221,25 +222,22 @@ def test_scaled_integers_give_the_decimal_results(rows: list[tuple[str, str, int
 
 
 def _decimal_scaled(text: str) -> tuple[int, int] | str:
-    """(n, places) of ``text`` the `decimal` way, or the name of the error it raises."""
-    from decimal import Decimal
-
+    """(n, places) of ``text`` by `decimal`'s own arithmetic (not `scaled`'s digit-tuple reading), or
+    the name of the error it raises: the number shifted by its places is the integer n, exactly."""
     try:
-        sign, digits, exponent = Decimal(text).as_tuple()
+        d = Decimal(text)
     except Exception as e:
         return type(e).__name__
-    if not isinstance(exponent, int):
+    if not d.is_finite():
         return "InvalidOperation"
-    n = int("".join(map(str, digits)) or "0")
-    return (-n if sign else n), -exponent
+    places = -int(d.as_tuple().exponent)
+    return int(d.scaleb(places)), places
 
 
 @given(st.text(alphabet="0123456789.-+eE_ \u0661", max_size=10))
 def test_scaled_reads_a_string_as_decimal_does(text: str) -> None:
     """The fast path (plain digits with at most one point) and the `Decimal` one agree with `decimal`,
     points at either end and stray characters included."""
-    from ingest.bars import scaled
-
     try:
         got: tuple[int, int] | str = scaled(text)
     except Exception as e:
@@ -248,8 +246,6 @@ def test_scaled_reads_a_string_as_decimal_does(text: str) -> None:
 
 
 def test_scaled_keeps_the_places_as_written() -> None:
-    from ingest.bars import scaled
-
     for text, want in ((".5", (5, 1)), ("5.", (5, 0)), ("00.100", (100, 3)), ("7", (7, 0)), ("1E+2", (1, -2))):
         assert scaled(text) == want
 
@@ -260,8 +256,6 @@ _IDS = st.integers(0, 40).map(str) | st.sampled_from(["007", "0", "00", "a1", "x
 @given(st.lists(_IDS, max_size=60))
 def test_trade_ids_behave_as_a_set_of_strings(ids: list[str]) -> None:
     """Consecutive runs kept as ranges, holes filled in any order, odd spellings kept apart."""
-    from ingest.bars import TradeIds
-
     got, model = TradeIds(), set()
     for tid in ids:
         assert got.add(tid) == (tid not in model)
@@ -272,8 +266,6 @@ def test_trade_ids_behave_as_a_set_of_strings(ids: list[str]) -> None:
 
 
 def test_trade_ids_of_a_run_are_one_range() -> None:
-    from ingest.bars import TradeIds
-
     ids = TradeIds()
     for n in [5, 6, 7, 9, 8, 4, 11]:
         assert ids.add(str(n))

@@ -1,6 +1,7 @@
 """`FrameListener`'s dispatch, the compiled class and its plain-Python twin held to the same answers on
 picows's own frames: a whole text or binary message to ``deliver``, every other frame to ``other``.
-(`test_ws` drives the class the install built through a real server.)"""
+(`test_ws` drives the class the install built through a real server; `tests/ingest/test_compiled.py`
+checks that the install built it.)"""
 
 from __future__ import annotations
 
@@ -14,7 +15,6 @@ import pytest
 from picows.picows import _make_test_ws_frame
 
 import ingest.session.listener as built
-from ingest import compiled
 
 T = picows.WSMsgType
 
@@ -73,9 +73,3 @@ def test_while_a_message_is_in_pieces_even_a_whole_frame_goes_to_other(name: str
     listener.in_pieces = False
     listener.on_ws_frame(None, _make_test_ws_frame(T.TEXT, b"[]", True, False))
     assert seen == [("other", T.TEXT, b"{}"), ("deliver", b"[]", False)]
-
-
-@pytest.mark.skipif(compiled.pure(), reason="INGEST_PURE is set: the install compiled nothing")
-def test_the_install_built_the_compiled_listener() -> None:
-    assert not str(built.__file__).endswith(".py")
-    assert IMPLEMENTATIONS["imported"] is not IMPLEMENTATIONS["python"]
